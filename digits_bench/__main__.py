@@ -1,0 +1,27 @@
+"""`python -m digits_bench [overrides]`: compose the config with Hydra, train it, record it in MLflow."""
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from .config import ConfigError
+from .data import DataError
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    from .train import summary, train  # imported late so `--help` and `--cfg job` stay fast
+
+    try:
+        result = train(cfg)
+    except (ConfigError, DataError) as err:
+        print(f"digits_bench: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    if result is not None:
+        print(summary(result, cfg))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""One LightningDataModule for every MNIST-format dataset: tensors on the device, batches by index."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from .device_batches import DeviceBatches
+from .idx import parse_idx
+from .sources import DatasetSpec, ensure_files, read_verified
+
+TRAIN_POOL = 60_000
+
+
+def load_split(spec: DatasetSpec, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 images N×28×28, int64 labels N) of 'train' or 'test', md5-verified."""
+    images = parse_idx(read_verified(spec, f"{split}_images"), f"{spec.name} {split} images")
+    labels = parse_idx(read_verified(spec, f"{split}_labels"), f"{spec.name} {split} labels")
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
+def holdout_split(n: int, val_size: int, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train indices, validation indices): a seeded random hold-out, the same for every run of a split_seed."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
+    return order[val_size:].sort().values, order[:val_size].sort().values
+
+
+class DigitsDataModule(pl.LightningDataModule):
+    """Train / validation (seeded hold-out of the 60k) / test, each one uint8 tensor on the device.
+
+    Images stay uint8 until the LightningModule normalises (and augments) them on
+    the device, so host-to-device traffic happens once per run, not per batch.
+    """
+
+    def __init__(
+        self,
+        dataset: dict[str, Any],
+        batch_size: int = 100,
+        eval_batch_size: int = 1000,
+        val_size: int = 5000,
+        split_seed: int = 0,
+        seed: int = 0,
+        subset: int | None = None,
+        test_subset: int | None = None,
+        mean: float = 0.1307,
+        std: float = 0.3081,
+    ) -> None:
+        super().__init__()
+        self.spec = DatasetSpec.from_config(dataset)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
+        self.subset, self.test_subset = subset, test_subset
+        self.mean, self.std = mean, std
+        self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def prepare_data(self) -> None:
+        ensure_files(self.spec)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.tensors:
+            return
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        images, labels = load_split(self.spec, "train")
+        train_idx, val_idx = holdout_split(len(labels), self.val_size, self.split_seed)
+        if self.subset is not None:
+            train_idx = train_idx[: self.subset]
+        test_x, test_y = load_split(self.spec, "test")
+        if self.test_subset is not None:
+            test_x, test_y = test_x[: self.test_subset], test_y[: self.test_subset]
+        splits = {"train": (images[train_idx], labels[train_idx]), "val": (images[val_idx], labels[val_idx]), "test": (test_x, test_y)}
+        self.tensors = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
+
+    def _batches(self, split: str, train: bool = False) -> DeviceBatches:
+        images, labels = self.tensors[split]
+        trainer = self.trainer
+        return DeviceBatches(
+            images,
+            labels,
+            self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            seed=self.seed,
+            epoch=(lambda: trainer.current_epoch) if trainer is not None else (lambda: 0),
+            rank=trainer.global_rank if trainer is not None else 0,
+            world_size=trainer.world_size if trainer is not None else 1,
+        )
+
+    def train_dataloader(self) -> DeviceBatches:
+        return self._batches("train", train=True)
+
+    def val_dataloader(self) -> DeviceBatches:
+        return self._batches("val")
+
+    def test_dataloader(self) -> DeviceBatches:
+        return self._batches("test")

@@ -1,0 +1,21 @@
+"""`python -m digits_bench.models`: the registered models with their trainable parameter counts."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from . import count_parameters, create_model, list_models, model_entry
+
+
+def main() -> None:
+    table = Table(title="digits_bench models")
+    for column in ("name", "params", "seed", "architecture"):
+        table.add_column(column, justify="right" if column == "params" else "left")
+    for name in list_models():
+        entry = model_entry(name)
+        table.add_row(name, f"{count_parameters(create_model(name)):,}", entry.seed, entry.summary)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The one LightningModule every model trains through."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+from .schedules import SchedulerConfig
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+ScheduleFactory = Callable[..., SchedulerConfig]
+
+
+class DigitsClassifier(pl.LightningModule):
+    """Cross-entropy classification with on-device preprocessing.
+
+    Batches arrive as uint8 images; `on_after_batch_transfer` scales,
+    augments (training batches only) and normalises them on the device.
+    Metrics are torchmetrics objects that accumulate on the device and are
+    read once per epoch, so no step forces a host synchronisation.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory,
+        schedule: ScheduleFactory,
+        augment: nn.Module,
+        mean: float,
+        std: float,
+        num_classes: int = 10,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.net, self.augment = net, augment
+        self.optimizer_factory, self.schedule_factory = optimizer, schedule
+        self.mean, self.std, self.num_classes = mean, std, num_classes
+        self.channels_last = channels_last
+        accuracy = MulticlassAccuracy(num_classes, average="micro")
+        self.train_acc, self.val_acc, self.test_acc = accuracy.clone(), accuracy.clone(), accuracy.clone()
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.test_report = MetricCollection(
+            {
+                "confusion": MulticlassConfusionMatrix(num_classes),
+                "precision": MulticlassPrecision(num_classes, average=None),
+                "recall": MulticlassRecall(num_classes, average=None),
+                "f1": MulticlassF1Score(num_classes, average=None),
+            }
+        )
+        self.test_outputs: dict[str, torch.Tensor] = {}
+        self._test_preds: list[torch.Tensor] = []
+        self._test_probs: list[torch.Tensor] = []
+
+    def preprocess(self, images: torch.Tensor, train: bool = False) -> torch.Tensor:
+        """uint8 (N, 28, 28) -> normalised float (N, 1, 28, 28); the exact input the net was trained on."""
+        x = images.unsqueeze(1).float().div_(255.0)
+        if train:
+            x = self.augment(x)
+        x = (x - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = batch
+        return self.preprocess(images, train=self.trainer.training), labels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], loss_metric: MeanMetric, acc_metric: MulticlassAccuracy):
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        loss_metric.update(loss.detach(), weight=y.numel())
+        acc_metric.update(logits.detach(), y)
+        return loss, logits
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, _ = self._step(batch, self.train_loss, self.train_acc)
+        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, self.val_loss, self.val_acc)
+        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True)
+        self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        _, logits = self._step(batch, self.test_loss, self.test_acc)
+        self.test_report.update(logits, batch[1])
+        probs, preds = logits.float().softmax(dim=1).max(dim=1)
+        self._test_preds.append(preds)
+        self._test_probs.append(probs)
+        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
+        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
+
+    def on_test_epoch_start(self) -> None:
+        self._test_preds, self._test_probs = [], []
+
+    def on_test_epoch_end(self) -> None:
+        """Keep what the report needs: per-class numbers and every test prediction, in test-set order."""
+        report = {name: value.cpu() for name, value in self.test_report.compute().items()}
+        self.test_report.reset()
+        self.test_outputs = {
+            **report,
+            "preds": torch.cat(self._test_preds).cpu(),
+            "probs": torch.cat(self._test_probs).cpu(),
+        }
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.optimizer_factory(self.net.parameters())
+        epochs = self.trainer.max_epochs
+        steps_per_epoch = max(1, math.ceil(self.trainer.estimated_stepping_batches / epochs))
+        scheduler = self.schedule_factory(optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch)
+        return {"optimizer": optimizer} if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -1,0 +1,105 @@
+"""The pictures and tables logged with every run: curves, confusion matrix, per-class report, mistakes."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+
+def metric_history(client: MlflowClient, run_id: str, keys: list[str]) -> pd.DataFrame:
+    """One row per logged epoch, one column per metric, read back from MLflow itself."""
+    frames = []
+    for key in keys:
+        history = client.get_metric_history(run_id, key)
+        if history:
+            frames.append(pd.Series([m.value for m in sorted(history, key=lambda m: m.step)], name=key))
+    frame = pd.concat(frames, axis=1) if frames else pd.DataFrame()
+    frame.index = pd.RangeIndex(1, len(frame) + 1, name="epoch")
+    return frame
+
+
+def plot_curves(history: pd.DataFrame, path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, what in zip(axes, ("loss", "acc")):
+        for split in ("train", "val"):
+            key = f"{split}/{what}"
+            if key in history:
+                ax.plot(history.index, history[key], marker="o", label=split)
+        ax.set(xlabel="epoch", ylabel=what, title=f"{what} per epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion(confusion: torch.Tensor, path: Path) -> None:
+    n = confusion.shape[0]
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    image = ax.imshow(confusion.numpy(), cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            value = int(confusion[i, j])
+            ax.text(j, i, value, ha="center", va="center", fontsize=7, color="white" if value > confusion.max() / 2 else "black")
+    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true", title="test confusion matrix")
+    fig.colorbar(image)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor, probs: torch.Tensor, path: Path, limit: int = 64) -> int:
+    wrong = (preds != labels).nonzero().flatten()[:limit]
+    cols = 8
+    rows = max(1, -(-len(wrong) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, index in zip(axes.flat, wrong.tolist()):
+        ax.imshow(images[index].numpy(), cmap="gray_r")
+        ax.set_title(f"{int(labels[index])}→{int(preds[index])} ({float(probs[index]):.2f})", fontsize=8)
+    fig.suptitle(f"misclassified test digits: true→predicted (confidence), {len(wrong)} of {int((preds != labels).sum())}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return len(wrong)
+
+
+def class_report(outputs: dict[str, torch.Tensor]) -> pd.DataFrame:
+    confusion = outputs["confusion"]
+    frame = pd.DataFrame(
+        {
+            "precision": outputs["precision"].numpy(),
+            "recall": outputs["recall"].numpy(),
+            "f1": outputs["f1"].numpy(),
+            "support": confusion.sum(dim=1).numpy(),
+        }
+    )
+    frame.index.name = "class"
+    frame.loc["macro avg"] = [*frame[["precision", "recall", "f1"]].mean(), frame["support"].sum()]
+    frame["support"] = frame["support"].astype(int)
+    return frame
+
+
+def log_run_report(client: MlflowClient, run_id: str, outputs: dict[str, torch.Tensor], test_images: torch.Tensor, test_labels: torch.Tensor) -> None:
+    """Write every figure and table into a temporary folder and log it under the run's `report/`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        history = metric_history(client, run_id, ["train/loss", "val/loss", "train/acc", "val/acc"])
+        history.to_csv(out / "history.csv")
+        plot_curves(history, out / "curves.png")
+        plot_confusion(outputs["confusion"], out / "confusion_matrix.png")
+        pd.DataFrame(outputs["confusion"].numpy()).rename_axis(index="true", columns="predicted").to_csv(out / "confusion_matrix.csv")
+        report = class_report(outputs)
+        report.to_csv(out / "classification_report.csv")
+        (out / "classification_report.md").write_text(report.to_markdown(floatfmt=".4f"))
+        plot_misclassified(test_images.cpu(), test_labels.cpu(), outputs["preds"], outputs["probs"], out / "misclassified.png")
+        client.log_artifacts(run_id, str(out), "report")
+

@@ -1,0 +1,151 @@
+"""MLflow bookkeeping around a training run: store, experiment, run lifecycle, params, tags.
+
+The run is created here, before Lightning starts, and closed here: FINISHED
+on success, KILLED on an interrupt, FAILED on any error, never left RUNNING.
+Lightning's MLFlowLogger only attaches to the run to log the metrics.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import pytorch_lightning as pl
+import torch
+from mlflow.entities import Param, RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ATTACH_ENV = "DIGITS_BENCH_RUN_ID"  # set for DDP worker processes that re-run the entry point
+
+
+def tracking_uri(cfg: DictConfig) -> str:
+    """`tracking.uri` (default: $MLFLOW_TRACKING_URI), else the embedded SQLite store in tracking.store_dir."""
+    if cfg.tracking.uri:
+        return str(cfg.tracking.uri)
+    store = Path(cfg.tracking.store_dir).expanduser().resolve()
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def _artifact_root(cfg: DictConfig) -> str | None:
+    """Local stores keep artifacts beside the database; a server decides for itself."""
+    uri = tracking_uri(cfg)
+    if uri.startswith("sqlite:///") or uri.startswith("file:"):
+        return (Path(cfg.tracking.store_dir).expanduser().resolve() / "artifacts").as_uri()
+    return None
+
+
+def make_client(cfg: DictConfig) -> MlflowClient:
+    uri = tracking_uri(cfg)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(client: MlflowClient, name: str, artifact_root: str | None) -> str:
+    """Get or create the experiment; safe when several processes race to create it."""
+    for attempt in range(5):
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return client.create_experiment(name, artifact_location=f"{artifact_root}/{name}" if artifact_root else None)
+        except MlflowException:
+            time.sleep(0.2 * (attempt + 1))  # another process created it, or SQLite was busy
+    raise RuntimeError(f"could not get or create the MLflow experiment {name!r}")
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    commit = out.stdout.strip() or "unknown"
+    return commit + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def device_name(accelerator: str) -> str:
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def environment_tags(accelerator: str) -> dict[str, str]:
+    return {
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+        "cuda_version": str(torch.version.cuda),
+        "lightning_version": pl.__version__,
+        "python_version": platform.python_version(),
+        "device": device_name(accelerator),
+        "host": platform.node(),
+    }
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted keys -> string values, exactly as users type them as overrides."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def log_config(client: MlflowClient, run_id: str, cfg: DictConfig, extra: Mapping[str, Any]) -> None:
+    """Every resolved config value as a param (MLflow allows 6000 chars), plus config.yaml in full."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    params = flatten(resolved) | {k: str(v) for k, v in extra.items()}
+    items = [Param(k, v[:6000]) for k, v in sorted(params.items())]
+    for start in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[start : start + 100])
+    client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so a terminated run is marked KILLED, not left RUNNING."""
+    try:
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def mlflow_run(cfg: DictConfig, tags: Mapping[str, str]) -> Iterator[tuple[MlflowClient, str]]:
+    """Create the run (or, in a DDP worker, attach to the launcher's run) and always close it."""
+    client = make_client(cfg)
+    attached = os.environ.get(ATTACH_ENV)
+    if attached:  # a DDP rank > 0 re-running the entry point: log nothing of its own
+        yield client, attached
+        return
+    exp_id = experiment_id(client, cfg.tracking.experiment, _artifact_root(cfg))
+    run = client.create_run(exp_id, run_name=cfg.tracking.run_name, tags=dict(tags))
+    run_id = run.info.run_id
+    os.environ[ATTACH_ENV] = run_id
+    status = RunStatus.to_string(RunStatus.FAILED)
+    try:
+        with _sigterm_as_interrupt():
+            yield client, run_id
+        status = RunStatus.to_string(RunStatus.FINISHED)
+    except (KeyboardInterrupt, SystemExit):
+        status = RunStatus.to_string(RunStatus.KILLED)
+        raise
+    finally:
+        os.environ.pop(ATTACH_ENV, None)
+        client.set_terminated(run_id, status)

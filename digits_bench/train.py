@@ -1,0 +1,111 @@
+"""The one training path. The CLI, sweeps, the benchmark and the tests all call `train(cfg)`."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.loggers import MLFlowLogger
+
+from . import tracking
+from .callbacks import TrainingClock
+from .config import group_choices, validate
+from .data import DigitsDataModule
+from .models import count_parameters
+from .module import DigitsClassifier
+from .run_report import log_run_report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    metrics: dict[str, float]
+    best_checkpoint: str
+    n_params: int
+    choices: dict[str, str] = field(default_factory=dict)
+
+
+def build_module(cfg: DictConfig) -> DigitsClassifier:
+    """Model, optimizer, schedule and augmentation, each instantiated from its own config group."""
+    return DigitsClassifier(
+        net=instantiate(cfg.model),
+        optimizer=instantiate(cfg.optimizer),
+        schedule=instantiate(cfg.schedule),
+        augment=instantiate(cfg.aug),
+        mean=cfg.data.mean,
+        std=cfg.data.std,
+        num_classes=cfg.data.num_classes,
+        channels_last=cfg.channels_last,
+    )
+
+
+def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> list[Callback]:
+    callbacks: list[Callback] = [
+        ModelCheckpoint(dirpath=checkpoint_dir, filename="best-epoch{epoch:02d}", monitor="val/acc", mode="max",
+                        save_top_k=1, save_last=True, auto_insert_metric_name=False),
+        LearningRateMonitor(logging_interval="epoch"),
+        TrainingClock(tuple(cfg.time_to_val_acc)),
+        *extra,
+    ]
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks.append(TQDMProgressBar(refresh_rate=cfg.progress_refresh))
+    return callbacks
+
+
+def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> TrainResult | None:
+    """Validate, train, test the best-validation checkpoint once, and record it all in one MLflow run.
+
+    Returns None in DDP worker processes other than rank 0.
+    """
+    validate(cfg)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule: DigitsDataModule = instantiate(cfg.data)
+    datamodule.prepare_data()  # missing or corrupt data fails here, before a run exists
+    module = build_module(cfg)
+    n_params = count_parameters(module.net)
+    choices = group_choices()
+    tags = tracking.environment_tags(cfg.trainer.accelerator) | {f"choice.{k}": v for k, v in choices.items()}
+    tags |= {"recipe": cfg.recipe.name, "mlflow.runName": cfg.tracking.run_name or cfg.recipe.name}
+
+    with tracking.mlflow_run(cfg, tags) as (client, run_id):
+        logger = MLFlowLogger(tracking_uri=tracking.tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous)
+        checkpoint_dir = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
+        trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, callbacks or []))
+        if trainer.global_rank == 0:
+            tracking.log_config(client, run_id, cfg, {"n_params": n_params})
+        trainer.fit(module, datamodule=datamodule)
+        if trainer.global_rank != 0:
+            return None
+        best = trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]
+
+        # The test set is read once, on one device, with the best-validation weights.
+        tester: pl.Trainer = instantiate(cfg.trainer, devices=1, num_nodes=1, strategy="auto", logger=logger,
+                                         callbacks=[], enable_checkpointing=False, enable_progress_bar=False)
+        tester.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+        test_images, test_labels = datamodule.tensors["test"]
+        log_run_report(client, run_id, module.test_outputs, test_images, test_labels)
+        if cfg.tracking.log_checkpoint:
+            client.log_artifact(run_id, best, "checkpoints")
+        metrics = {k: float(v) for k, v in client.get_run(run_id).data.metrics.items()}
+        log.info("run %s: test/acc %.4f, best val/acc %.4f", run_id, metrics.get("test/acc", float("nan")),
+                 trainer.checkpoint_callback.best_model_score or float("nan"))  # type: ignore[union-attr]
+        return TrainResult(run_id, metrics, best, n_params, choices)
+
+
+def summary(result: TrainResult, cfg: DictConfig) -> str:
+    """What a user needs after `make train`: the numbers and where to look."""
+    m: dict[str, Any] = result.metrics
+    return (
+        f"run {result.run_id}  recipe={cfg.recipe.name}  params={result.n_params:,}\n"
+        f"  test/acc={m.get('test/acc', float('nan')):.4f}  test/loss={m.get('test/loss', float('nan')):.4f}  "
+        f"val/acc(last)={m.get('val/acc', float('nan')):.4f}  train time={m.get('time/train_s', float('nan')):.1f}s\n"
+        f"  MLflow: {tracking.tracking_uri(cfg)}  experiment={cfg.tracking.experiment}  (make ui)\n"
+        f"  best checkpoint: {result.best_checkpoint}"
+    )
