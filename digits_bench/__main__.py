@@ -6,15 +6,16 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from .config import ConfigError
+from .config import ConfigError, validate
 from .data import DataError
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from .train import summary, train  # imported late so `--help` and `--cfg job` stay fast
-
     try:
+        validate(cfg)  # bad values fail in seconds, before the heavy imports below
+        from .train import summary, train
+
         result = train(cfg)
     except (ConfigError, DataError) as err:
         print(f"digits_bench: error: {err}", file=sys.stderr)

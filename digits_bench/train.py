@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ from .module import DigitsClassifier
 from .run_report import log_run_report
 
 log = logging.getLogger(__name__)
+
+# Both are by design: preprocessing lives in the LightningModule, and the test-only Trainer
+# restores weights from a checkpoint without the callbacks that wrote it.
+warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
+warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint need to be provided.*")
 
 
 @dataclass
@@ -72,7 +78,9 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> TrainResu
     n_params = count_parameters(module.net)
     choices = group_choices()
     tags = tracking.environment_tags(cfg.trainer.accelerator) | {f"choice.{k}": v for k, v in choices.items()}
-    tags |= {"recipe": cfg.recipe.name, "mlflow.runName": cfg.tracking.run_name or cfg.recipe.name}
+    default_name = cfg.recipe.name if cfg.recipe.name != "custom" else "-".join(
+        [cfg.model.name] + [f"{g}={choices[g]}" for g in ("optimizer", "aug", "schedule") if g in choices])
+    tags |= {"recipe": cfg.recipe.name, "mlflow.runName": cfg.tracking.run_name or default_name}
 
     with tracking.mlflow_run(cfg, tags) as (client, run_id):
         logger = MLFlowLogger(tracking_uri=tracking.tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous)

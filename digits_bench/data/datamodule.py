@@ -37,6 +37,7 @@ class DigitsDataModule(pl.LightningDataModule):
     def __init__(
         self,
         dataset: dict[str, Any],
+        num_classes: int = 10,
         batch_size: int = 100,
         eval_batch_size: int = 1000,
         val_size: int = 5000,
@@ -49,6 +50,7 @@ class DigitsDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.spec = DatasetSpec.from_config(dataset)
+        self.num_classes = num_classes
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
         self.subset, self.test_subset = subset, test_subset

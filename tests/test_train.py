@@ -1,0 +1,92 @@
+"""Real fits through the one training path, checked in MLflow."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pytorch_lightning import Callback
+
+from digits_bench.models import list_models
+from digits_bench.train import train
+
+from .conftest import TINY, all_runs, client_for, compose
+
+REPORT = {"report/curves.png", "report/confusion_matrix.png", "report/confusion_matrix.csv",
+          "report/classification_report.csv", "report/classification_report.md", "report/misclassified.png",
+          "report/history.csv"}
+
+
+def artifact_paths(client, run_id: str, path: str = "") -> set[str]:
+    found = set()
+    for item in client.list_artifacts(run_id, path):
+        found |= artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return found
+
+
+@pytest.mark.parametrize("model", list_models())
+def test_every_model_tiny_fit_is_recorded(model: str, isolated_store: Path):
+    extra = ["aug=on", "schedule=steps"] if model == "vgg_bn" else []
+    result = train(compose(f"model={model}", *TINY, *extra))
+    runs = all_runs(isolated_store)
+    assert [r.info.run_id for r in runs] == [result.run_id]
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    for key in ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "time/epoch_s", "time/images_per_s"):
+        assert key in run.data.metrics, key
+    assert 0.0 <= run.data.metrics["test/acc"] <= 1.0
+    assert run.data.params["model.name"] == model and int(run.data.params["n_params"]) == result.n_params
+    assert run.data.tags["choice.model"] == model and run.data.tags["git_commit"] and run.data.tags["device"]
+    files = artifact_paths(client_for(isolated_store), run.info.run_id)
+    assert REPORT | {"config.yaml"} <= files
+    assert any(f.startswith("checkpoints/") and f.endswith(".ckpt") for f in files)
+
+
+def test_mlp_learns_for_real():
+    """Full data, two epochs: a working harness gets mlp_128_64 past 95% on the untouched test set."""
+    result = train(compose("model=mlp_128_64", "model.init=torch", "optimizer=sgd", "optimizer.lr=0.1",
+                           "trainer.max_epochs=2", "trainer.enable_progress_bar=false"))
+    assert result.metrics["test/acc"] >= 0.95
+    assert result.metrics["epoch"] == 1  # two epochs: 0 and 1
+
+
+def test_params_are_not_truncated_and_config_is_logged(isolated_store: Path):
+    long_name = "x" * 400
+    result = train(compose(*TINY, f"+recipe.note={long_name}", "model=linear"))
+    client = client_for(isolated_store)
+    assert client.get_run(result.run_id).data.params["recipe.note"] == long_name
+    text = Path(client.download_artifacts(result.run_id, "config.yaml")).read_text()
+    assert long_name in text and "linear" in text
+
+
+class Boom(Callback):
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "status"), [(RuntimeError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED")])
+def test_failed_or_interrupted_run_is_never_left_running(error: BaseException, status: str, isolated_store: Path):
+    with pytest.raises((RuntimeError, KeyboardInterrupt, SystemExit)):
+        train(compose(*TINY, "model=linear"), callbacks=[Boom(error)])
+    runs = all_runs(isolated_store)
+    assert [r.info.status for r in runs] == [status]
+
+
+def test_test_set_is_scored_on_the_best_validation_checkpoint(isolated_store: Path):
+    result = train(compose(*TINY, "model=linear", "trainer.max_epochs=3"))
+    client = client_for(isolated_store)
+    val = [m.value for m in client.get_metric_history(result.run_id, "val/acc")]
+    assert len(val) == 3
+    assert Path(result.best_checkpoint).name == f"best-epoch{val.index(max(val)):02d}.ckpt"
+    assert len(client.get_metric_history(result.run_id, "test/acc")) == 1
+
+
+def test_ddp_sim_two_processes_one_run(isolated_store: Path):
+    result = train(compose(*TINY, "model=mlp_128_64", "trainer=ddp_sim"))
+    runs = all_runs(isolated_store)
+    assert [r.info.run_id for r in runs] == [result.run_id]
+    assert runs[0].info.status == "FINISHED"
+    assert "test/acc" in runs[0].data.metrics
+    assert runs[0].data.params["trainer.strategy"] == "ddp_spawn"
