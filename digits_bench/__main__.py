@@ -6,8 +6,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from .config import ConfigError, validate
-from .data import DataError
+from .config import validate
+from .errors import ConfigError, DataError
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

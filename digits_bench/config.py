@@ -5,19 +5,16 @@ import numbers
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from .errors import ConfigError
+
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 TRAIN_POOL = 60_000
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key and what to do."""
 
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
@@ -70,5 +67,11 @@ def validate(cfg: DictConfig) -> None:
     accelerator = cfg.trainer.accelerator
     if accelerator not in ACCELERATORS:
         raise ConfigError(f"trainer.accelerator must be one of {', '.join(ACCELERATORS)} (got {accelerator!r})")
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+    if accelerator in ("gpu", "cuda") and not _cuda_available():
         raise ConfigError(f"trainer.accelerator={accelerator} but no CUDA GPU is visible; use trainer=cpu or trainer.accelerator=auto")
+
+
+def _cuda_available() -> bool:
+    import torch  # only when a GPU is asked for: keeps the bad-input path fast
+
+    return torch.cuda.is_available()

@@ -16,15 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 from .idx import idx_bytes
 
 log = logging.getLogger(__name__)
 
 SPLIT_FILES = ("train_images", "train_labels", "test_images", "test_labels")
-
-
-class DataError(RuntimeError):
-    """The dataset is missing or corrupt; the message says how to fix it."""
 
 
 @dataclass(frozen=True)
