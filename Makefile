@@ -36,3 +36,9 @@ ui: $(STAMP)  ## browse every run: http://127.0.0.1:$(PORT)
 
 clean-runs:  ## delete the local MLflow store and checkpoints
 	rm -rf $(STORE) checkpoints
+
+SWEEP   ?= mlp
+WORKERS ?= 1
+.PHONY: sweep
+sweep: data  ## run or resume an Optuna sweep: make sweep SWEEP=architectures WORKERS=2
+	$(BIN)/python -m digits_bench.sweep $(SWEEP) --workers $(WORKERS)

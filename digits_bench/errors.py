@@ -7,3 +7,7 @@ class ConfigError(ValueError):
 
 class DataError(RuntimeError):
     """The dataset is missing or corrupt; the message says how to fix it."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss went NaN or infinite: the run stops and is recorded as FAILED."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import signal
+import sqlite3
 import subprocess
 import time
 from contextlib import contextmanager
@@ -45,8 +46,18 @@ def _artifact_root(cfg: DictConfig) -> str | None:
 def make_client(cfg: DictConfig) -> MlflowClient:
     uri = tracking_uri(cfg)
     if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        enable_wal(Path(uri.removeprefix("sqlite:///")))
     return MlflowClient(tracking_uri=uri)
+
+
+def enable_wal(db: Path) -> None:
+    """Write-ahead logging lets parallel sweep workers read while one writes, instead of 'database is locked'.
+
+    The mode is stored in the file, so setting it once per process is enough.
+    """
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(db, timeout=60) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 def experiment_id(client: MlflowClient, name: str, artifact_root: str | None) -> str:

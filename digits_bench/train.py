@@ -5,7 +5,7 @@ import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
@@ -14,7 +14,7 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelChec
 from pytorch_lightning.loggers import MLFlowLogger
 
 from . import tracking
-from .callbacks import TrainingClock
+from .callbacks import StopOnNonFiniteLoss, TrainingClock
 from .config import group_choices, validate
 from .data import DigitsDataModule
 from .models import count_parameters
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # restores weights from a checkpoint without the callbacks that wrote it.
 warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
 warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint need to be provided.*")
+warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")  # we log per epoch
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")  # inside Lightning
 
 
 @dataclass
@@ -58,6 +60,7 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> 
                         save_top_k=1, save_last=True, auto_insert_metric_name=False),
         LearningRateMonitor(logging_interval="epoch"),
         TrainingClock(tuple(cfg.time_to_val_acc)),
+        StopOnNonFiniteLoss(),
         *extra,
     ]
     if cfg.trainer.get("enable_progress_bar", True):
@@ -65,10 +68,13 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> 
     return callbacks
 
 
-def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> TrainResult | None:
+def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mapping[str, str] | None = None) -> TrainResult | None:
     """Validate, train, test the best-validation checkpoint once, and record it all in one MLflow run.
 
-    Returns None in DDP worker processes other than rank 0.
+    `callbacks` join the standard ones (sweeps add pruning); `tags` are added to the
+    MLflow run (sweeps link trials to their parent). With `evaluate_test=false`
+    (sweep trials) the test set is not touched. Returns None in DDP worker
+    processes other than rank 0.
     """
     validate(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -77,12 +83,13 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> TrainResu
     module = build_module(cfg)
     n_params = count_parameters(module.net)
     choices = group_choices()
-    tags = tracking.environment_tags(cfg.trainer.accelerator) | {f"choice.{k}": v for k, v in choices.items()}
+    environment_tags = tracking.environment_tags(cfg.trainer.accelerator) | {f"choice.{k}": v for k, v in choices.items()}
     default_name = cfg.recipe.name if cfg.recipe.name != "custom" else "-".join(
         [cfg.model.name] + [f"{g}={choices[g]}" for g in ("optimizer", "aug", "schedule") if g in choices])
-    tags |= {"recipe": cfg.recipe.name, "mlflow.runName": cfg.tracking.run_name or default_name}
+    run_tags = environment_tags | {"recipe": cfg.recipe.name, "mlflow.runName": cfg.tracking.run_name or default_name}
+    run_tags |= dict(tags or {})
 
-    with tracking.mlflow_run(cfg, tags) as (client, run_id):
+    with tracking.mlflow_run(cfg, run_tags) as (client, run_id):
         logger = MLFlowLogger(tracking_uri=tracking.tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous)
         checkpoint_dir = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
         trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, callbacks or []))
@@ -92,6 +99,9 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> TrainResu
         if trainer.global_rank != 0:
             return None
         best = trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]
+        if not cfg.evaluate_test:
+            metrics = {k: float(v) for k, v in client.get_run(run_id).data.metrics.items()}
+            return TrainResult(run_id, metrics, best, n_params, choices)
 
         # The test set is read once, on one device, with the best-validation weights.
         tester: pl.Trainer = instantiate(cfg.trainer, devices=1, num_nodes=1, strategy="auto", logger=logger,

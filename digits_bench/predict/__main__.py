@@ -1,0 +1,112 @@
+"""`python -m digits_bench.predict --run RUN_ID IMAGE [IMAGE ...]`: read handwritten digits with a tracked model.
+
+Exit status: 0 all images read; 1 some image could not be read (each says why on stderr, the
+others are still read); 2 no model (bad run, experiment, checkpoint or config) or bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import ImageError, ModelLoadError
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m digits_bench.predict",
+        description="Read handwritten digits (one, or several in a row) from photos or scans with a trained model.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", metavar="RUN_ID", help="an MLflow run id: its config.yaml and checkpoint")
+    source.add_argument("--experiment", metavar="NAME", help="with --best: the experiment's best FINISHED run by test/acc")
+    source.add_argument("--checkpoint", metavar="PATH", type=Path, help="a Lightning checkpoint file")
+    parser.add_argument("--best", action="store_true", help="pick the run of --experiment with the highest test/acc")
+    parser.add_argument("--config", metavar="PATH", type=Path, help="the run's config.yaml, for a --checkpoint without one beside it")
+    parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store (default: as training: $MLFLOW_TRACKING_URI, "
+                                                              "else $DIGITS_BENCH_STORE/mlflow.db)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--save", metavar="DIR", type=Path, help="write annotated images and the 28x28 crops the model saw")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", type=Path, help="image files: any size, any format Pillow reads")
+    args = parser.parse_args(argv)
+    if args.experiment is not None and not args.best:
+        parser.error("--experiment NAME needs --best (the run with the highest test/acc)")
+    if args.best and args.experiment is None:
+        parser.error("--best needs --experiment NAME")
+    if args.config is not None and args.checkpoint is None:
+        parser.error("--config goes with --checkpoint (a run brings its own config)")
+    return args
+
+
+def load_model(args: argparse.Namespace):
+    from . import loading  # torch, Lightning and MLflow: imported once the arguments are known to be good
+
+    if args.checkpoint is not None:
+        return loading.from_checkpoint(args.checkpoint, args.config, args.tracking_uri)
+    client = loading.store_client(args.tracking_uri)
+    run_id = args.run if args.run is not None else loading.best_run(client, args.experiment)
+    return loading.from_run(client, run_id)
+
+
+def print_table(readings: list, model) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"digits read by {model.cfg.model.name} ({model.source})", title_justify="left")
+    table.add_column("image", overflow="fold")
+    table.add_column("read", style="bold")
+    table.add_column("digits (probability)")
+    for r in readings:
+        table.add_row(r.file, r.text, "  ".join(f"{d.digit} ({d.prob:.1%})" for d in r.digits))
+    Console(soft_wrap=False).print(table)
+
+
+def _unique_stem(path: Path, used: set[str]) -> str:
+    stem, n = path.stem, 1
+    while stem in used:
+        n += 1
+        stem = f"{path.stem}_{n}"
+    used.add(stem)
+    return stem
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.save is not None:
+            args.save.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        print(f"digits_bench: error: cannot create --save folder {args.save} ({err.strerror})", file=sys.stderr)
+        return 2
+    try:
+        model = load_model(args)
+    except ModelLoadError as err:
+        print(f"digits_bench: error: {err}", file=sys.stderr)
+        return 2
+    from .reader import read_image
+    from .render import save_reading
+
+    readings, results, stems = [], [], set()
+    for path in args.images:
+        try:
+            reading = read_image(model.module, path)
+        except ImageError as err:
+            print(f"digits_bench: error: {path}: {err}", file=sys.stderr)
+            results.append({"file": str(path), "error": str(err)})
+            continue
+        readings.append(reading)
+        results.append(reading.as_dict())
+        if args.save is not None:
+            saved = save_reading(reading, args.save, _unique_stem(path, stems))
+            results[-1]["saved"] = [str(p) for p in saved]
+    if args.json:
+        source = {"model": model.cfg.model.name, "source": model.source, "run_id": model.run_id, "checkpoint": model.checkpoint}
+        print(json.dumps({"model": source, "images": results}, indent=2))
+    elif readings:
+        print_table(readings, model)
+    return 1 if len(readings) < len(args.images) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

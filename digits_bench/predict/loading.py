@@ -1,0 +1,156 @@
+"""Where a model comes from: a tracked run, the best run of an experiment, or a checkpoint file.
+
+A run carries everything needed: `config.yaml` (the resolved config, which rebuilds the exact
+network and its normalisation) and `checkpoints/*.ckpt` (the weights). A bare checkpoint needs
+its config from beside it, from `--config`, or from the run its folder is named after.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from .. import tracking
+from ..config import compose_config
+from ..module import DigitsClassifier
+from .errors import ModelLoadError
+
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+RANK_METRIC = "test/acc"
+PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+# An existing SQLite store needs no migration notes on stderr; errors are ours to report.
+for _name in ("mlflow", "alembic"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+
+@dataclass
+class LoadedModel:
+    module: DigitsClassifier  # in eval mode, on the CPU
+    cfg: DictConfig
+    source: str               # for people: "run <id>" or the checkpoint path
+    run_id: str | None
+    checkpoint: str           # the checkpoint's file name
+
+
+def store_client(uri: str | None = None) -> MlflowClient:
+    """The store `python -m digits_bench` logs to (or `uri`); never creates an empty one."""
+    if uri is None:
+        uri = tracking.tracking_uri(compose_config([]))
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise ModelLoadError(f"no MLflow store at {uri.removeprefix('sqlite:///')} "
+                             "(set DIGITS_BENCH_STORE or MLFLOW_TRACKING_URI, or pass --tracking-uri)")
+    return MlflowClient(tracking_uri=uri)
+
+
+def best_run(client: MlflowClient, experiment: str) -> str:
+    """The FINISHED run of `experiment` with the highest test/acc."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ModelLoadError(f"no experiment {experiment!r} in the MLflow store {client.tracking_uri}")
+    runs = client.search_runs([found.experiment_id], filter_string=f"attributes.status = 'FINISHED' and metrics.`{RANK_METRIC}` >= 0",
+                              order_by=[f"metrics.`{RANK_METRIC}` DESC"], max_results=1)
+    if not runs:
+        raise ModelLoadError(f"experiment {experiment!r} has no FINISHED run with a {RANK_METRIC} metric")
+    return runs[0].info.run_id
+
+
+def _download(client: MlflowClient, run_id: str, path: str, into: str) -> Path:
+    """One artifact into a folder, without MLflow's progress bar on stderr."""
+    previous = os.environ.get(PROGRESS_BAR)
+    os.environ[PROGRESS_BAR] = "false"
+    try:
+        return Path(client.download_artifacts(run_id, path, into))
+    except (MlflowException, OSError) as err:
+        raise ModelLoadError(f"run {run_id}: cannot fetch artifact {path} ({str(err).splitlines()[0]})") from None
+    finally:
+        if previous is None:
+            os.environ.pop(PROGRESS_BAR, None)
+        else:
+            os.environ[PROGRESS_BAR] = previous
+
+
+def from_run(client: MlflowClient, run_id: str) -> LoadedModel:
+    """Weights and config from the run's artifacts; the best-validation checkpoint when there are several."""
+    try:
+        client.get_run(run_id)
+        artifacts = [a.path for a in client.list_artifacts(run_id, "checkpoints")]
+    except MlflowException:
+        raise ModelLoadError(f"no run {run_id!r} in the MLflow store {client.tracking_uri}") from None
+    except OSError as err:
+        raise ModelLoadError(f"run {run_id}: cannot list its artifacts ({err})") from None
+    checkpoints = sorted((p for p in artifacts if p.endswith(".ckpt")), key=lambda p: (not Path(p).name.startswith("best"), p))
+    if not checkpoints:
+        raise ModelLoadError(f"run {run_id} has no model: no checkpoints/*.ckpt artifact "
+                             "(trained with tracking.log_checkpoint=false, or it did not finish)")
+    with tempfile.TemporaryDirectory(prefix="digits_bench_predict_") as tmp:
+        cfg = load_config(_download(client, run_id, "config.yaml", tmp))
+        checkpoint = _download(client, run_id, checkpoints[0], tmp)
+        return LoadedModel(build(cfg, checkpoint), cfg, f"run {run_id}", run_id, checkpoint.name)
+
+
+def from_checkpoint(path: Path, config: Path | None = None, tracking_uri: str | None = None) -> LoadedModel:
+    """A checkpoint file with `config`, else the config.yaml beside it, else its run's config.yaml."""
+    if not path.is_file():
+        raise ModelLoadError(f"no checkpoint file {path}")
+    if config is not None and not config.is_file():
+        raise ModelLoadError(f"no config file {config}")
+    beside = path.parent / "config.yaml"
+    run_id = path.parent.name if RUN_ID.match(path.parent.name) else None
+    if config is not None or beside.is_file():
+        cfg = load_config(config or beside)
+    elif run_id is not None:
+        cfg = _config_of_run(run_id, tracking_uri, path)
+    else:
+        raise ModelLoadError(f"no config for checkpoint {path}: put the run's config.yaml next to it or pass --config PATH")
+    return LoadedModel(build(cfg, path), cfg, str(path), run_id, path.name)
+
+
+def _config_of_run(run_id: str, tracking_uri: str | None, checkpoint: Path) -> DictConfig:
+    try:
+        client = store_client(tracking_uri)
+        with tempfile.TemporaryDirectory(prefix="digits_bench_predict_") as tmp:
+            return load_config(_download(client, run_id, "config.yaml", tmp))
+    except ModelLoadError:
+        raise ModelLoadError(f"no config for checkpoint {checkpoint}: none beside it, run {run_id} has none in the "
+                             "MLflow store; pass --config PATH") from None
+
+
+def load_config(path: Path) -> DictConfig:
+    """A resolved run config, checked for the keys a model needs."""
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as err:  # yaml's and OmegaConf's many error types: all mean "not a config"
+        raise ModelLoadError(f"{path.name} is not a readable config ({type(err).__name__})") from None
+    missing = [k for k in ("model", "optimizer", "schedule", "aug", "data.mean", "data.std") if OmegaConf.select(cfg, k) is None]
+    if not isinstance(cfg, DictConfig) or missing:
+        raise ModelLoadError(f"{path.name} is not a digits_bench run config (missing {', '.join(missing) or 'everything'})")
+    return cfg
+
+
+def build(cfg: DictConfig, checkpoint: Path) -> DigitsClassifier:
+    """The run's DigitsClassifier (net and normalisation from cfg) with the checkpoint's weights, in eval mode."""
+    import torch  # heavy; only once a model is really to be built
+
+    from ..train import build_module
+
+    try:
+        module = build_module(cfg)
+    except Exception as err:  # hydra instantiation of a config from another version of the code
+        raise ModelLoadError(f"cannot build model {cfg.model.get('name', '?')} from its config ({str(err).splitlines()[0]})") from None
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    except Exception as err:  # pickle, zip and key errors: all mean "not a Lightning checkpoint"
+        raise ModelLoadError(f"{checkpoint.name} is not a Lightning checkpoint ({type(err).__name__})") from None
+    try:
+        module.load_state_dict(state)
+    except RuntimeError:
+        raise ModelLoadError(f"{checkpoint.name} does not hold weights of model {cfg.model.name} as configured") from None
+    return module.eval()

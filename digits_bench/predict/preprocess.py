@@ -1,0 +1,249 @@
+"""Photos and scans of handwritten digits -> 28×28 crops made the way MNIST was made.
+
+MNIST digits are light ink on black: the ink's bounding box scaled to fit 20×20 keeping its
+aspect, placed in 28×28 with the centre of mass at the centre. A model trained on MNIST reads
+other handwriting well only once it looks like that, so every input is brought there:
+grayscale, ink made light (inverted when it is dark on light paper), lighting flattened,
+thresholded, split into digits left to right, and each digit scaled and centred.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage as ndi
+
+from .errors import ImageError
+
+MAX_SIDE = 1200        # larger photos are analysed downscaled: digits stay far larger than 20 px
+BOX, FIELD = 20, 28    # MNIST: ink scaled into 20×20, centred by mass in 28×28
+MIN_STROKE = 1.8       # px at the 20-px scale; thinner pen strokes are thickened (MNIST's are ~2-3 px)
+MIN_CONTRAST = 24.0    # grey levels between paper and ink below which an image holds no ink
+SPECK_AREA = 0.02      # components smaller than this fraction of the largest are noise
+DIGIT_AREA = 0.08      # merged groups smaller than this fraction of the largest group are not digits
+DIGIT_HEIGHT = 0.4     # ... nor groups shorter than this fraction of its height (dots, dashes)
+MERGE_OVERLAP = 0.5    # pieces whose x-extents overlap by this much of the narrower one are one digit
+
+
+@dataclass
+class Digit:
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) in the original image's pixels
+    crop: np.ndarray                # (28, 28) uint8, light ink on black: what the model sees
+
+
+@dataclass
+class Page:
+    image: Image.Image  # RGB at the analysed resolution; --save draws on it
+    zoom: float         # analysed size / original size
+    inverted: bool      # True when the ink was dark on light paper
+    digits: list[Digit]
+
+
+def open_image(path: Path) -> Image.Image:
+    """Any file Pillow reads, upright as the camera held it; a clear ImageError for anything else."""
+    if not path.exists():
+        raise ImageError("no such file")
+    if path.is_dir():
+        raise ImageError("is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError("empty file (0 bytes)")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return ImageOps.exif_transpose(img)
+    except UnidentifiedImageError:
+        raise ImageError("not an image (Pillow cannot read this format)") from None
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ImageError(f"damaged or truncated image ({err})") from None
+
+
+def to_gray(img: Image.Image) -> tuple[np.ndarray, Image.Image]:
+    """(float grey levels 0-255, RGB copy), both at most MAX_SIDE on the long side.
+
+    Transparent pixels become white paper: drawing apps export dark strokes on transparency.
+    """
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit and float scans: stretch to 0-255
+        arr = np.asarray(img, dtype=np.float32)
+        span = float(arr.max() - arr.min()) or 1.0
+        img = Image.fromarray(((arr - arr.min()) * (255.0 / span)).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    rgb = img.convert("RGB")
+    if max(rgb.size) > MAX_SIDE:
+        rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    return np.asarray(rgb.convert("L"), dtype=np.float32), rgb
+
+
+def ink_is_dark(gray: np.ndarray) -> bool:
+    """Paper is what fills the border; ink is whichever extreme lies farther from it."""
+    b = max(1, min(gray.shape) // 20)
+    border = np.concatenate([gray[:b].ravel(), gray[-b:].ravel(), gray[:, :b].ravel(), gray[:, -b:].ravel()])
+    paper = float(np.median(border))
+    return paper - float(gray.min()) > float(gray.max()) - paper
+
+
+def _surface(shape: tuple[int, int]) -> np.ndarray:
+    """Quadratic terms 1, x, y, x², xy, y² over a grid in [-1, 1]², as (h*w, 6)."""
+    y, x = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
+    x, y = x.ravel(), y.ravel()
+    return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
+
+
+def flatten_lighting(ink: np.ndarray) -> np.ndarray:
+    """Subtract the paper's own brightness, fitted as a smooth quadratic surface.
+
+    Uneven light on a photographed page is a slow gradient; ink is small, sharp and on one
+    side of it. The fit runs on a ~64 px thumbnail and drops ink pixels (large positive
+    residuals) each round, so it does not depend on the size of the strokes.
+    """
+    h, w = ink.shape
+    step = max(1, max(h, w) // 64)
+    small = ink[: h - h % step or h, : w - w % step or w]
+    small = small.reshape(small.shape[0] // step, step, small.shape[1] // step, step).mean(axis=(1, 3))
+    design, values = _surface(small.shape), small.ravel()
+    keep = np.ones(values.size, dtype=bool)
+    for _ in range(5):
+        coef, *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
+        residual = values - design @ coef
+        sigma = 1.4826 * float(np.median(np.abs(residual[keep]))) + 0.5
+        keep = residual < 2.5 * sigma
+    return ink - (_surface((h, w)) @ coef).reshape(h, w)
+
+
+def otsu(values: np.ndarray) -> float:
+    """The grey level that best splits values into two classes (Otsu, 1979)."""
+    hist, edges = np.histogram(values, bins=256)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    mean0 = m0 / np.maximum(w0, 1)
+    mean1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mean0 - mean1) ** 2
+    return float(centres[int(np.argmax(between[:-1]))])
+
+
+def _groups(boxes: np.ndarray) -> list[list[int]]:
+    """Indices of components that form one digit: x-extents overlapping heavily (a broken stroke)."""
+    groups = [[i] for i in range(len(boxes))]
+    x0, x1 = boxes[:, 0].astype(float), boxes[:, 2].astype(float)
+    while len(groups) > 1:
+        overlap = np.minimum.outer(x1, x1) - np.maximum.outer(x0, x0)
+        narrower = np.minimum.outer(x1 - x0, x1 - x0)
+        close = overlap >= MERGE_OVERLAP * narrower
+        np.fill_diagonal(close, False)
+        if not close.any():
+            break
+        i, j = sorted(np.argwhere(close)[0])
+        groups[i] += groups.pop(j)
+        x0[i], x1[i] = min(x0[i], x0[j]), max(x1[i], x1[j])
+        x0, x1 = np.delete(x0, j), np.delete(x1, j)
+    return groups
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean pen width in pixels: area over half the outline (a stroke of width w, length L: wL / L)."""
+    outline = np.count_nonzero(mask & ~ndi.binary_erosion(mask))
+    return 2.0 * np.count_nonzero(mask) / max(outline, 1)
+
+
+def to_mnist(ink: np.ndarray) -> np.ndarray:
+    """Ink in 0-1, light on black, tight or not -> (28, 28) uint8 as MNIST: 20 px box, mass-centred."""
+    rows, cols = np.nonzero(ink > 0.02)
+    ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    h, w = ink.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR  # BOX: area-averaging antialias
+    small = np.asarray(Image.fromarray(ink.astype(np.float32)).resize(size, method))
+    core = small[small > 0.1]
+    small = np.clip(small / max(float(np.percentile(core, 98)) if core.size else 1.0, 0.25), 0.0, 1.0)
+    field = np.zeros((FIELD, FIELD), dtype=np.float32)
+    top, left = (FIELD - size[1]) // 2, (FIELD - size[0]) // 2
+    field[top : top + size[1], left : left + size[0]] = small
+    cy, cx = ndi.center_of_mass(field)
+    field = ndi.shift(field, (round(FIELD / 2 - cy), round(FIELD / 2 - cx)), order=0, mode="constant")
+    return np.round(field * 255).astype(np.uint8)
+
+
+def _digit_ink(flat: np.ndarray, member: np.ndarray, floor: float, edge: int) -> np.ndarray:
+    """One digit's ink in 0-1: its own soft grey levels near its strokes, thickened if the pen was thin."""
+    rows, cols = np.nonzero(member)
+    height, width = np.ptp(rows) + 1, np.ptp(cols) + 1
+    scale = BOX / max(height, width)
+    width_px = stroke_width(member)
+    if width_px * scale < MIN_STROKE:  # a fine pen on a big digit would vanish at 20 px
+        grow = (MIN_STROKE / scale - width_px) / 2
+        pad = int(np.ceil(grow)) + 1
+        member = np.pad(member, pad)
+        return (ndi.distance_transform_edt(~member) <= grow).astype(np.float32)
+    level = float(np.percentile(flat[member], 90))
+    near = ndi.binary_dilation(member, iterations=edge)
+    return np.clip((flat - floor) / max(level - floor, 1e-6), 0.0, 1.0) * near
+
+
+@dataclass
+class _Group:
+    labels: list[int]                # component labels (1-based) that make this digit
+    box: tuple[int, int, int, int]   # x0, y0, x1, y1 in analysed pixels
+    area: int
+
+
+def _digit_groups(labels: np.ndarray, n: int) -> list[_Group]:
+    """Components -> digits: specks dropped, broken strokes merged, dots and dashes dropped, left to right."""
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    slices = ndi.find_objects(labels)
+    kept = [i for i in range(n) if areas[i] >= max(SPECK_AREA * areas.max(), 4)]
+    if not kept:
+        return []
+    boxes = np.array([[slices[i][1].start, slices[i][0].start, slices[i][1].stop, slices[i][0].stop] for i in kept])
+    groups = []
+    for members in _groups(boxes):
+        b = boxes[members]
+        box = (int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max()))
+        groups.append(_Group([kept[k] + 1 for k in members], box, int(areas[[kept[k] for k in members]].sum())))
+    ref = max(groups, key=lambda g: g.area)
+    ref_height = ref.box[3] - ref.box[1]
+    digits = [g for g in groups if g.area >= DIGIT_AREA * ref.area and g.box[3] - g.box[1] >= DIGIT_HEIGHT * ref_height]
+    return sorted(digits, key=lambda g: g.box[0] + g.box[2])
+
+
+def segment(gray: np.ndarray) -> tuple[bool, list[tuple[tuple[int, int, int, int], np.ndarray]]]:
+    """(ink was dark, [(box in analysed pixels, 28×28 crop)] left to right); ImageError when there is no ink."""
+    sigma = float(np.clip(max(gray.shape) / 400, 0.7, 2.5))  # smooths sensor and JPEG noise, not strokes
+    smooth = ndi.gaussian_filter(gray, sigma)
+    dark = ink_is_dark(smooth)
+    flat = flatten_lighting(255.0 - smooth if dark else smooth)
+    paper = float(np.median(flat))
+    noise = 1.4826 * float(np.median(np.abs(flat - paper)))
+    if float(flat.max()) - paper < max(MIN_CONTRAST, 6 * noise):
+        raise ImageError("no ink found (blank or nearly uniform image)")
+    labels, n = ndi.label(flat > max(otsu(flat), paper + 5 * noise), structure=np.ones((3, 3)))
+    groups = _digit_groups(labels, n)
+    if not groups:
+        raise ImageError("no ink found (only specks)")
+    floor = paper + max(3 * noise, 0.05 * (float(flat.max()) - paper))
+    edge = max(1, round(2 * sigma))
+    crops = []
+    for g in groups:
+        x0, y0, x1, y1 = g.box
+        window = (slice(max(0, y0 - edge), y1 + edge), slice(max(0, x0 - edge), x1 + edge))
+        member = np.isin(labels[window], g.labels)
+        crops.append((g.box, to_mnist(_digit_ink(flat[window], member, floor, edge))))
+    return dark, crops
+
+
+def read_page(path: Path) -> Page:
+    """One image file -> its digits, left to right, each as the model must see it."""
+    img = open_image(path)
+    original_size = img.size
+    gray, rgb = to_gray(img)
+    dark, found = segment(gray)
+    zoom = rgb.size[0] / original_size[0]
+    digits = [Digit(tuple(int(round(v / zoom)) for v in box), crop) for box, crop in found]  # type: ignore[misc]
+    return Page(rgb, zoom, dark, digits)

@@ -1,0 +1,47 @@
+"""Reading an image: segment it into MNIST-like crops, classify all of them in one forward pass."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..module import DigitsClassifier
+from .preprocess import Page, read_page
+
+
+@dataclass
+class DigitReading:
+    digit: int
+    prob: float
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the original image's pixels
+    crop: np.ndarray                # (28, 28) uint8: what the model saw
+
+
+@dataclass
+class Reading:
+    file: str
+    text: str
+    digits: list[DigitReading]
+    page: Page
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "text": self.text, "inverted": self.page.inverted,
+                "digits": [{"digit": d.digit, "prob": round(d.prob, 4), "box": list(d.box)} for d in self.digits]}
+
+
+@torch.no_grad()
+def classify(module: DigitsClassifier, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(top class, its probability) for uint8 crops (N, 28, 28), normalised exactly as in training."""
+    probs = module(module.preprocess(torch.from_numpy(crops))).float().softmax(dim=1)
+    top, digit = probs.max(dim=1)
+    return digit.numpy(), top.numpy()
+
+
+def read_image(module: DigitsClassifier, path: Path) -> Reading:
+    """The digits of one image file as a string, left to right; raises ImageError when it cannot be read."""
+    page = read_page(path)
+    digits, probs = classify(module, np.stack([d.crop for d in page.digits]))
+    readings = [DigitReading(int(y), float(p), d.box, d.crop) for y, p, d in zip(digits, probs, page.digits)]
+    return Reading(str(path), "".join(str(r.digit) for r in readings), readings, page)

@@ -1,0 +1,1 @@
+"""Optuna sweeps over any config key, driven directly (see sweeps/)."""

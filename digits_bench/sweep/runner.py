@@ -1,0 +1,238 @@
+"""Optuna studies driven directly: each trial composes its config with Hydra and trains through `train()`.
+
+Storage is any RDB URL (SQLite by default). Heartbeats mark trials of a killed
+process failed and a retry callback re-queues them with the same parameters;
+the trial budget is counted from the storage, so a rerun resumes a study
+instead of starting over, and N worker processes share one study.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+from optuna.storages import RDBStorage, RetryFailedTrialCallback, fail_stale_trials
+from optuna.trial import TrialState
+
+from .. import tracking
+from ..config import compose_config
+from ..train import train
+from .pruning import OptunaPruning
+from .spec import SweepSpec
+
+log = logging.getLogger(__name__)
+PARENT_ATTR = "mlflow_parent_run_id"
+# Heartbeats and stale-trial failing are what make a killed sweep resumable; we rely on them knowingly.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def default_storage(cfg: DictConfig) -> str:
+    store = Path(cfg.paths.store_dir).expanduser().resolve()
+    store.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{store / 'optuna.db'}"
+
+
+def make_storage(url: str, spec: SweepSpec) -> RDBStorage:
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        tracking.enable_wal(Path(url.removeprefix("sqlite:///")))
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    return RDBStorage(
+        url,
+        engine_kwargs=engine_kwargs,
+        heartbeat_interval=int(spec.heartbeat["interval"]),
+        grace_period=int(spec.heartbeat["grace"]),
+        failed_trial_callback=RetryFailedTrialCallback(max_retry=2),
+    )
+
+
+def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+    options = dict(spec.sampler)
+    kind = options.pop("type", "tpe")
+    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+    if kind not in samplers:
+        raise ValueError(f"sampler.type must be one of {', '.join(samplers)} (got {kind!r})")
+    return samplers[kind](**options)
+
+
+def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    options = dict(spec.pruner)
+    kind = options.pop("type", "median")
+    if kind == "median":
+        return optuna.pruners.MedianPruner(**{"n_startup_trials": 2, "n_warmup_steps": 0, **options})
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(**{"min_resource": 1, **options})
+    if kind == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"pruner.type must be median, hyperband or none (got {kind!r})")
+
+
+def counted(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """Trials that use up the budget: finished, pruned, or failed by their own error (not by a killed process)."""
+    return sum(
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (t.state == TrialState.FAIL and "error" in t.user_attrs)
+        for t in trials
+    )
+
+
+def open_study(spec: SweepSpec, storage: RDBStorage, create: bool) -> optuna.Study:
+    study = optuna.create_study(
+        study_name=spec.name, storage=storage, sampler=make_sampler(spec), pruner=make_pruner(spec),
+        direction=spec.direction, load_if_exists=True,
+    )
+    if create and not study.trials:
+        for params in spec.enqueue:
+            study.enqueue_trial(dict(params))
+        if spec.balance:  # round-robin: every choice gets the same number of trials
+            choices = next(p.choices for p in spec.space if p.key == spec.balance)
+            for i in range(spec.n_trials - len(spec.enqueue)):
+                study.enqueue_trial({spec.balance: choices[i % len(choices)]})
+    return study
+
+
+class Objective:
+    """One trial: sample, compose, train on the training split, score on validation; never touches the test set."""
+
+    def __init__(self, spec: SweepSpec, parent_run_id: str, client: MlflowClient) -> None:
+        self.spec, self.parent_run_id, self.client = spec, parent_run_id, client
+
+    def _trial_run(self, trial_number: int) -> str | None:
+        runs = self.client.search_runs(
+            [self.client.get_run(self.parent_run_id).info.experiment_id],
+            filter_string=f"tags.`sweep.study` = '{self.spec.name}' and tags.`sweep.trial` = '{trial_number}'",
+            order_by=["attributes.start_time DESC"], max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = {p.key: p.suggest(trial) for p in self.spec.space}
+        tags = {"mlflow.parentRunId": self.parent_run_id, "sweep.study": self.spec.name,
+                "sweep.trial": str(trial.number), "sweep.role": "trial"}
+        pruning = OptunaPruning(trial, self.spec.metric)
+        try:
+            cfg = compose_config([*self.spec.overrides(params), "evaluate_test=false"])
+            result = train(cfg, callbacks=[pruning], tags=tags)
+        except Exception as err:
+            trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:1000])
+            run_id = self._trial_run(trial.number)
+            if run_id:
+                self.client.set_tag(run_id, "sweep.state", "FAIL")
+            log.warning("trial %d failed: %s", trial.number, err)
+            raise
+        assert result is not None
+        trial.set_user_attr("mlflow_run_id", result.run_id)
+        if pruning.pruned_at is not None:
+            self.client.set_tag(result.run_id, "sweep.state", "PRUNED")
+            self.client.set_terminated(result.run_id, RunStatus.to_string(RunStatus.KILLED))
+            raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
+        history = [m.value for m in self.client.get_metric_history(result.run_id, self.spec.metric)]
+        if not history or not all(math.isfinite(v) for v in history):
+            trial.set_user_attr("error", f"{self.spec.metric} missing or not finite")
+            self.client.set_tag(result.run_id, "sweep.state", "FAIL")
+            raise optuna.TrialPruned(f"{self.spec.metric} missing or not finite")
+        self.client.set_tag(result.run_id, "sweep.state", "COMPLETE")
+        return max(history) if self.spec.direction == "maximize" else min(history)
+
+
+def close_killed_trial_runs(study: optuna.Study, objective: "Objective") -> None:
+    """A SIGKILLed trial leaves its MLflow run RUNNING; once its heartbeat went stale, mark the run KILLED."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        if "error" in trial.user_attrs:
+            continue
+        run_id = objective._trial_run(trial.number)
+        if run_id and objective.client.get_run(run_id).info.status == "RUNNING":
+            objective.client.set_tag(run_id, "sweep.state", "FAIL")
+            objective.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+
+
+def work(spec: SweepSpec, storage_url: str, parent_run_id: str) -> None:
+    """One worker: take trials until the study's budget is spent, waiting out trials others still run."""
+    client = tracking.make_client(compose_config([]))
+    study = open_study(spec, make_storage(storage_url, spec), create=False)
+    objective = Objective(spec, parent_run_id, client)
+    fail_stale_trials(study)
+    close_killed_trial_runs(study, objective)
+    while True:
+        fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        done = counted(trials)
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        if done >= spec.n_trials:
+            return
+        if done + running >= spec.n_trials:  # the rest is in flight elsewhere (or stale, to be failed and retried)
+            time.sleep(min(2.0, float(spec.heartbeat["interval"])))
+            continue
+        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+
+
+def parent_run(client: MlflowClient, cfg: DictConfig, spec: SweepSpec, study: optuna.Study, storage_url: str) -> str:
+    """The study's MLflow parent run: created once, reopened on every rerun."""
+    run_id = study.user_attrs.get(PARENT_ATTR)
+    if run_id is not None:
+        try:
+            client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            return run_id
+        except Exception:  # the MLflow store was wiped or changed: start a new parent
+            log.info("parent run %s not found; creating a new one", run_id)
+    experiment_id = tracking.experiment_id(client, cfg.tracking.experiment, tracking._artifact_root(cfg))
+    tags = tracking.environment_tags("auto") | {
+        "mlflow.runName": f"sweep:{spec.name}", "sweep.study": spec.name, "sweep.role": "parent",
+        "sweep.storage": storage_url, "sweep.file": str(spec.path),
+    }
+    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    client.log_param(run_id, "n_trials", spec.n_trials)
+    client.log_text(run_id, spec.path.read_text() if spec.path else "", "sweep.yaml")
+    study.set_user_attr(PARENT_ATTR, run_id)
+    return run_id
+
+
+def finish_parent(client: MlflowClient, parent_run_id: str, study: optuna.Study, spec: SweepSpec, status: str) -> None:
+    trials = study.get_trials(deepcopy=False)
+    states = {state.name: sum(t.state == state for t in trials) for state in TrialState}
+    for name, number in states.items():
+        client.set_tag(parent_run_id, f"trials.{name.lower()}", str(number))
+    if any(t.state == TrialState.COMPLETE for t in trials):
+        best = study.best_trial
+        client.set_tag(parent_run_id, "best_trial", str(best.number))
+        client.set_tag(parent_run_id, "best_value", f"{best.value:.6f}")
+        client.set_tag(parent_run_id, "best_params", str(best.params))
+        if "mlflow_run_id" in best.user_attrs:
+            client.set_tag(parent_run_id, "best_run_id", best.user_attrs["mlflow_run_id"])
+            client.set_tag(best.user_attrs["mlflow_run_id"], "sweep.best", "true")
+    client.set_terminated(parent_run_id, status)
+
+
+def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1, worker_args: list[str] | None = None) -> optuna.Study:
+    """Create or resume the study, run `workers` processes on it, and close the parent run."""
+    cfg = compose_config([])
+    storage_url = storage_url or default_storage(cfg)
+    client = tracking.make_client(cfg)
+    study = open_study(spec, make_storage(storage_url, spec), create=True)
+    parent = parent_run(client, cfg, spec, study, storage_url)
+    status = RunStatus.to_string(RunStatus.FAILED)
+    try:
+        if workers <= 1:
+            work(spec, storage_url, parent)
+        else:
+            command = [sys.executable, "-m", "digits_bench.sweep", *(worker_args or []), "--storage", storage_url,
+                       "--worker-of", parent]
+            processes = [subprocess.Popen(command) for _ in range(workers)]
+            codes = [p.wait() for p in processes]
+            if any(codes):
+                raise RuntimeError(f"sweep workers exited with {codes}")
+        status = RunStatus.to_string(RunStatus.FINISHED)
+    except KeyboardInterrupt:
+        status = RunStatus.to_string(RunStatus.KILLED)
+        raise
+    finally:
+        finish_parent(client, parent, study, spec, status)
+    return study
