@@ -31,6 +31,7 @@ from .spec import SweepSpec
 
 log = logging.getLogger(__name__)
 PARENT_ATTR = "mlflow_parent_run_id"
+BASE_ATTR = "base_overrides"  # lets `compare --study` rebuild the best trial's config
 # Heartbeats and stale-trial failing are what make a killed sweep resumable; we rely on them knowingly.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -90,6 +91,7 @@ def open_study(spec: SweepSpec, storage: RDBStorage, create: bool) -> optuna.Stu
         direction=spec.direction, load_if_exists=True,
     )
     if create and not study.trials:
+        study.set_user_attr(BASE_ATTR, list(spec.base))
         for params in spec.enqueue:
             study.enqueue_trial(dict(params))
         if spec.balance:  # round-robin: every choice gets the same number of trials

@@ -1,0 +1,86 @@
+"""`python -m digits_bench.compare`: re-train one recipe over K seeds, each scored once on the test set.
+
+A recipe is either Hydra overrides (`experiment=seed004_vgg_bn`, `model=lenet optimizer=adamw …`)
+or `--study NAME`: the best trial of an Optuna sweep, rebuilt from the sweep's base overrides
+and the trial's parameters. Runs are tagged `compare.recipe` so `make report` can group them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+from .errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    overrides: list[str]
+
+
+def study_recipe(study_name: str, storage_url: str | None) -> Recipe:
+    """The best completed trial of a study as Hydra overrides."""
+    import optuna
+
+    from .config import compose_config
+    from .sweep.runner import BASE_ATTR, default_storage
+    from .sweep.spec import SweepSpec
+
+    url = storage_url or default_storage(compose_config([]))
+    try:
+        study = optuna.load_study(study_name=study_name, storage=url)
+        best = study.best_trial
+    except KeyError:
+        raise ConfigError(f"no study named {study_name!r} in {url}; run `make sweep SWEEP={study_name}` first") from None
+    except ValueError:
+        raise ConfigError(f"study {study_name!r} has no completed trial yet; let the sweep finish first") from None
+    base = [o for o in study.user_attrs.get(BASE_ATTR, []) if not o.startswith("data.subset=")]
+    overrides = SweepSpec(study_name, tuple(base), (), 1).overrides(best.params)
+    return Recipe(f"study:{study_name}#{best.number}", overrides)
+
+
+def run_compare(recipe: Recipe, seeds: list[int]) -> list[str]:
+    """Train the recipe once per seed; returns the MLflow run ids."""
+    from .config import compose_config
+    from .train import train
+
+    run_ids = []
+    for seed in seeds:
+        cfg = compose_config([*recipe.overrides, f"seed={seed}", "evaluate_test=true"])
+        result = train(cfg, tags={"compare.recipe": recipe.name, "compare.seed": str(seed)})
+        assert result is not None
+        print(f"{recipe.name} seed {seed}: test/acc={result.metrics.get('test/acc', float('nan')):.4f}  run {result.run_id}")
+        run_ids.append(result.run_id)
+    return run_ids
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m digits_bench.compare", description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=seed004_vgg_bn")
+    parser.add_argument("--study", help="re-train the best trial of this Optuna study instead")
+    parser.add_argument("--storage", help="Optuna storage URL of --study (default: the local SQLite)")
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
+    parser.add_argument("--first-seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        if args.seeds < 1:
+            raise ConfigError(f"--seeds must be >= 1 (got {args.seeds})")
+        if args.study:
+            recipe = study_recipe(args.study, args.storage)
+            recipe = Recipe(recipe.name, [*recipe.overrides, *args.overrides])
+        else:
+            from .config import compose_config
+
+            cfg = compose_config(args.overrides)
+            name = cfg.recipe.name if cfg.recipe.name != "custom" else " ".join(args.overrides) or "default"
+            recipe = Recipe(name, list(args.overrides))
+        run_compare(recipe, list(range(args.first_seed, args.first_seed + args.seeds)))
+    except (ConfigError, DataError) as err:
+        print(f"digits_bench: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
