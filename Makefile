@@ -42,3 +42,12 @@ WORKERS ?= 1
 .PHONY: sweep
 sweep: data  ## run or resume an Optuna sweep: make sweep SWEEP=architectures WORKERS=2
 	$(BIN)/python -m digits_bench.sweep $(SWEEP) --workers $(WORKERS)
+
+RECIPE ?= experiment=seed000_mlp_128_64
+SEEDS  ?= 3
+.PHONY: compare report
+compare: data  ## re-train a recipe over seeds: make compare RECIPE=experiment=seed004_vgg_bn SEEDS=3 (or RECIPE="--study mlp")
+	$(BIN)/python -m digits_bench.compare $(RECIPE) --seeds $(SEEDS)
+
+report: $(STAMP)  ## results/leaderboard.{md,csv} and plots from the runs in MLflow
+	$(BIN)/python -m digits_bench.report --out results

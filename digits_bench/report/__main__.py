@@ -1,0 +1,86 @@
+"""`python -m digits_bench.report`: results/leaderboard.{csv,md} and plots, from the runs in MLflow."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import platform
+import sys
+import warnings
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import torch
+
+from .. import tracking
+from ..config import compose_config
+from .plots import accuracy_vs_params, accuracy_vs_time, study_plots, validation_curves
+from .runs import load_runs
+from .table import leaderboard, markdown
+
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def study_section(storage: str, out: Path) -> tuple[str, list[pd.DataFrame]]:
+    lines, frames = [], []
+    try:
+        summaries = optuna.get_all_study_summaries(storage)
+    except Exception:  # no study database yet
+        return "", frames
+    for summary in summaries:
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        frame = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
+        frame.insert(0, "study", study.study_name)
+        frames.append(frame)
+        plots = study_plots(study, out)
+        states = frame["state"].value_counts().to_dict()
+        best = ""
+        if any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+            best = f"best trial {study.best_trial.number}: {100 * study.best_value:.2f}% val acc, {study.best_params}"
+        lines.append(f"- **{study.study_name}**: {len(frame)} trials {states}. {best} " + " ".join(f"![]({p.name})" for p in plots))
+    return "\n".join(lines), frames
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m digits_bench.report", description=__doc__)
+    parser.add_argument("--out", default="results", help="output folder (default results/)")
+    parser.add_argument("--storage", default=None, help="Optuna storage with the studies to plot (default: local SQLite)")
+    args = parser.parse_args(argv)
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    cfg = compose_config([])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs, curves = load_runs(tracking.make_client(cfg), cfg.tracking.experiment)
+    if runs.empty:
+        print(f"digits_bench: error: no finished, test-scored runs in {tracking.tracking_uri(cfg)}; run `make train` or compare first", file=sys.stderr)
+        return 2
+    board = leaderboard(runs)
+    board.to_csv(out / "leaderboard.csv", index=False)
+    runs.sort_values(["recipe", "seed"]).to_csv(out / "runs.csv", index=False)
+    accuracy_vs_params(board, out / "accuracy_vs_params.png")
+    accuracy_vs_time(board, out / "accuracy_vs_time.png")
+    validation_curves(runs, curves, out / "validation_curves.png")
+    from ..sweep.runner import default_storage
+
+    studies, frames = study_section(args.storage or default_storage(cfg), out)
+    if frames:
+        pd.concat(frames).to_csv(out / "studies.csv", index=False)
+    header = (
+        f"# digits_bench leaderboard\n\nGenerated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC} from "
+        f"{len(runs)} MLflow runs (`make report`). Environment: {', '.join(sorted(runs['device'].unique()))}; "
+        f"torch {torch.__version__}, Python {platform.python_version()}; commits {', '.join(sorted(runs['git_commit'].unique()))}.\n"
+        "Test accuracy is the best-validation checkpoint of each run scored once on the 10k test set; "
+        "`n` is the number of seeds; times are training only (evaluation excluded).\n\n"
+    )
+    body = markdown(board) + "\n\n![accuracy vs parameters](accuracy_vs_params.png)\n![accuracy vs time](accuracy_vs_time.png)\n![validation curves](validation_curves.png)\n"
+    if studies:
+        body += f"\n## Sweeps\n\n{studies}\n"
+    (out / "leaderboard.md").write_text(header + body)
+    print(markdown(board))
+    print(f"\nwrote {out}/leaderboard.md, leaderboard.csv, runs.csv and plots")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,44 @@
+"""compare + report: the leaderboard is built from real runs and its numbers are exactly theirs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from digits_bench.compare import Recipe, run_compare
+from digits_bench.report.__main__ import main as report_main
+from digits_bench.report.plots import pareto_front
+
+from .conftest import TINY, all_runs
+
+
+def test_report_matches_the_runs_it_read(tmp_path: Path, isolated_store: Path):
+    run_compare(Recipe("tiny-linear", ["model=linear", *TINY]), seeds=[0, 1])
+    run_compare(Recipe("tiny-mlp", ["model=mlp_128_64", "model.init=torch", *TINY]), seeds=[0])
+    out = tmp_path / "results"
+    assert report_main(["--out", str(out)]) == 0
+
+    board = pd.read_csv(out / "leaderboard.csv").set_index("recipe")
+    runs = {r.info.run_id: r for r in all_runs(isolated_store)}
+    linear = [r for r in runs.values() if r.data.tags.get("compare.recipe") == "tiny-linear"]
+    row = board.loc["tiny-linear"]
+    assert row["n_seeds"] == 2 and set(row["run_ids"].split()) == {r.info.run_id for r in linear}
+    accs = [r.data.metrics["test/acc"] for r in linear]
+    assert row["test_acc_mean"] == pytest.approx(sum(accs) / 2)
+    assert row["test_acc_std"] == pytest.approx(pd.Series(accs).std())
+    assert row["params"] == 7850 and row["model"] == "linear" and row["epochs"] == 1
+    assert board.loc["tiny-mlp", "n_seeds"] == 1
+    for name in ("leaderboard.md", "runs.csv", "accuracy_vs_params.png", "accuracy_vs_time.png", "validation_curves.png"):
+        assert (out / name).stat().st_size > 0
+    assert "tiny-linear" in (out / "leaderboard.md").read_text()
+
+
+def test_report_without_runs_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert report_main(["--out", str(tmp_path / "r")]) == 2
+    assert "no finished, test-scored runs" in capsys.readouterr().err
+
+
+def test_pareto_front_keeps_only_undominated_recipes():
+    board = pd.DataFrame({"recipe": list("abcd"), "train_time_s": [1, 2, 3, 4], "test_acc_mean": [0.9, 0.95, 0.94, 0.99]})
+    assert pareto_front(board, "train_time_s")["recipe"].tolist() == ["a", "b", "d"]
