@@ -51,3 +51,7 @@ compare: data  ## re-train a recipe over seeds: make compare RECIPE=experiment=s
 
 report: $(STAMP)  ## results/leaderboard.{md,csv} and plots from the runs in MLflow
 	$(BIN)/python -m digits_bench.report --out results
+
+.PHONY: bench
+bench: data  ## tutorial pipeline vs plain device loop vs harness, side by side: results/bench.{md,csv}
+	$(BIN)/python -m digits_bench.bench --out results

@@ -94,25 +94,27 @@ def _surface(shape: tuple[int, int]) -> np.ndarray:
     return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
 
 
-def flatten_lighting(ink: np.ndarray) -> np.ndarray:
-    """Subtract the paper's own brightness, fitted as a smooth quadratic surface.
+def paper_level(ink: np.ndarray) -> np.ndarray:
+    """The paper's own brightness under the ink, fitted as a smooth quadratic surface.
 
     Uneven light on a photographed page is a slow gradient; ink is small, sharp and on one
-    side of it. The fit runs on a ~64 px thumbnail and drops ink pixels (large positive
-    residuals) each round, so it does not depend on the size of the strokes.
+    side of it (above the paper, in ink units). The fit starts flat at the 25th percentile (paper
+    fills most of any page), then refits on the pixels within 2.5 sigma of it, sigma measured
+    below the surface where no ink can be. It runs on a ~64 px thumbnail, so strokes of any width
+    are alike to it.
     """
     h, w = ink.shape
     step = max(1, max(h, w) // 64)
     small = ink[: h - h % step or h, : w - w % step or w]
     small = small.reshape(small.shape[0] // step, step, small.shape[1] // step, step).mean(axis=(1, 3))
     design, values = _surface(small.shape), small.ravel()
-    keep = np.ones(values.size, dtype=bool)
+    coef = np.array([np.percentile(values, 25), 0, 0, 0, 0, 0], dtype=np.float64)
     for _ in range(5):
-        coef, *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
         residual = values - design @ coef
-        sigma = 1.4826 * float(np.median(np.abs(residual[keep]))) + 0.5
-        keep = residual < 2.5 * sigma
-    return ink - (_surface((h, w)) @ coef).reshape(h, w)
+        below = -residual[residual < 0]
+        sigma = 1.4826 * float(np.median(below)) + 0.5 if below.size else 0.5
+        coef, *_ = np.linalg.lstsq(design[residual < 2.5 * sigma], values[residual < 2.5 * sigma], rcond=None)
+    return (_surface((h, w)) @ coef).reshape(h, w)
 
 
 def otsu(values: np.ndarray) -> float:
@@ -214,27 +216,33 @@ def _digit_groups(labels: np.ndarray, n: int) -> list[_Group]:
 
 
 def segment(gray: np.ndarray) -> tuple[bool, list[tuple[tuple[int, int, int, int], np.ndarray]]]:
-    """(ink was dark, [(box in analysed pixels, 28×28 crop)] left to right); ImageError when there is no ink."""
-    sigma = float(np.clip(max(gray.shape) / 400, 0.7, 2.5))  # smooths sensor and JPEG noise, not strokes
+    """(ink was dark, [(box in analysed pixels, 28×28 crop)] left to right); ImageError when there is no ink.
+
+    Finding the ink works on a smoothed copy (sensor and JPEG noise would break strokes and
+    add specks); the crops take their grey levels from the unsmoothed one, as sharp as given.
+    """
+    sigma = float(np.clip(max(gray.shape) / 400, 0.7, 2.5))
     smooth = ndi.gaussian_filter(gray, sigma)
     dark = ink_is_dark(smooth)
-    flat = flatten_lighting(255.0 - smooth if dark else smooth)
-    paper = float(np.median(flat))
-    noise = 1.4826 * float(np.median(np.abs(flat - paper)))
-    if float(flat.max()) - paper < max(MIN_CONTRAST, 6 * noise):
+    ink, smooth = (255.0 - gray, 255.0 - smooth) if dark else (gray, smooth)
+    paper = paper_level(smooth)
+    flat, sharp = smooth - paper, ink - paper  # ink above the paper: ~0 on paper, positive on ink
+    below = -flat[flat < 0]  # paper only: ink cannot lie below the paper, so this is pure noise
+    noise = 1.4826 * float(np.median(below)) if below.size else 0.0
+    if float(flat.max()) < max(MIN_CONTRAST, 6 * noise):
         raise ImageError("no ink found (blank or nearly uniform image)")
-    labels, n = ndi.label(flat > max(otsu(flat), paper + 5 * noise), structure=np.ones((3, 3)))
+    labels, n = ndi.label(flat > max(otsu(flat), 5 * noise), structure=np.ones((3, 3)))
     groups = _digit_groups(labels, n)
     if not groups:
         raise ImageError("no ink found (only specks)")
-    floor = paper + max(3 * noise, 0.05 * (float(flat.max()) - paper))
+    floor = max(3 * noise, 0.05 * float(flat.max()))
     edge = max(1, round(2 * sigma))
     crops = []
     for g in groups:
         x0, y0, x1, y1 = g.box
         window = (slice(max(0, y0 - edge), y1 + edge), slice(max(0, x0 - edge), x1 + edge))
         member = np.isin(labels[window], g.labels)
-        crops.append((g.box, to_mnist(_digit_ink(flat[window], member, floor, edge))))
+        crops.append((g.box, to_mnist(_digit_ink(sharp[window], member, floor, edge))))
     return dark, crops
 
 

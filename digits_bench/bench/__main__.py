@@ -1,0 +1,90 @@
+"""`python -m digits_bench.bench`: epoch time, images/s and peak memory of (a) the tutorial pipeline,
+(b) a plain loop over on-device tensors and (c) the harness, per model, measured in one run on one
+machine; writes results/bench.{md,csv} with the device, versions and commit."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..tracking import device_name, git_commit
+
+MODELS = ("mlp_128_64", "lenet", "vgg_bn")
+ORDER = ("tutorial", "device_loop", "harness")
+
+
+def measure(model: str, pipeline: str, subset: int | None, epochs: int, overrides: list[str], store: str) -> dict:
+    command = [sys.executable, "-m", "digits_bench.bench.one", "--model", model, "--pipeline", pipeline, "--epochs", str(epochs)]
+    command += ["--subset", str(subset)] if subset else []
+    command += overrides + (["trainer.enable_progress_bar=true"] if pipeline == "harness" else [])
+    env = os.environ | {"DIGITS_BENCH_STORE": store}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{model}/{pipeline} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def ratios(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per model: how many times faster the harness is than (a), and its slowdown against (b)."""
+    wide = frame.pivot(index="model", columns="pipeline", values="epoch_s")
+    return pd.DataFrame(
+        {
+            "harness speed-up vs tutorial (a/c)": wide["tutorial"] / wide["harness"],
+            "harness time vs device loop (c/b)": wide["harness"] / wide["device_loop"],
+        }
+    )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m digits_bench.bench", description=__doc__)
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--subset", type=int, default=None, help="training images per epoch (default: all 55k on CUDA, 20k on CPU)")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per pipeline; the first is warm-up")
+    parser.add_argument("--out", default="results")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for all pipelines, e.g. trainer=gpu")
+    args = parser.parse_args(argv)
+    subset = args.subset or (None if torch.cuda.is_available() else 20_000)
+    rows = []
+    with tempfile.TemporaryDirectory() as store:
+        for model in args.models:
+            for pipeline in ORDER:
+                row = measure(model, pipeline, subset, args.epochs, args.overrides, store)
+                print(f"{model:12s} {pipeline:12s} {row['epoch_s']:8.2f} s/epoch {row['images_per_s']:10,.0f} img/s {row['peak_mem_mib']:8.0f} MiB", flush=True)
+                rows.append(row)
+    frame = pd.DataFrame(rows)
+    environment = {
+        "device": device_name("auto"), "torch": torch.__version__, "cuda": str(torch.version.cuda), "python": platform.python_version(),
+        "commit": git_commit(), "date": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
+        "train_images_per_epoch": subset or "55000", "epochs": f"{args.epochs} (first is warm-up; median of the rest)",
+    }
+    for key, value in environment.items():
+        frame[key] = value
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.drop(columns=["all_epochs_s"]).to_csv(out / "bench.csv", index=False)
+    table = frame[["model", "pipeline", "epoch_s", "images_per_s", "peak_mem_mib"]].round({"epoch_s": 3, "images_per_s": 0, "peak_mem_mib": 0})
+    summary = ratios(frame).round(2)
+    text = (
+        "# digits_bench speed benchmark (`make bench`)\n\n"
+        + "\n".join(f"- {k}: {v}" for k, v in environment.items())
+        + "\n- pipelines: (a) `tutorial` torchvision MNIST + DataLoader(ToTensor, Normalize), plain loop; "
+        "(b) `device_loop` plain loop over uint8 tensors on the device; (c) `harness` the CLI training path "
+        "(Lightning, MLflow, progress bar on). Same model, SGD lr 0.05, batch 100; training epochs only.\n\n"
+        + table.to_markdown(index=False) + "\n\n" + summary.to_markdown() + "\n"
+    )
+    (out / "bench.md").write_text(text)
+    print(summary.to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

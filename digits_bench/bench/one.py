@@ -1,0 +1,34 @@
+"""One (model, pipeline) measurement in its own process, so peak memory is its own. Prints one JSON line."""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+
+import torch
+
+from .pipelines import PIPELINES, bench_config
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--pipeline", choices=sorted(PIPELINES), required=True)
+    parser.add_argument("--subset", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args(argv)
+    cfg = bench_config(args.model, args.subset, args.epochs, args.overrides)
+    times = PIPELINES[args.pipeline](cfg, args.epochs)
+    measured = times[1:] if len(times) > 1 else times  # the first epoch warms up caches, allocators, kernels
+    images = args.subset or 60_000 - cfg.data.val_size
+    epoch = statistics.median(measured)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"model": args.model, "pipeline": args.pipeline, "epoch_s": epoch, "images_per_s": images / epoch,
+                      "peak_mem_mib": peak, "epochs_timed": len(measured), "train_images": images, "all_epochs_s": times}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
