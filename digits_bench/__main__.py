@@ -1,13 +1,14 @@
 """`python -m digits_bench [overrides]`: compose the config with Hydra, train it, record it in MLflow."""
 from __future__ import annotations
 
+import errno
 import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from .config import validate
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, TrackingError
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -17,8 +18,13 @@ def main(cfg: DictConfig) -> None:
         from .train import summary, train
 
         result = train(cfg)
-    except (ConfigError, DataError) as err:
+    except (ConfigError, DataError, TrackingError) as err:
         print(f"digits_bench: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        print(f"digits_bench: error: disk full ({err.filename or err}); free space, then continue with resume=<run id>", file=sys.stderr)
         sys.exit(2)
     if result is not None:
         print(summary(result, cfg))

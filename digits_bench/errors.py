@@ -11,3 +11,7 @@ class DataError(RuntimeError):
 
 class TrainingDiverged(RuntimeError):
     """The loss went NaN or infinite: the run stops and is recorded as FAILED."""
+
+
+class TrackingError(RuntimeError):
+    """The MLflow store cannot be opened or written; the message says where and what to do."""

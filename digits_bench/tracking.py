@@ -23,6 +23,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from .errors import ConfigError, TrackingError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ATTACH_ENV = "DIGITS_BENCH_RUN_ID"  # set for DDP worker processes that re-run the entry point
 
@@ -137,17 +139,43 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def open_run(cfg: DictConfig, tags: Mapping[str, str]) -> tuple[MlflowClient, str]:
+    """Create a run, or reopen `cfg.resume`'s; a store that cannot be written is one clear error."""
+    uri = tracking_uri(cfg)
+    try:
+        client = make_client(cfg)
+        if cfg.get("resume"):
+            client.update_run(cfg.resume, status=RunStatus.to_string(RunStatus.RUNNING))
+            return client, str(cfg.resume)
+        exp_id = experiment_id(client, cfg.tracking.experiment, _artifact_root(cfg))
+        return client, client.create_run(exp_id, run_name=cfg.tracking.run_name, tags=dict(tags)).info.run_id
+    except (OSError, sqlite3.Error, MlflowException) as err:
+        raise TrackingError(
+            f"cannot write the MLflow store {uri} ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+            "set DIGITS_BENCH_STORE to a writable folder with free space, or MLFLOW_TRACKING_URI to a server"
+        ) from None
+
+
+def run_config(cfg: DictConfig, run_id: str) -> DictConfig:
+    """The config a run was started with (its config.yaml), to continue it exactly."""
+    try:
+        client = make_client(cfg)
+        text = client.download_artifacts(run_id, "config.yaml")
+    except (OSError, sqlite3.Error, MlflowException):
+        raise ConfigError(f"resume={run_id}: no such run with a config.yaml in {tracking_uri(cfg)}") from None
+    loaded = OmegaConf.load(text)
+    loaded.resume = run_id
+    return loaded
+
+
 @contextmanager
 def mlflow_run(cfg: DictConfig, tags: Mapping[str, str]) -> Iterator[tuple[MlflowClient, str]]:
     """Create the run (or, in a DDP worker, attach to the launcher's run) and always close it."""
-    client = make_client(cfg)
     attached = os.environ.get(ATTACH_ENV)
     if attached:  # a DDP rank > 0 re-running the entry point: log nothing of its own
-        yield client, attached
+        yield make_client(cfg), attached
         return
-    exp_id = experiment_id(client, cfg.tracking.experiment, _artifact_root(cfg))
-    run = client.create_run(exp_id, run_name=cfg.tracking.run_name, tags=dict(tags))
-    run_id = run.info.run_id
+    client, run_id = open_run(cfg, tags)
     os.environ[ATTACH_ENV] = run_id
     status = RunStatus.to_string(RunStatus.FAILED)
     try:

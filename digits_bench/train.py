@@ -16,6 +16,7 @@ from pytorch_lightning.loggers import MLFlowLogger
 from . import tracking
 from .callbacks import StopOnNonFiniteLoss, TrainingClock
 from .config import group_choices, validate
+from .errors import ConfigError
 from .data import DigitsDataModule
 from .models import count_parameters
 from .module import DigitsClassifier
@@ -76,6 +77,11 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
     (sweep trials) the test set is not touched. Returns None in DDP worker
     processes other than rank 0.
     """
+    if cfg.get("resume"):
+        cfg = tracking.run_config(cfg, str(cfg.resume))
+        last = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / str(cfg.resume) / "last.ckpt"
+        if not last.is_file():
+            raise ConfigError(f"resume={cfg.resume}: no checkpoint at {last}; the run never finished an epoch here")
     validate(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule: DigitsDataModule = instantiate(cfg.data)
@@ -93,9 +99,10 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         logger = MLFlowLogger(tracking_uri=tracking.tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous)
         checkpoint_dir = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
         trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, callbacks or []))
-        if trainer.global_rank == 0:
+        resume_from = str(checkpoint_dir / "last.ckpt") if cfg.get("resume") else None
+        if trainer.global_rank == 0 and resume_from is None:
             tracking.log_config(client, run_id, cfg, {"n_params": n_params})
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         if trainer.global_rank != 0:
             return None
         best = trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]

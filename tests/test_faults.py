@@ -1,0 +1,87 @@
+"""Surviving faults: resume after SIGKILL, determinism, unwritable stores; and the second dataset."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from digits_bench.errors import TrackingError
+from digits_bench.train import train
+
+from .conftest import ROOT, TINY, all_runs, client_for, compose, run_cli
+
+
+def test_sigkilled_run_resumes_into_the_same_mlflow_run(tmp_path: Path, isolated_store: Path):
+    args = ["model=lenet", "model.init=torch", "data.subset=3000", "data.val_size=500", "data.test_subset=500",
+            "trainer.max_epochs=4", "trainer.enable_progress_bar=false"]
+    process = subprocess.Popen([sys.executable, "-m", "digits_bench", *args], cwd=ROOT, env=os.environ.copy(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = Path(os.environ["DIGITS_BENCH_CHECKPOINTS"])
+    deadline = time.time() + 180
+    while time.time() < deadline and not list(checkpoints.glob("*/last.ckpt")):
+        time.sleep(0.2)
+    time.sleep(0.5)  # into the second epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    (last,) = list(checkpoints.glob("*/last.ckpt"))
+    run_id = last.parent.name
+    assert [r.info.status for r in all_runs(isolated_store)] == ["RUNNING"]  # what SIGKILL leaves behind
+
+    result = run_cli([f"resume={run_id}"], timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = all_runs(isolated_store)
+    assert [(r.info.run_id, r.info.status) for r in runs] == [(run_id, "FINISHED")]
+    client = client_for(isolated_store)
+    epochs = {int(m.value) for m in client.get_metric_history(run_id, "epoch")}
+    assert epochs == {0, 1, 2, 3}
+    assert len({m.step for m in client.get_metric_history(run_id, "val/acc")}) == 4
+    assert "test/acc" in runs[0].data.metrics
+
+
+def test_resume_of_unknown_run_is_one_clear_line(isolated_store: Path):
+    result = run_cli(["resume=0123456789abcdef"], timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("digits_bench: error: resume=0123456789abcdef: no such run")
+
+
+def test_same_seed_same_metrics_on_cpu(isolated_store: Path):
+    overrides = [*TINY, "model=cnn_bn", "aug=on", "trainer.max_epochs=2", "trainer.deterministic=true", "seed=7"]
+    first, second = train(compose(*overrides)), train(compose(*overrides))
+    client = client_for(isolated_store)
+    for key in ("train/loss", "val/loss", "val/acc"):
+        a = [m.value for m in client.get_metric_history(first.run_id, key)]
+        b = [m.value for m in client.get_metric_history(second.run_id, key)]
+        assert a == b, key
+    assert first.metrics["test/acc"] == second.metrics["test/acc"]
+    third = train(compose(*overrides[:-1], "seed=8"))
+    assert client.get_metric_history(third.run_id, "train/loss")[0].value != client.get_metric_history(first.run_id, "train/loss")[0].value
+
+
+def test_unwritable_store_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DIGITS_BENCH_STORE", str(blocker / "store"))
+    with pytest.raises(TrackingError, match="cannot write the MLflow store .* DIGITS_BENCH_STORE"):
+        train(compose(*TINY, "model=linear"))
+    result = run_cli([*TINY, "model=linear"], timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("digits_bench: error: cannot write the MLflow store")
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION.is_dir() and shutil.which("apt-get") is None, reason="needs Debian's dataset-fashion-mnist")
+def test_fashion_mnist_is_one_config_away(isolated_store: Path):
+    assert FASHION.is_dir(), "make test installs Debian's dataset-fashion-mnist; run `make system-deps`"
+    result = train(compose("data=fashion_mnist", *TINY, "model=lenet", "model.init=torch"))
+    run = client_for(isolated_store).get_run(result.run_id)
+    assert run.info.status == "FINISHED" and run.data.params["data.dataset.name"] == "fashion_mnist"
+    assert run.data.params["data.mean"] == "0.286"
