@@ -4,12 +4,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import math
-
 import pytorch_lightning as pl
 import torch
-
-from .errors import TrainingDiverged
 
 
 def _sync(module: pl.LightningModule) -> None:
@@ -73,13 +69,3 @@ class TrainingClock(pl.Callback):
         self.train_seconds = state_dict["train_seconds"]
         self.reached = dict(state_dict["reached"])
 
-
-class StopOnNonFiniteLoss(pl.Callback):
-    """Ends a diverged run at the first epoch whose training loss is NaN or infinite, with a clear error."""
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        loss = trainer.callback_metrics.get("train/loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise TrainingDiverged(
-                f"train/loss became {float(loss)} in epoch {trainer.current_epoch}; lower optimizer.lr or add a schedule warm-up"
-            )

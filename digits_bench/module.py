@@ -17,6 +17,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from .errors import TrainingDiverged
 from .schedules import SchedulerConfig
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -48,15 +49,17 @@ class DigitsClassifier(pl.LightningModule):
         self.optimizer_factory, self.schedule_factory = optimizer, schedule
         self.mean, self.std, self.num_classes = mean, std, num_classes
         self.channels_last = channels_last
-        accuracy = MulticlassAccuracy(num_classes, average="micro")
+        # validate_args / nan checks would read values back to the host on every step
+        accuracy = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.train_acc, self.val_acc, self.test_acc = accuracy.clone(), accuracy.clone(), accuracy.clone()
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        mean = MeanMetric(nan_strategy="disable")
+        self.train_loss, self.val_loss, self.test_loss = mean.clone(), mean.clone(), mean.clone()
         self.test_report = MetricCollection(
             {
-                "confusion": MulticlassConfusionMatrix(num_classes),
-                "precision": MulticlassPrecision(num_classes, average=None),
-                "recall": MulticlassRecall(num_classes, average=None),
-                "f1": MulticlassF1Score(num_classes, average=None),
+                "confusion": MulticlassConfusionMatrix(num_classes, validate_args=False),
+                "precision": MulticlassPrecision(num_classes, average=None, validate_args=False),
+                "recall": MulticlassRecall(num_classes, average=None, validate_args=False),
+                "f1": MulticlassF1Score(num_classes, average=None, validate_args=False),
             }
         )
         self.test_outputs: dict[str, torch.Tensor] = {}
@@ -86,16 +89,28 @@ class DigitsClassifier(pl.LightningModule):
         acc_metric.update(logits.detach(), y)
         return loss, logits
 
+    def _log_epoch(self, split: str, loss: MeanMetric, acc: MulticlassAccuracy) -> None:
+        """Logged once per epoch: Lightning computes (and syncs across ranks) and resets the metrics here."""
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True)
+        self.log(f"{split}/acc", acc, on_step=False, on_epoch=True, prog_bar=split == "val")
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, _ = self._step(batch, self.train_loss, self.train_acc)
-        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        loss = self.train_loss.compute()  # cached: the logging below reuses it
+        self._log_epoch("train", self.train_loss, self.train_acc)
+        if not torch.isfinite(loss):  # one check per epoch: a diverged run stops now, recorded as FAILED
+            raise TrainingDiverged(
+                f"train/loss became {float(loss)} in epoch {self.current_epoch}; lower optimizer.lr or add a schedule warm-up"
+            )
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, self.val_loss, self.val_acc)
-        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True)
-        self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val", self.val_loss, self.val_acc)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         _, logits = self._step(batch, self.test_loss, self.test_acc)
@@ -103,14 +118,13 @@ class DigitsClassifier(pl.LightningModule):
         probs, preds = logits.float().softmax(dim=1).max(dim=1)
         self._test_preds.append(preds)
         self._test_probs.append(probs)
-        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
-        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
 
     def on_test_epoch_start(self) -> None:
         self._test_preds, self._test_probs = [], []
 
     def on_test_epoch_end(self) -> None:
         """Keep what the report needs: per-class numbers and every test prediction, in test-set order."""
+        self._log_epoch("test", self.test_loss, self.test_acc)
         report = {name: value.cpu() for name, value in self.test_report.compute().items()}
         self.test_report.reset()
         self.test_outputs = {

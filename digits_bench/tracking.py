@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+import mlflow
 import pytorch_lightning as pl
 import torch
 from mlflow.entities import Param, RunStatus
@@ -187,4 +188,6 @@ def mlflow_run(cfg: DictConfig, tags: Mapping[str, str]) -> Iterator[tuple[Mlflo
         raise
     finally:
         os.environ.pop(ATTACH_ENV, None)
+        if not cfg.tracking.synchronous:
+            mlflow.flush_async_logging()  # every queued metric lands before the run is closed
         client.set_terminated(run_id, status)

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import MLFlowLogger
 
 from . import tracking
-from .callbacks import StopOnNonFiniteLoss, TrainingClock
+from .callbacks import TrainingClock
 from .config import group_choices, validate
 from .errors import ConfigError
 from .data import DigitsDataModule
@@ -43,8 +44,11 @@ class TrainResult:
 
 def build_module(cfg: DictConfig) -> DigitsClassifier:
     """Model, optimizer, schedule and augmentation, each instantiated from its own config group."""
+    net = instantiate(cfg.model)
+    if cfg.compile:
+        net = torch.compile(net)
     return DigitsClassifier(
-        net=instantiate(cfg.model),
+        net=net,
         optimizer=instantiate(cfg.optimizer),
         schedule=instantiate(cfg.schedule),
         augment=instantiate(cfg.aug),
@@ -61,7 +65,6 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> 
                         save_top_k=1, save_last=True, auto_insert_metric_name=False),
         LearningRateMonitor(logging_interval="epoch"),
         TrainingClock(tuple(cfg.time_to_val_acc)),
-        StopOnNonFiniteLoss(),
         *extra,
     ]
     if cfg.trainer.get("enable_progress_bar", True):

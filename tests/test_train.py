@@ -90,3 +90,10 @@ def test_ddp_sim_two_processes_one_run(isolated_store: Path):
     assert runs[0].info.status == "FINISHED"
     assert "test/acc" in runs[0].data.metrics
     assert runs[0].data.params["trainer.strategy"] == "ddp_spawn"
+
+
+def test_asynchronous_logging_loses_no_metric(isolated_store: Path):
+    result = train(compose(*TINY, "model=linear", "trainer.max_epochs=2", "tracking.synchronous=false"))
+    client = client_for(isolated_store)
+    assert len(client.get_metric_history(result.run_id, "val/acc")) == 2
+    assert client.get_run(result.run_id).info.status == "FINISHED"
