@@ -141,6 +141,8 @@ def build(cfg: DictConfig, checkpoint: Path) -> DigitsClassifier:
 
     from ..train import build_module
 
+    # Inference on a few crops: never torch.compile; configs older than a flag get its default.
+    cfg = OmegaConf.merge({"channels_last": False}, cfg, {"compile": False})
     try:
         module = build_module(cfg)
     except Exception as err:  # hydra instantiation of a config from another version of the code
@@ -149,6 +151,7 @@ def build(cfg: DictConfig, checkpoint: Path) -> DigitsClassifier:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
     except Exception as err:  # pickle, zip and key errors: all mean "not a Lightning checkpoint"
         raise ModelLoadError(f"{checkpoint.name} is not a Lightning checkpoint ({type(err).__name__})") from None
+    state = {key.replace("._orig_mod.", "."): value for key, value in state.items()}  # trained with compile=true
     try:
         module.load_state_dict(state)
     except RuntimeError:

@@ -16,6 +16,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--n-trials", type=int, default=None, help="override the sweep's trial budget")
     parser.add_argument("--name", default=None, help="override the study name")
     parser.add_argument("--worker-of", default=None, help=argparse.SUPPRESS)  # internal: run as a worker of this parent run
+    parser.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -34,7 +35,7 @@ def main(argv: list[str]) -> int:
     from .runner import run_sweep, work
 
     if args.worker_of:
-        work(spec, args.storage, args.worker_of)
+        work(spec, args.storage, args.worker_of, args.worker_index)
         return 0
     passthrough = [args.sweep] + (["--n-trials", str(args.n_trials)] if args.n_trials else []) + (["--name", args.name] if args.name else [])
     study = run_sweep(spec, args.storage, args.workers, passthrough)

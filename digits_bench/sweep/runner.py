@@ -56,9 +56,12 @@ def make_storage(url: str, spec: SweepSpec) -> RDBStorage:
     )
 
 
-def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+def make_sampler(spec: SweepSpec, offset: int = 0) -> optuna.samplers.BaseSampler:
+    """`offset` shifts the seed per worker and per restart, so parallel or resumed workers do not replay one stream."""
     options = dict(spec.sampler)
     kind = options.pop("type", "tpe")
+    if options.get("seed") is not None:
+        options["seed"] = int(options["seed"]) + offset
     samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
     if kind not in samplers:
         raise ValueError(f"sampler.type must be one of {', '.join(samplers)} (got {kind!r})")
@@ -85,11 +88,11 @@ def counted(trials: list[optuna.trial.FrozenTrial]) -> int:
     )
 
 
-def open_study(spec: SweepSpec, storage: RDBStorage, create: bool) -> optuna.Study:
+def open_study(spec: SweepSpec, storage: RDBStorage, create: bool, worker: int = 0) -> optuna.Study:
     study = optuna.create_study(
-        study_name=spec.name, storage=storage, sampler=make_sampler(spec), pruner=make_pruner(spec),
-        direction=spec.direction, load_if_exists=True,
+        study_name=spec.name, storage=storage, pruner=make_pruner(spec), direction=spec.direction, load_if_exists=True,
     )
+    study.sampler = make_sampler(spec, offset=1000 * worker + len(study.trials))
     if create and not study.trials:
         study.set_user_attr(BASE_ATTR, list(spec.base))
         for params in spec.enqueue:
@@ -156,10 +159,10 @@ def close_killed_trial_runs(study: optuna.Study, objective: "Objective") -> None
             objective.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
 
 
-def work(spec: SweepSpec, storage_url: str, parent_run_id: str) -> None:
+def work(spec: SweepSpec, storage_url: str, parent_run_id: str, worker: int = 0) -> None:
     """One worker: take trials until the study's budget is spent, waiting out trials others still run."""
     client = tracking.make_client(compose_config([]))
-    study = open_study(spec, make_storage(storage_url, spec), create=False)
+    study = open_study(spec, make_storage(storage_url, spec), create=False, worker=worker)
     objective = Objective(spec, parent_run_id, client)
     fail_stale_trials(study)
     close_killed_trial_runs(study, objective)
@@ -227,7 +230,7 @@ def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1,
         else:
             command = [sys.executable, "-m", "digits_bench.sweep", *(worker_args or []), "--storage", storage_url,
                        "--worker-of", parent]
-            processes = [subprocess.Popen(command) for _ in range(workers)]
+            processes = [subprocess.Popen([*command, "--worker-index", str(i)]) for i in range(workers)]
             codes = [p.wait() for p in processes]
             if any(codes):
                 raise RuntimeError(f"sweep workers exited with {codes}")
