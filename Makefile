@@ -28,11 +28,13 @@ train: data  ## train the default model (override anything: make train ARGS="mod
 test: data system-deps
 	$(BIN)/python -m pytest -q $(ARGS)
 
-# Debian packages the tests use: Fashion-MNIST's IDX files (the second dataset).
+# Debian packages the tests use: Fashion-MNIST's IDX files (the second dataset) and PostgreSQL (the team server).
+DEBS := dataset-fashion-mnist postgresql
 system-deps:
-	@test -d /usr/share/datasets/fashion-mnist || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
-	  { apt-get install -y -q dataset-fashion-mnist || { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }; } \
-	  || echo "note: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist); its test will fail"; }
+	@if [ -d /usr/share/datasets/fashion-mnist ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -q $(DEBS) || { apt-get update -q && apt-get install -y -q $(DEBS); }; \
+	else echo "note: install $(DEBS) with apt-get (as root) for the Fashion-MNIST and server tests"; fi
 
 models: $(STAMP)
 	$(BIN)/python -m digits_bench.models
@@ -61,3 +63,11 @@ report: $(STAMP)  ## results/leaderboard.{md,csv} and plots from the runs in MLf
 .PHONY: bench
 bench: data  ## tutorial pipeline vs plain device loop vs harness, side by side: results/bench.{md,csv}
 	$(BIN)/python -m digits_bench.bench --out results
+
+.PHONY: server server-stop
+server: $(STAMP)  ## PostgreSQL + MLflow tracking server on this machine; prints the URIs to use
+	@command -v apt-get >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && apt-get install -y -q postgresql || true
+	$(BIN)/python -m digits_bench.server start --state-dir .server
+
+server-stop:
+	$(BIN)/python -m digits_bench.server stop --state-dir .server
