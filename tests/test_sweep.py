@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from digits_bench.compare import study_recipe
 from digits_bench.errors import ConfigError
+from digits_bench.report.plots import study_plots
 from digits_bench.sweep.runner import counted, run_sweep
 from digits_bench.sweep.spec import SWEEPS_DIR, load_sweep
 
@@ -86,6 +87,8 @@ def test_tiny_sweep_prunes_and_records_parent_and_children(tmp_path: Path, isola
     assert by_trial[0].data.params["optimizer.lr"] == "0.2"
     assert "test/acc" not in by_trial[0].data.metrics  # trials are chosen on validation only
     assert study.best_trial.user_attrs["mlflow_run_id"] == top.data.tags["best_run_id"]
+    plots = study_plots(study, tmp_path)  # what `make report` draws per study
+    assert [p.name for p in plots] == ["study_tiny_history.png"] and plots[0].stat().st_size > 0
     recipe = study_recipe("tiny", storage_url(tmp_path))  # what `compare --study tiny` re-trains
     assert recipe.name == f"study:tiny#{study.best_trial.number}"
     assert "model=mlp_128_64" in recipe.overrides and f"optimizer.lr={study.best_params['optimizer.lr']!r}" in recipe.overrides

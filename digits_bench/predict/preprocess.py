@@ -21,10 +21,12 @@ MAX_SIDE = 1200        # larger photos are analysed downscaled: digits stay far 
 BOX, FIELD = 20, 28    # MNIST: ink scaled into 20×20, centred by mass in 28×28
 MIN_STROKE = 1.8       # px at the 20-px scale; thinner pen strokes are thickened (MNIST's are ~2-3 px)
 MIN_CONTRAST = 24.0    # grey levels between paper and ink below which an image holds no ink
-SPECK_AREA = 0.02      # components smaller than this fraction of the largest are noise
+SPECK_AREA = 0.02      # components smaller than this fraction of the largest are noise,
+SPECK_SIZE = 0.15      # ... and so are those whose longer side is below this fraction of its height
 DIGIT_AREA = 0.08      # merged groups smaller than this fraction of the largest group are not digits
 DIGIT_HEIGHT = 0.4     # ... nor groups shorter than this fraction of its height (dots, dashes)
-MERGE_OVERLAP = 0.5    # pieces whose x-extents overlap by this much of the narrower one are one digit
+MERGE_OVERLAP = 0.5    # pieces whose x-extents overlap by this much of the narrower one are one digit,
+MERGE_GAP = 0.3        # ... when no farther apart vertically than this much of the taller one
 
 
 @dataclass
@@ -133,20 +135,26 @@ def otsu(values: np.ndarray) -> float:
 
 
 def _groups(boxes: np.ndarray) -> list[list[int]]:
-    """Indices of components that form one digit: x-extents overlapping heavily (a broken stroke)."""
+    """Indices of components that form one digit: a broken stroke leaves pieces one above the other.
+
+    Pieces merge when their x-extents overlap by MERGE_OVERLAP of the narrower one and the
+    vertical gap between them is at most MERGE_GAP of the taller one.
+    """
     groups = [[i] for i in range(len(boxes))]
-    x0, x1 = boxes[:, 0].astype(float), boxes[:, 2].astype(float)
+    x0, y0, x1, y1 = (boxes[:, k].astype(float) for k in range(4))
     while len(groups) > 1:
         overlap = np.minimum.outer(x1, x1) - np.maximum.outer(x0, x0)
         narrower = np.minimum.outer(x1 - x0, x1 - x0)
-        close = overlap >= MERGE_OVERLAP * narrower
+        gap = np.maximum.outer(y0, y0) - np.minimum.outer(y1, y1)
+        taller = np.maximum.outer(y1 - y0, y1 - y0)
+        close = (overlap >= MERGE_OVERLAP * narrower) & (gap <= MERGE_GAP * taller)
         np.fill_diagonal(close, False)
         if not close.any():
             break
         i, j = sorted(np.argwhere(close)[0])
         groups[i] += groups.pop(j)
-        x0[i], x1[i] = min(x0[i], x0[j]), max(x1[i], x1[j])
-        x0, x1 = np.delete(x0, j), np.delete(x1, j)
+        x0[i], y0[i], x1[i], y1[i] = min(x0[i], x0[j]), min(y0[i], y0[j]), max(x1[i], x1[j]), max(y1[i], y1[j])
+        x0, y0, x1, y1 = (np.delete(v, j) for v in (x0, y0, x1, y1))
     return groups
 
 
@@ -202,7 +210,10 @@ def _digit_groups(labels: np.ndarray, n: int) -> list[_Group]:
     """Components -> digits: specks dropped, broken strokes merged, dots and dashes dropped, left to right."""
     areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     slices = ndi.find_objects(labels)
-    kept = [i for i in range(n) if areas[i] >= max(SPECK_AREA * areas.max(), 4)]
+    largest = slices[int(np.argmax(areas))]
+    min_side = SPECK_SIZE * (largest[0].stop - largest[0].start)
+    kept = [i for i in range(n) if areas[i] >= max(SPECK_AREA * areas.max(), 4)
+            and max(slices[i][0].stop - slices[i][0].start, slices[i][1].stop - slices[i][1].start) >= min_side]
     if not kept:
         return []
     boxes = np.array([[slices[i][1].start, slices[i][0].start, slices[i][1].stop, slices[i][0].stop] for i in kept])

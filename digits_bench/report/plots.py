@@ -68,19 +68,16 @@ def study_plots(study: optuna.Study, out: Path) -> list[Path]:
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         return written
-    ax = optuna.visualization.matplotlib.plot_optimization_history(study)
-    path = out / f"study_{study.study_name}_history.png"
-    ax.figure.set_size_inches(8, 5)
-    ax.figure.tight_layout()
-    ax.figure.savefig(path, dpi=120)
-    plt.close(ax.figure)
-    written.append(path)
-    if len(complete) >= 3 and any(len({str(t.params.get(k)) for t in complete}) > 1 for k in complete[0].params):
-        ax = optuna.visualization.matplotlib.plot_param_importances(study)
-        path = out / f"study_{study.study_name}_importances.png"
+
+    def save(ax: plt.Axes, kind: str) -> None:
+        path = out / f"study_{study.study_name}_{kind}.png"
         ax.figure.set_size_inches(8, 5)
         ax.figure.tight_layout()
         ax.figure.savefig(path, dpi=120)
         plt.close(ax.figure)
         written.append(path)
+
+    save(optuna.visualization.matplotlib.plot_optimization_history(study), "history")
+    if len(complete) >= 3 and any(len({str(t.params.get(k)) for t in complete}) > 1 for k in complete[0].params):
+        save(optuna.visualization.matplotlib.plot_param_importances(study), "importances")
     return written
