@@ -112,7 +112,8 @@ def sweep_process(path: Path, url: str, *extra: str) -> subprocess.Popen:
                             cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def test_killed_sweep_resumes_and_loses_no_trial(tmp_path: Path, isolated_store: Path):
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_sweep_resumes_and_loses_no_trial(how: signal.Signals, tmp_path: Path, isolated_store: Path):
     path = sweep_file(tmp_path, "resume", n_trials=3, pruner={"type": "none"},
                       base=[*TINY_BASE, "trainer.max_epochs=3"])
     url = storage_url(tmp_path)
@@ -126,11 +127,12 @@ def test_killed_sweep_resumes_and_loses_no_trial(tmp_path: Path, isolated_store:
             continue
         if any(t.state == TrialState.COMPLETE for t in trials) and any(t.state == TrialState.RUNNING for t in trials):
             break
-    process.send_signal(signal.SIGKILL)
+    process.send_signal(how)
     process.wait()
     finished_before = [t.params for t in optuna.load_study(study_name="resume", storage=url).trials if t.state == TrialState.COMPLETE]
     assert finished_before
-    time.sleep(4)  # past the heartbeat grace period: the killed trial is now stale
+    if how == signal.SIGKILL:
+        time.sleep(4)  # past the heartbeat grace period: the killed trial is now stale
 
     study = run_sweep(load_sweep(str(path)), url)
     trials = study.trials
@@ -138,7 +140,7 @@ def test_killed_sweep_resumes_and_loses_no_trial(tmp_path: Path, isolated_store:
     assert len(complete) == 3 and counted(trials) == 3
     assert all(params in [t.params for t in complete] for params in finished_before)  # nothing finished was lost
     killed = [t for t in trials if t.state == TrialState.FAIL]
-    assert len(killed) == 1 and killed[0].params in [t.params for t in complete]  # retried with the same params
+    assert len(killed) == 1 and killed[0].params in [t.params for t in complete]  # run again with the same params
     statuses = sorted(r.info.status for r in children(isolated_store, "resume"))
     # the killed trial's run (if it got as far as creating one) is closed as KILLED, never left RUNNING
     assert statuses in (["FINISHED"] * 3, ["FINISHED"] * 3 + ["KILLED"])

@@ -93,6 +93,8 @@ def open_study(spec: SweepSpec, storage: RDBStorage, create: bool, worker: int =
         study_name=spec.name, storage=storage, pruner=make_pruner(spec), direction=spec.direction, load_if_exists=True,
     )
     study.sampler = make_sampler(spec, offset=1000 * worker + len(study.trials))
+    if create:
+        requeue_interrupted(study)
     if create and not study.trials:
         study.set_user_attr(BASE_ATTR, list(spec.base))
         for params in spec.enqueue:
@@ -102,6 +104,19 @@ def open_study(spec: SweepSpec, storage: RDBStorage, create: bool, worker: int =
             for i in range(spec.n_trials - len(spec.enqueue)):
                 study.enqueue_trial({spec.balance: choices[i % len(choices)]})
     return study
+
+
+def requeue_interrupted(study: optuna.Study) -> None:
+    """Trials cut short by Ctrl-C / SIGTERM (failed, but not by their own error) run again with the same parameters.
+
+    Stale trials of SIGKILLed processes are re-queued by RetryFailedTrialCallback; this covers the rest,
+    so a balanced sweep keeps every model's share after an interruption.
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = {RetryFailedTrialCallback.retried_trial_number(t) for t in trials} | {t.user_attrs.get("retry_of") for t in trials}
+    for trial in trials:
+        if trial.state == TrialState.FAIL and "error" not in trial.user_attrs and trial.number not in retried:
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
 
 
 class Objective:
