@@ -72,6 +72,22 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> 
     return callbacks
 
 
+def _run_tags(cfg: DictConfig, choices: dict[str, str], extra: Mapping[str, str] | None) -> dict[str, str]:
+    """Environment, chosen config options, recipe and a readable run name (`lenet-optimizer=adamw-…`)."""
+    default_name = cfg.recipe.name if cfg.recipe.name != "custom" else "-".join(
+        [cfg.model.name] + [f"{g}={choices[g]}" for g in ("optimizer", "aug", "schedule") if g in choices])
+    tags = tracking.environment_tags(cfg.trainer.accelerator) | {f"choice.{k}": v for k, v in choices.items()}
+    tags |= {"recipe": cfg.recipe.name, "mlflow.runName": cfg.tracking.run_name or default_name}
+    return tags | dict(extra or {})
+
+
+def _test_once(cfg: DictConfig, module: DigitsClassifier, datamodule: DigitsDataModule, logger: MLFlowLogger, best: str) -> None:
+    """The test set is read once, on one device (all predictions in order), with the best-validation weights."""
+    tester: pl.Trainer = instantiate(cfg.trainer, devices=1, num_nodes=1, strategy="auto", logger=logger,
+                                     callbacks=[], enable_checkpointing=False, enable_progress_bar=False)
+    tester.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+
+
 def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mapping[str, str] | None = None) -> TrainResult | None:
     """Validate, train, test the best-validation checkpoint once, and record it all in one MLflow run.
 
@@ -92,13 +108,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
     module = build_module(cfg)
     n_params = count_parameters(module.net)
     choices = group_choices()
-    environment_tags = tracking.environment_tags(cfg.trainer.accelerator) | {f"choice.{k}": v for k, v in choices.items()}
-    default_name = cfg.recipe.name if cfg.recipe.name != "custom" else "-".join(
-        [cfg.model.name] + [f"{g}={choices[g]}" for g in ("optimizer", "aug", "schedule") if g in choices])
-    run_tags = environment_tags | {"recipe": cfg.recipe.name, "mlflow.runName": cfg.tracking.run_name or default_name}
-    run_tags |= dict(tags or {})
 
-    with tracking.mlflow_run(cfg, run_tags) as (client, run_id):
+    with tracking.mlflow_run(cfg, _run_tags(cfg, choices, tags)) as (client, run_id):
         logger = MLFlowLogger(tracking_uri=tracking.tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous)
         checkpoint_dir = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
         trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, callbacks or []))
@@ -113,12 +124,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
             metrics = {k: float(v) for k, v in client.get_run(run_id).data.metrics.items()}
             return TrainResult(run_id, metrics, best, n_params, choices)
 
-        # The test set is read once, on one device, with the best-validation weights.
-        tester: pl.Trainer = instantiate(cfg.trainer, devices=1, num_nodes=1, strategy="auto", logger=logger,
-                                         callbacks=[], enable_checkpointing=False, enable_progress_bar=False)
-        tester.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
-        test_images, test_labels = datamodule.tensors["test"]
-        log_run_report(client, run_id, module.test_outputs, test_images, test_labels)
+        _test_once(cfg, module, datamodule, logger, best)
+        log_run_report(client, run_id, module.test_outputs, *datamodule.tensors["test"])
         if cfg.tracking.log_checkpoint:
             client.log_artifact(run_id, best, "checkpoints")
         metrics = {k: float(v) for k, v in client.get_run(run_id).data.metrics.items()}
