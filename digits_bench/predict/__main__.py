@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import ImageError, ModelLoadError
+
+if TYPE_CHECKING:
+    from .loading import LoadedModel
+    from .reader import Reading
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -20,9 +25,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Read handwritten digits (one, or several in a row) from photos or scans with a trained model.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", metavar="RUN_ID", help="an MLflow run id: its config.yaml and checkpoint")
-    source.add_argument("--experiment", metavar="NAME", help="with --best: the experiment's best FINISHED run by test/acc")
+    source.add_argument("--experiment", metavar="NAME", help="with --best: the experiment's best FINISHED run by validation accuracy")
     source.add_argument("--checkpoint", metavar="PATH", type=Path, help="a Lightning checkpoint file")
-    parser.add_argument("--best", action="store_true", help="pick the run of --experiment with the highest test/acc")
+    parser.add_argument("--best", action="store_true", help="pick the run of --experiment with the highest validation accuracy")
     parser.add_argument("--config", metavar="PATH", type=Path, help="the run's config.yaml, for a --checkpoint without one beside it")
     parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store (default: as training: $MLFLOW_TRACKING_URI, "
                                                               "else $DIGITS_BENCH_STORE/mlflow.db)")
@@ -31,7 +36,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("images", nargs="+", metavar="IMAGE", type=Path, help="image files: any size, any format Pillow reads")
     args = parser.parse_args(argv)
     if args.experiment is not None and not args.best:
-        parser.error("--experiment NAME needs --best (the run with the highest test/acc)")
+        parser.error("--experiment NAME needs --best (the run with the highest validation accuracy)")
     if args.best and args.experiment is None:
         parser.error("--best needs --experiment NAME")
     if args.config is not None and args.checkpoint is None:
@@ -39,7 +44,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_model(args: argparse.Namespace):
+def load_model(args: argparse.Namespace) -> LoadedModel:
     from . import loading  # torch, Lightning and MLflow: imported once the arguments are known to be good
 
     if args.checkpoint is not None:
@@ -49,16 +54,16 @@ def load_model(args: argparse.Namespace):
     return loading.from_run(client, run_id)
 
 
-def print_table(readings: list, model) -> None:
+def print_table(readings: list[Reading], model: LoadedModel) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"digits read by {model.cfg.model.name} ({model.source})", title_justify="left")
     table.add_column("image", overflow="fold")
     table.add_column("read", style="bold")
-    table.add_column("digits (probability)")
+    table.add_column("digit:probability, left to right")
     for r in readings:
-        table.add_row(r.file, r.text, "  ".join(f"{d.digit} ({d.prob:.1%})" for d in r.digits))
+        table.add_row(r.file, r.text, "  ".join(f"{d.digit}:{d.prob:.1%}" for d in r.digits))
     Console(soft_wrap=False).print(table)
 
 
@@ -87,26 +92,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .reader import read_image
     from .render import save_reading
 
-    readings, results, stems = [], [], set()
+    readings: list[Reading] = []
+    results: list[dict] = []
+    stems: set[str] = set()
+    failed = 0
     for path in args.images:
         try:
             reading = read_image(model.module, path)
         except ImageError as err:
             print(f"digits_bench: error: {path}: {err}", file=sys.stderr)
             results.append({"file": str(path), "error": str(err)})
+            failed += 1
             continue
         readings.append(reading)
         results.append(reading.as_dict())
         if args.save is not None:
-            saved = save_reading(reading, args.save, _unique_stem(path, stems))
-            results[-1]["saved"] = [str(p) for p in saved]
+            try:
+                results[-1]["saved"] = [str(p) for p in save_reading(reading, args.save, _unique_stem(path, stems))]
+            except OSError as err:  # read, but not saved (a full disk): still a failure to report
+                print(f"digits_bench: error: {path}: cannot save to {args.save} ({err.strerror or err})", file=sys.stderr)
+                failed += 1
     if args.json:
         source = {"model": model.cfg.model.name, "source": model.source, "run_id": model.run_id, "checkpoint": model.checkpoint}
-        print(json.dumps({"model": source, "images": results}, indent=2))
+        images = ",\n  ".join(json.dumps(r) for r in results)  # one image a line: readable, and still one JSON document
+        print(f'{{"model": {json.dumps(source)},\n "images": [\n  {images}\n]}}')
     elif readings:
         print_table(readings, model)
-    return 1 if len(readings) < len(args.images) else 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # `... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

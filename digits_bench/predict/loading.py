@@ -12,18 +12,20 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from .. import tracking
 from ..config import compose_config
-from ..module import DigitsClassifier
 from .errors import ModelLoadError
 
+if TYPE_CHECKING:
+    from ..module import DigitsClassifier
+
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-RANK_METRIC = "test/acc"
+RANK_METRIC = "val/acc"  # models are chosen on validation, never on the test set
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 # An existing SQLite store needs no migration notes on stderr; errors are ours to report.
@@ -43,6 +45,8 @@ class LoadedModel:
 def store_client(uri: str | None = None) -> MlflowClient:
     """The store `python -m digits_bench` logs to (or `uri`); never creates an empty one."""
     if uri is None:
+        from .. import tracking  # imports Lightning: only when the store is not given
+
         uri = tracking.tracking_uri(compose_config([]))
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ModelLoadError(f"no MLflow store at {uri.removeprefix('sqlite:///')} "
@@ -51,7 +55,7 @@ def store_client(uri: str | None = None) -> MlflowClient:
 
 
 def best_run(client: MlflowClient, experiment: str) -> str:
-    """The FINISHED run of `experiment` with the highest test/acc."""
+    """The FINISHED run of `experiment` with the highest (final) validation accuracy."""
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise ModelLoadError(f"no experiment {experiment!r} in the MLflow store {client.tracking_uri}")

@@ -167,6 +167,8 @@ def stroke_width(mask: np.ndarray) -> float:
 def to_mnist(ink: np.ndarray) -> np.ndarray:
     """Ink in 0-1, light on black, tight or not -> (28, 28) uint8 as MNIST: 20 px box, mass-centred."""
     rows, cols = np.nonzero(ink > 0.02)
+    if rows.size == 0:  # cannot happen for a kept component (its core is above the threshold); no crash if it does
+        return np.zeros((FIELD, FIELD), dtype=np.uint8)
     ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     h, w = ink.shape
     scale = BOX / max(h, w)

@@ -20,14 +20,18 @@ def annotate(reading: Reading) -> Image.Image:
     draw = ImageDraw.Draw(image)
     zoom, line = reading.page.zoom, max(1, round(max(image.size) / 400))
     heights = [d.box[3] - d.box[1] for d in reading.digits]
-    font = ImageFont.load_default(size=max(10, round(0.3 * zoom * max(heights))))
+    font = ImageFont.load_default(size=max(10, round(0.25 * zoom * max(heights))))
+    right_of_last_above = -1
     for d in reading.digits:
         x0, y0, x1, y1 = (round(v * zoom) for v in d.box)
         draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=BOX_COLOUR, width=line)
         label = f"{d.digit} {d.prob:.0%}"
         left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
-        ty = y0 - (bottom - top) - 2 * line if y0 - (bottom - top) - 2 * line >= 0 else y1 + line  # above, else below
-        draw.rectangle((x0, ty, x0 + right - left + 2 * line, ty + bottom - top + 2 * line), fill=BOX_COLOUR)
+        width, height = right - left + 2 * line, bottom - top + 2 * line
+        above = y0 - height >= 0 and x0 > right_of_last_above  # below the box when it would cover a neighbour's label
+        ty = y0 - height if above else y1
+        right_of_last_above = x0 + width if above else right_of_last_above
+        draw.rectangle((x0, ty, x0 + width, ty + height), fill=BOX_COLOUR)
         draw.text((x0 + line - left, ty + line - top), label, fill=TEXT_COLOUR, font=font)
     return image
 
