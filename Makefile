@@ -26,7 +26,7 @@ train: data  ## train the default model (override anything: make train ARGS="mod
 	$(BIN)/python -m digits_bench $(ARGS)
 
 test: data system-deps
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 $(ARGS)
 
 # Debian packages the tests use: Fashion-MNIST's IDX files (the second dataset) and PostgreSQL (the team server).
 DEBS := dataset-fashion-mnist postgresql

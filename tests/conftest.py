@@ -8,12 +8,18 @@ from pathlib import Path
 from typing import Sequence
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from digits_bench.config import compose_config
 from digits_bench.tracking import make_client
 
 ROOT = Path(__file__).resolve().parent.parent
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two test workers on two cores: one math thread each (and in their subprocesses), or they thrash
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 DATA_DIR = Path(os.environ.get("DIGITS_BENCH_DATA", ROOT / "data")).resolve()
 
 # Small and fast, but real: every tiny fit trains on real MNIST images.
