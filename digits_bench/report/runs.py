@@ -47,6 +47,7 @@ def load_runs(client: MlflowClient, experiment: str) -> tuple[pd.DataFrame, dict
                 "test_acc": metrics["test/acc"],
                 "best_val_acc": max(curves[run.info.run_id], default=float("nan")),
                 "claimed_test_acc": _float(params.get("recipe.claimed_test_acc")),
+                "tutorial": params.get("recipe.tutorial") if params.get("recipe.tutorial") not in (None, "None") else "",
                 "params": int(params.get("n_params", 0)),
                 "train_time_s": metrics.get("time/train_s", float("nan")),
                 "images_per_s": metrics.get("time/images_per_s", float("nan")),
