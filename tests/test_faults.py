@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from digits_bench.errors import TrackingError
 from digits_bench.train import train
@@ -79,9 +80,19 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 @pytest.mark.skipif(not FASHION.is_dir() and shutil.which("apt-get") is None, reason="needs Debian's dataset-fashion-mnist")
-def test_fashion_mnist_is_one_config_away(isolated_store: Path):
-    assert FASHION.is_dir(), "make test installs Debian's dataset-fashion-mnist; run `make system-deps`"
-    result = train(compose("data=fashion_mnist", *TINY, "model=lenet", "model.init=torch"))
-    run = client_for(isolated_store).get_run(result.run_id)
-    assert run.info.status == "FINISHED" and run.data.params["data.dataset.name"] == "fashion_mnist"
-    assert run.data.params["data.mean"] == "0.286"
+def test_fashion_mnist_runs_every_model_through_a_sweep(tmp_path: Path, isolated_store: Path):
+    assert FASHION.is_dir(), "make test installs Debian's dataset-fashion-mnist (make system-deps)"
+    from digits_bench.models import list_models
+    from digits_bench.sweep.runner import run_sweep
+    from digits_bench.sweep.spec import load_sweep
+
+    path = tmp_path / "fashion.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "fashion", "base": ["data=fashion_mnist", *TINY, "data.test_subset=100"], "n_trials": len(list_models()),
+        "space": {"model": {"type": "categorical", "choices": list_models()}}, "balance": "model", "pruner": {"type": "none"},
+    }))
+    study = run_sweep(load_sweep(str(path)), f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert sorted(t.params["model"] for t in study.trials if t.state.name == "COMPLETE") == list_models()
+    runs = [r for r in all_runs(isolated_store) if r.data.tags.get("sweep.role") == "trial"]
+    assert {r.data.params["data.dataset.name"] for r in runs} == {"fashion_mnist"}
+    assert {r.data.params["data.mean"] for r in runs} == {"0.286"}
