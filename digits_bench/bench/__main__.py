@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
                 rows.append(row)
     frame = pd.DataFrame(rows)
     environment = {
-        "device": device_name("auto"), "torch": torch.__version__, "cuda": str(torch.version.cuda), "python": platform.python_version(),
+        "device": device_name("auto"), "math_threads": torch.get_num_threads(), "torch": torch.__version__, "cuda": str(torch.version.cuda), "python": platform.python_version(),
         "commit": git_commit(), "date": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
         "train_images_per_epoch": subset or "55000", "epochs": f"{args.epochs} (first is warm-up; median of the rest)",
     }
