@@ -67,11 +67,14 @@ class DigitsClassifier(pl.LightningModule):
         self._test_probs: list[torch.Tensor] = []
 
     def preprocess(self, images: torch.Tensor, train: bool = False) -> torch.Tensor:
-        """uint8 (N, 28, 28) -> normalised float (N, 1, 28, 28); the exact input the net was trained on."""
-        x = images.unsqueeze(1).float().div_(255.0)
-        if train:
+        """uint8 (N, 28, 28) -> normalised float (N, 1, 28, 28); the exact input the net was trained on.
+
+        Normalising is one in-place multiply-add; it commutes with the affine warp (bilinear
+        interpolation with border padding is linear), so augmentation can follow it.
+        """
+        x = images.unsqueeze(1).float().mul_(1.0 / (255.0 * self.std)).sub_(self.mean / self.std)
+        if train and getattr(self.augment, "enabled", True):
             x = self.augment(x)
-        x = (x - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
