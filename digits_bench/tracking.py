@@ -38,7 +38,7 @@ def tracking_uri(cfg: DictConfig) -> str:
     return f"sqlite:///{store / 'mlflow.db'}"
 
 
-def _artifact_root(cfg: DictConfig) -> str | None:
+def artifact_root(cfg: DictConfig) -> str | None:
     """Local stores keep artifacts beside the database; a server decides for itself."""
     uri = tracking_uri(cfg)
     if uri.startswith("sqlite:///") or uri.startswith("file:"):
@@ -148,7 +148,7 @@ def open_run(cfg: DictConfig, tags: Mapping[str, str]) -> tuple[MlflowClient, st
         if cfg.get("resume"):
             client.update_run(cfg.resume, status=RunStatus.to_string(RunStatus.RUNNING))
             return client, str(cfg.resume)
-        exp_id = experiment_id(client, cfg.tracking.experiment, _artifact_root(cfg))
+        exp_id = experiment_id(client, cfg.tracking.experiment, artifact_root(cfg))
         return client, client.create_run(exp_id, run_name=cfg.tracking.run_name, tags=dict(tags)).info.run_id
     except (OSError, sqlite3.Error, MlflowException) as err:
         raise TrackingError(

@@ -11,8 +11,6 @@ from .device_batches import DeviceBatches
 from .idx import parse_idx
 from .sources import DatasetSpec, ensure_files, read_verified
 
-TRAIN_POOL = 60_000
-
 
 def load_split(spec: DatasetSpec, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 images N×28×28, int64 labels N) of 'train' or 'test', md5-verified."""

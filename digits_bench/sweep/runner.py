@@ -203,7 +203,7 @@ def parent_run(client: MlflowClient, cfg: DictConfig, spec: SweepSpec, study: op
             return run_id
         except Exception:  # the MLflow store was wiped or changed: start a new parent
             log.info("parent run %s not found; creating a new one", run_id)
-    experiment_id = tracking.experiment_id(client, cfg.tracking.experiment, tracking._artifact_root(cfg))
+    experiment_id = tracking.experiment_id(client, cfg.tracking.experiment, tracking.artifact_root(cfg))
     tags = tracking.environment_tags("auto") | {
         "mlflow.runName": f"sweep:{spec.name}", "sweep.study": spec.name, "sweep.role": "parent",
         "sweep.storage": storage_url, "sweep.file": str(spec.path),
