@@ -127,7 +127,7 @@ def log_config(client: MlflowClient, run_id: str, cfg: DictConfig, extra: Mappin
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """Turn SIGTERM into KeyboardInterrupt so a terminated run is marked KILLED, not left RUNNING."""
     try:
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -180,7 +180,7 @@ def mlflow_run(cfg: DictConfig, tags: Mapping[str, str]) -> Iterator[tuple[Mlflo
     os.environ[ATTACH_ENV] = run_id
     status = RunStatus.to_string(RunStatus.FAILED)
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             yield client, run_id
         status = RunStatus.to_string(RunStatus.FINISHED)
     except (KeyboardInterrupt, SystemExit):

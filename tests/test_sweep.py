@@ -115,17 +115,19 @@ def sweep_process(path: Path, url: str, *extra: str) -> subprocess.Popen:
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_sweep_resumes_and_loses_no_trial(how: signal.Signals, tmp_path: Path, isolated_store: Path):
     path = sweep_file(tmp_path, "resume", n_trials=3, pruner={"type": "none"},
-                      base=[*TINY_BASE, "trainer.max_epochs=3"])
+                      base=[*TINY_BASE, "data.subset=4096", "trainer.max_epochs=6"])
     url = storage_url(tmp_path)
     process = sweep_process(path, url)
     deadline = time.time() + 240
-    while time.time() < deadline:  # kill it while its second trial is running
-        time.sleep(0.5)
+    while time.time() < deadline:  # kill it in its second trial, after its first epoch, well before its last
+        time.sleep(0.2)
         try:
             trials = optuna.load_study(study_name="resume", storage=url).trials
         except Exception:
             continue
-        if any(t.state == TrialState.COMPLETE for t in trials) and any(t.state == TrialState.RUNNING for t in trials):
+        if any(t.state == TrialState.COMPLETE for t in trials) and any(
+            t.state == TrialState.RUNNING and len(t.intermediate_values) in (1, 2) for t in trials
+        ):
             break
     process.send_signal(how)
     process.wait()

@@ -32,13 +32,19 @@ def main(argv: list[str]) -> int:
     except ConfigError as err:
         print(f"digits_bench: error: {err}", file=sys.stderr)
         return 2
+    from ..tracking import sigterm_as_interrupt
     from .runner import run_sweep, work
 
-    if args.worker_of:
-        work(spec, args.storage, args.worker_of, args.worker_index)
-        return 0
     passthrough = [args.sweep] + (["--n-trials", str(args.n_trials)] if args.n_trials else []) + (["--name", args.name] if args.name else [])
-    study = run_sweep(spec, args.storage, args.workers, passthrough)
+    try:
+        with sigterm_as_interrupt():  # SIGTERM between trials stops as cleanly as during one
+            if args.worker_of:
+                work(spec, args.storage, args.worker_of, args.worker_index)
+                return 0
+            study = run_sweep(spec, args.storage, args.workers, passthrough)
+    except KeyboardInterrupt:
+        print(f"digits_bench: sweep {spec.name!r} interrupted; rerun the same command to resume it", file=sys.stderr)
+        return 130
     frame = study.trials_dataframe(attrs=("number", "value", "state", "params"))
     print(frame.to_string(index=False))
     complete = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]

@@ -246,7 +246,14 @@ def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1,
             command = [sys.executable, "-m", "digits_bench.sweep", *(worker_args or []), "--storage", storage_url,
                        "--worker-of", parent]
             processes = [subprocess.Popen([*command, "--worker-index", str(i)]) for i in range(workers)]
-            codes = [p.wait() for p in processes]
+            try:
+                codes = [p.wait() for p in processes]
+            except KeyboardInterrupt:  # pass the stop on, so no worker outlives the sweep
+                for process in processes:
+                    process.terminate()
+                for process in processes:
+                    process.wait()
+                raise
             if any(codes):
                 raise RuntimeError(f"sweep workers exited with {codes}")
         status = RunStatus.to_string(RunStatus.FINISHED)
