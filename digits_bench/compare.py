@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--storage", help="Optuna storage URL of --study (default: the local SQLite)")
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
     parser.add_argument("--first-seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     try:
         if args.seeds < 1:
             raise ConfigError(f"--seeds must be >= 1 (got {args.seeds})")

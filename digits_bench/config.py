@@ -8,6 +8,7 @@ from typing import Any, Sequence
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .errors import ConfigError
@@ -25,11 +26,20 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -
     """
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="digits_bench"):
-        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+        try:
+            cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+        except HydraException as err:
+            raise ConfigError(_one_line(str(err))) from None
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def _one_line(message: str) -> str:
+    """Hydra's composition errors span lines (options, search path); a user needs the first part on one line."""
+    message = message.split("Config search path")[0]
+    return " ".join(" ".join(line.split()) for line in message.splitlines() if line.strip())
 
 
 def group_choices() -> dict[str, str]:

@@ -1,7 +1,6 @@
 """The one LightningModule every model trains through."""
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import pytorch_lightning as pl
@@ -29,6 +28,9 @@ class DigitsClassifier(pl.LightningModule):
 
     Batches arrive as uint8 images; `on_after_batch_transfer` scales,
     augments (training batches only) and normalises them on the device.
+    A training batch may hold several mini-batches (`data.chunk_batches`):
+    the training step takes one optimizer step per mini-batch of
+    `batch_size`, so Lightning's per-step overhead is paid once per chunk.
     Metrics are torchmetrics objects that accumulate on the device and are
     read once per epoch, so no step forces a host synchronisation.
     """
@@ -43,8 +45,11 @@ class DigitsClassifier(pl.LightningModule):
         std: float,
         num_classes: int = 10,
         channels_last: bool = False,
+        batch_size: int = 100,
     ) -> None:
         super().__init__()
+        self.automatic_optimization = False  # the training step walks its chunk of mini-batches itself
+        self.batch_size = batch_size
         self.net, self.augment = net, augment
         self.optimizer_factory, self.schedule_factory = optimizer, schedule
         self.mean, self.std, self.num_classes = mean, std, num_classes
@@ -97,11 +102,32 @@ class DigitsClassifier(pl.LightningModule):
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True)
         self.log(f"{split}/acc", acc, on_step=False, on_epoch=True, prog_bar=split == "val")
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, _ = self._step(batch, self.train_loss, self.train_acc)
-        return loss
+    def _scheduler(self, interval: str) -> Any:
+        configs = self.trainer.lr_scheduler_configs
+        return configs[0].scheduler if configs and configs[0].interval == interval else None
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """One optimizer step per mini-batch of the chunk; losses and predictions are kept on the device."""
+        images, labels = batch
+        optimizer, scheduler = self.optimizers(), self._scheduler("step")
+        losses, preds = [], []
+        for x, y in zip(images.split(self.batch_size), labels.split(self.batch_size)):
+            logits = self(x)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            losses.append(loss.detach() * len(y))
+            preds.append(logits.detach().argmax(dim=1))
+        self.train_loss.update(torch.stack(losses).sum() / len(labels), weight=len(labels))
+        self.train_acc.update(torch.cat(preds), labels)
 
     def on_train_epoch_end(self) -> None:
+        scheduler = self._scheduler("epoch")
+        if scheduler is not None:
+            scheduler.step()
         loss = self.train_loss.compute()  # cached: the logging below reuses it
         self._log_epoch("train", self.train_loss, self.train_acc)
         if not torch.isfinite(loss):  # one check per epoch: a diverged run stops now, recorded as FAILED
@@ -138,7 +164,6 @@ class DigitsClassifier(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer_factory(self.net.parameters())
-        epochs = self.trainer.max_epochs
-        steps_per_epoch = max(1, math.ceil(self.trainer.estimated_stepping_batches / epochs))
-        scheduler = self.schedule_factory(optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch)
+        steps_per_epoch = max(1, self.trainer.datamodule.train_steps_per_epoch())
+        scheduler = self.schedule_factory(optimizer, epochs=self.trainer.max_epochs, steps_per_epoch=steps_per_epoch)
         return {"optimizer": optimizer} if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}

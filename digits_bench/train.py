@@ -56,6 +56,7 @@ def build_module(cfg: DictConfig) -> DigitsClassifier:
         std=cfg.data.std,
         num_classes=cfg.data.num_classes,
         channels_last=cfg.channels_last,
+        batch_size=cfg.data.batch_size,
     )
 
 

@@ -125,3 +125,13 @@ def test_device_batches_shard_disjointly_across_ranks():
     assert not set(shards[0].tolist()) & set(shards[1].tolist())
     evals = [torch.cat([y for _, y in DeviceBatches(labels, labels, 50, shuffle=False, rank=r, world_size=2)]) for r in (0, 1)]
     assert sorted(torch.cat(evals).tolist()) == list(range(1001))
+
+
+def test_chunks_hold_the_same_batches_in_the_same_order():
+    labels = torch.arange(1010)
+    single = DeviceBatches(labels, labels, 64, shuffle=True, seed=5)
+    chunked = DeviceBatches(labels, labels, 64, shuffle=True, seed=5, chunk=4)
+    assert single.batches == chunked.batches == 16 and len(single) == 16 and len(chunked) == 4
+    items = [y for _, y in chunked]
+    assert [len(y) for y in items] == [256, 256, 256, 242]
+    assert torch.equal(torch.cat(items), torch.cat([y for _, y in single]))

@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--epochs", type=int, default=4, help="epochs per pipeline; the first is warm-up")
     parser.add_argument("--out", default="results")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for all pipelines, e.g. trainer=gpu")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     subset = args.subset or (None if torch.cuda.is_available() else 20_000)
     rows = []
     with tempfile.TemporaryDirectory() as store:

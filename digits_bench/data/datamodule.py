@@ -38,6 +38,7 @@ class DigitsDataModule(pl.LightningDataModule):
         num_classes: int = 10,
         batch_size: int = 100,
         eval_batch_size: int = 1000,
+        chunk_batches: int = 1,
         val_size: int = 5000,
         split_seed: int = 0,
         seed: int = 0,
@@ -49,7 +50,7 @@ class DigitsDataModule(pl.LightningDataModule):
         super().__init__()
         self.spec = DatasetSpec.from_config(dataset)
         self.num_classes = num_classes
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.batch_size, self.eval_batch_size, self.chunk_batches = batch_size, eval_batch_size, chunk_batches
         self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
         self.subset, self.test_subset = subset, test_subset
         self.mean, self.std = mean, std
@@ -84,7 +85,13 @@ class DigitsDataModule(pl.LightningDataModule):
             epoch=(lambda: trainer.current_epoch) if trainer is not None else (lambda: 0),
             rank=trainer.global_rank if trainer is not None else 0,
             world_size=trainer.world_size if trainer is not None else 1,
+            # DDP syncs gradients once per forward of the wrapped module: one batch per training step there
+            chunk=self.chunk_batches if train and (trainer is None or trainer.world_size == 1) else 1,
         )
+
+    def train_steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch (on this rank), what step-wise schedules are sized by."""
+        return self._batches("train", train=True).batches
 
     def train_dataloader(self) -> DeviceBatches:
         return self._batches("train", train=True)

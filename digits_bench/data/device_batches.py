@@ -1,6 +1,6 @@
 """Mini-batches gathered by index from tensors that already live on the training device.
 
-No Dataset, no workers, no per-sample Python: each batch is one indexed gather.
+No Dataset, no workers, no per-sample Python: each item is one indexed gather.
 """
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ class DeviceBatches:
     reshuffles and a resumed run replays the same order. Under DDP each rank
     takes every world_size-th index of the permutation; for training all ranks
     get the same number of batches so gradient all-reduces stay in step.
+
+    With `chunk=k` each item holds k consecutive batches (the same images in the
+    same order), which the training step splits: per-item costs of the loop and
+    of preprocessing are paid once per k optimizer steps.
     """
 
     def __init__(
@@ -30,10 +34,12 @@ class DeviceBatches:
         rank: int = 0,
         world_size: int = 1,
         drop_last: bool = False,
+        chunk: int = 1,
     ) -> None:
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, epoch
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
+        self.chunk = max(1, chunk)
 
     def _indices(self) -> torch.Tensor:
         n = len(self.labels)
@@ -56,12 +62,16 @@ class DeviceBatches:
             return n // self.world_size
         return len(range(self.rank, n, self.world_size))
 
-    def __len__(self) -> int:
+    @property
+    def batches(self) -> int:
+        """Mini-batches (optimizer steps, in training) per epoch."""
         size = self._shard_size()
         return size // self.batch_size if self.drop_last else -(-size // self.batch_size)
 
+    def __len__(self) -> int:
+        return -(-self.batches // self.chunk)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self._indices()
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            index = order[start : start + self.batch_size]
+        order = self._indices()[: self.batches * self.batch_size]
+        for index in order.split(self.batch_size * self.chunk):
             yield self.images[index], self.labels[index]
