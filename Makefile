@@ -60,6 +60,14 @@ compare: data  ## re-train a recipe over seeds: make compare RECIPE=experiment=s
 report: $(STAMP)  ## results/leaderboard.{md,csv} and plots from the runs in MLflow
 	$(BIN)/python -m digits_bench.report --out results
 
+.PHONY: speedrun best
+speedrun: data  ## least training time to 99% test: the speedrun preset over 5 seeds (then make report)
+	$(BIN)/python -m digits_bench.compare experiment=speedrun --seeds 5 $(ARGS)
+
+best: data  ## highest test accuracy: the best preset over 5 seeds, then their validation-chosen ensemble
+	$(BIN)/python -m digits_bench.compare experiment=best --seeds 5 $(ARGS)
+	$(BIN)/python -m digits_bench.ensemble best
+
 .PHONY: bench
 bench: data  ## tutorial pipeline vs plain device loop vs harness, side by side: results/bench.{md,csv}
 	$(BIN)/python -m digits_bench.bench --out results

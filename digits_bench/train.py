@@ -45,6 +45,8 @@ class TrainResult:
 def build_module(cfg: DictConfig) -> DigitsClassifier:
     """Model, optimizer, schedule and augmentation, each instantiated from its own config group."""
     net = instantiate(cfg.model)
+    if cfg.channels_last:  # weights and inputs both NHWC, or convolutions fall back to a slow path
+        net = net.to(memory_format=torch.channels_last)
     if cfg.compile:
         net = torch.compile(net)
     return DigitsClassifier(

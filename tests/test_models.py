@@ -6,7 +6,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from digits_bench.models import count_parameters, create_model, list_models
+from digits_bench.models import count_parameters, create_model, list_models, model_entry
 
 from .conftest import compose, run_cli
 
@@ -25,10 +25,24 @@ SEED_PARAMS = {
 }
 SEED_PARAMS["vgg_dropout"] = SEED_PARAMS["vgg"]
 SEED_PARAMS["vgg_bn"] = SEED_PARAMS["vgg"] + 2 * (32 + 32 + 64 + 64 + 512)
+# The harness's own recipes (speedrun, best): bias-free convolutions, each followed by batch norm.
+HARNESS_PARAMS = {
+    "speedrun": (16 * 9 + 2 * 16) + (32 * 16 * 9 + 2 * 32) + (64 * 32 * 9 + 2 * 64) + (64 * 9 * 10 + 10),
+    "cnn_best": sum(c_out * (c_in * 9 + 2) for c_in, c_out in [(1, 32), (32, 32), (32, 64), (64, 64), (64, 128), (128, 128)])
+    + (128 * 256 + 256) + (256 * 10 + 10),
+}
 
 
-def test_registry_holds_every_seed_model():
-    assert sorted(SEED_PARAMS) == list_models()
+def test_registry_holds_every_seed_model_and_the_harness_recipes():
+    assert sorted(SEED_PARAMS | HARNESS_PARAMS) == list_models()
+    assert {model_entry(name).seed for name in HARNESS_PARAMS} == {"harness"}
+
+
+@pytest.mark.parametrize("name", sorted(HARNESS_PARAMS))
+def test_harness_models_build_from_config(name: str):
+    net = instantiate(compose(f"model={name}").model)
+    assert count_parameters(net) == HARNESS_PARAMS[name]
+    assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
 @pytest.mark.parametrize("name", sorted(SEED_PARAMS))

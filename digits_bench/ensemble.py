@@ -1,0 +1,163 @@
+"""`python -m digits_bench.ensemble RECIPE`: average the recipe's trained runs, with optional test-time shifts.
+
+Candidates are the best single run, the plain ensemble and the ensemble with
+test-time augmentation (each image and its four one-pixel shifts). The choice
+between them is made on the validation split; only the chosen one is scored on
+the test set, once, and recorded as its own MLflow run (`<recipe>+ensemble`),
+which `make report` lists beside the single runs.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from .errors import ConfigError, DataError
+
+SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (dx, dy) in pixels
+SPLIT_KEYS = ("data.dataset.name", "data.val_size", "data.split_seed")  # members must share one validation split
+
+
+@dataclass(frozen=True)
+class Member:
+    run_id: str
+    module: torch.nn.Module
+    cfg: DictConfig
+    train_s: float
+    n_params: int
+
+
+def shifted(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """uint8 (N, 28, 28) moved by (dx, dy) pixels, the uncovered border filled with background (0)."""
+    h, w = images.shape[-2:]
+    padded = F.pad(images, (1, 1, 1, 1))
+    return padded[:, 1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]
+
+
+@torch.no_grad()
+def probabilities(member: Member, images: torch.Tensor, tta: bool, batch_size: int = 1000) -> torch.Tensor:
+    """Softmax over classes, averaged over the shifted views when `tta`; (N, classes) on the CPU."""
+    views = SHIFTS if tta else SHIFTS[:1]
+    device = next(member.module.parameters()).device
+    out = []
+    for batch in images.split(batch_size):
+        batch = batch.to(device)
+        probs = sum(member.module(member.module.preprocess(shifted(batch, dx, dy))).float().softmax(dim=1) for dx, dy in views)
+        out.append((probs / len(views)).cpu())
+    return torch.cat(out)
+
+
+def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((probs.argmax(dim=1) == labels).float().mean())
+
+
+def recipe_runs(client, experiment: str, recipe: str) -> list[str]:
+    """FINISHED, test-scored single runs of `recipe` (by compare's tag or the preset's), oldest first."""
+    from .report.runs import recipe_of
+
+    found = client.get_experiment_by_name(experiment)
+    runs = [] if found is None else client.search_runs(
+        [found.experiment_id], filter_string="attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"], max_results=10_000)
+    return [r.info.run_id for r in runs
+            if recipe_of(r.data.tags) == recipe and "ensemble.members" not in r.data.tags and "test/acc" in r.data.metrics]
+
+
+def load_members(client, run_ids: list[str], device: torch.device) -> list[Member]:
+    from .predict.loading import from_run
+
+    members = []
+    for run_id in run_ids:
+        loaded = from_run(client, run_id)
+        run = client.get_run(run_id)
+        members.append(Member(run_id, loaded.module.to(device).eval(), loaded.cfg,
+                              run.data.metrics.get("time/train_s", float("nan")), int(run.data.params.get("n_params", 0))))
+    splits = {tuple(OmegaConf.select(m.cfg, k) for k in SPLIT_KEYS) for m in members}
+    if len(splits) > 1:
+        raise ConfigError(f"the runs were validated on different splits {sorted(splits)}; ensemble runs of one recipe only")
+    return members
+
+
+def evaluate(members: list[Member], val: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor]) -> dict:
+    """Pick the candidate with the best validation accuracy; score only that one on the test set."""
+    val_probs = {tta: [probabilities(m, val[0], tta) for m in members] for tta in (False, True)}
+    singles = [accuracy(p, val[1]) for p in val_probs[False]]
+    best_single = max(range(len(members)), key=singles.__getitem__)
+    candidates = {
+        "single": (singles[best_single], [members[best_single]], False),
+        "ensemble": (accuracy(torch.stack(val_probs[False]).mean(0), val[1]), members, False),
+        "ensemble_tta": (accuracy(torch.stack(val_probs[True]).mean(0), val[1]), members, True),
+    }
+    chosen = max(candidates, key=lambda name: candidates[name][0])  # ties keep the simpler candidate
+    val_acc, chosen_members, tta = candidates[chosen]
+    test_probs = torch.stack([probabilities(m, test[0], tta) for m in chosen_members]).mean(0)
+    return {"chosen": chosen, "val_acc": {k: v[0] for k, v in candidates.items()}, "test_acc": accuracy(test_probs, test[1]),
+            "members": [m.run_id for m in chosen_members], "tta": tta}
+
+
+def run_ensemble(recipe: str, experiment: str | None = None, min_members: int = 2) -> dict:
+    from . import tracking
+    from .config import compose_config
+    from .data import DigitsDataModule
+    from hydra.utils import instantiate
+
+    base = compose_config([])
+    experiment = experiment or base.tracking.experiment
+    client = tracking.make_client(base)
+    run_ids = recipe_runs(client, experiment, recipe)
+    if len(run_ids) < min_members:
+        raise ConfigError(f"recipe {recipe!r} has {len(run_ids)} finished run(s) in experiment {experiment!r}; "
+                          f"train more first: python -m digits_bench.compare experiment={recipe} --seeds 5")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    members = load_members(client, run_ids, device)
+    data: DigitsDataModule = instantiate(members[0].cfg.data)
+    data.prepare_data()
+    data.setup("test")
+    result = evaluate(members, data.tensors["val"], data.tensors["test"])
+
+    first = client.get_run(members[0].run_id)
+    cfg = OmegaConf.merge(members[0].cfg, {"tracking": {"experiment": experiment, "run_name": f"{recipe}+ensemble"}, "resume": None})
+    tags = tracking.environment_tags(device.type) | {k: v for k, v in first.data.tags.items() if k.startswith("choice.")}
+    tags |= {"compare.recipe": f"{recipe}+ensemble", "mlflow.runName": f"{recipe}+ensemble",
+             "ensemble.members": " ".join(result["members"]), "ensemble.chosen": result["chosen"]}
+    with tracking.mlflow_run(cfg, tags) as (client, run_id):
+        params = {"model.name": f"{members[0].cfg.model.name}×{len(result['members'])}", "ensemble.tta": result["tta"],
+                  "trainer.max_epochs": members[0].cfg.trainer.max_epochs, "data.batch_size": members[0].cfg.data.batch_size,
+                  "seed": -1, "n_params": sum(m.n_params for m in members if m.run_id in result["members"]),
+                  "recipe.claimed_test_acc": OmegaConf.select(members[0].cfg, "recipe.ensemble_claimed_test_acc"),
+                  "recipe.tutorial": f"{recipe}: the validation-chosen of best single run / ensemble / ensemble+shift TTA "
+                                     f"over {len(members)} runs"}
+        for key, value in params.items():
+            client.log_param(run_id, key, value)
+        for name, acc in result["val_acc"].items():
+            client.log_metric(run_id, f"val/acc_{name}", acc)
+        client.log_metric(run_id, "val/acc", result["val_acc"][result["chosen"]])
+        client.log_metric(run_id, "test/acc", result["test_acc"])
+        client.log_metric(run_id, "time/train_s", sum(m.train_s for m in members if m.run_id in result["members"]))
+        result["run_id"] = run_id
+    return result
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m digits_bench.ensemble", description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", help="the recipe whose runs to combine, e.g. best (train them with compare first)")
+    parser.add_argument("--experiment", default=None, help="MLflow experiment holding the runs (default: the configured one)")
+    args = parser.parse_args(argv)
+    from .predict.errors import ModelLoadError
+
+    try:
+        result = run_ensemble(args.recipe, args.experiment)
+    except (ConfigError, DataError, ModelLoadError) as err:
+        print(f"digits_bench: error: {err}", file=sys.stderr)
+        return 2
+    vals = "  ".join(f"{k}={100 * v:.2f}%" for k, v in result["val_acc"].items())
+    print(f"validation: {vals}\nchosen on validation: {result['chosen']} ({len(result['members'])} model(s), "
+          f"tta={result['tta']})  test/acc={100 * result['test_acc']:.2f}%  run {result['run_id']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
