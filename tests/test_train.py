@@ -113,3 +113,11 @@ def test_chunked_steps_train_exactly_like_single_batches(schedule: str, isolated
     if schedule == "steps":  # seed 004's per-epoch rates, as multiples of optimizer.lr (0.01 for momentum)
         rates = [m.value for m in client.get_metric_history(single.run_id, "lr-SGD")]
         assert rates == pytest.approx([0.001, 0.01, 0.01])
+
+
+def test_bf16_autocast_with_channels_last_trains_through_the_same_step(isolated_store: Path):
+    """The GPU fast path's precision and memory format, exercised on the CPU so CI covers the code."""
+    result = train(compose("model=speedrun", *TINY, "trainer.precision=bf16-mixed", "channels_last=true", "trainer.max_epochs=2"))
+    (run,) = all_runs(isolated_store)
+    assert run.info.status == "FINISHED" and run.data.params["trainer.precision"] == "bf16-mixed"
+    assert 0.0 < result.metrics["test/acc"] <= 1.0 and result.metrics["train/loss"] == result.metrics["train/loss"]
