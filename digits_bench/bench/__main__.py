@@ -16,6 +16,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from ..config import compose_config, validate
+from ..errors import ConfigError
 from ..tracking import device_name, git_commit
 
 MODELS = ("mlp_128_64", "lenet", "vgg_bn")
@@ -52,6 +54,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", default="results")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for all pipelines, e.g. trainer=gpu")
     args = parser.parse_intermixed_args(argv)
+    try:  # a bad model or override fails here, in one line, before minutes of measuring
+        for model in args.models:
+            validate(compose_config([f"model={model}", *args.overrides]))
+    except ConfigError as err:
+        print(f"digits_bench: error: {err}", file=sys.stderr)
+        return 2
     subset = args.subset or (None if torch.cuda.is_available() else 20_000)
     rows = []
     with tempfile.TemporaryDirectory() as store:
