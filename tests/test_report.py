@@ -42,3 +42,26 @@ def test_report_without_runs_is_one_clear_error(tmp_path: Path, capsys: pytest.C
 def test_pareto_front_keeps_only_undominated_recipes():
     board = pd.DataFrame({"recipe": list("abcd"), "train_time_s": [1, 2, 3, 4], "test_acc_mean": [0.9, 0.95, 0.94, 0.99]})
     assert pareto_front(board, "train_time_s")["recipe"].tolist() == ["a", "b", "d"]
+
+
+def test_report_keeps_runs_from_an_earlier_report_that_this_store_lacks(tmp_path: Path, isolated_store: Path):
+    """results/ accumulates: rows committed from another machine survive a report built on this one."""
+    run_compare(Recipe("tiny-linear", ["model=linear", *TINY]), seeds=[0])
+    out = tmp_path / "results"
+    assert report_main(["--out", str(out)]) == 0
+    first = pd.read_csv(out / "runs.csv", dtype={"val_curve": str})
+    assert first["val_curve"].str.split().str.len().tolist() == [1]
+    elsewhere = first.assign(recipe="gpu-recipe", run_id="0" * 32, test_acc=0.5, device="cuda (H100)")
+    pd.concat([first, elsewhere]).to_csv(out / "runs.csv", index=False)
+    pd.DataFrame({"study": ["old"], "number": [0], "value": [0.9], "state": ["COMPLETE"], "params_lr": [0.1]}).to_csv(out / "studies.csv", index=False)
+
+    assert report_main(["--out", str(out)]) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(runs["recipe"]) == ["gpu-recipe", "tiny-linear"] and runs["run_id"].is_unique
+    board = pd.read_csv(out / "leaderboard.csv").set_index("recipe")
+    assert board.loc["gpu-recipe", "test_acc_mean"] == 0.5 and board.loc["gpu-recipe", "device"] == "cuda (H100)"
+    text = (out / "leaderboard.md").read_text()
+    assert "1 from this store, 1 carried over" in text and "**old**: 1 trials" in text and "'lr': 0.1" in text
+
+    assert report_main(["--out", str(out), "--no-archive"]) == 0
+    assert pd.read_csv(out / "runs.csv")["recipe"].tolist() == ["tiny-linear"]

@@ -16,29 +16,45 @@ import torch
 from .. import tracking
 from ..config import compose_config
 from .plots import accuracy_vs_params, accuracy_vs_time, study_plots, validation_curves
-from .runs import load_runs
+from .runs import load_runs, with_archive
 from .table import leaderboard, markdown, recipe_notes
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def study_section(storage: str, out: Path) -> tuple[str, list[pd.DataFrame]]:
+def _study_line(name: str, frame: pd.DataFrame, plots: list[Path]) -> str:
+    states = frame["state"].value_counts().to_dict()
+    complete = frame[frame["state"] == "COMPLETE"]
+    best = ""
+    if not complete.empty:
+        minimize = "direction" in frame.columns and frame["direction"].iloc[0] == "MINIMIZE"
+        top = complete.loc[complete["value"].idxmin() if minimize else complete["value"].idxmax()]
+        params = {c.removeprefix("params_"): top[c].item() if hasattr(top[c], "item") else top[c]
+                  for c in frame.columns if c.startswith("params_") and pd.notna(top[c])}
+        best = f"best trial {int(top['number'])}: {100 * top['value']:.2f}% val acc, {params}"
+    return f"- **{name}**: {len(frame)} trials {states}. {best} " + " ".join(f"![]({p.name})" for p in plots)
+
+
+def study_section(storage: str, out: Path, archive: pd.DataFrame | None) -> tuple[str, list[pd.DataFrame]]:
+    """Every study in the storage, plus those an earlier report recorded (studies.csv) that it does not hold."""
     lines, frames = [], []
     try:
-        summaries = optuna.get_all_study_summaries(storage)
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     except Exception:  # no study database yet
-        return "", frames
-    for summary in summaries:
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        names = []
+    for name in names:
+        study = optuna.load_study(study_name=name, storage=storage)
         frame = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
-        frame.insert(0, "study", study.study_name)
+        frame.insert(0, "study", name)
+        frame["state"] = frame["state"].astype(str)
+        frame["direction"] = study.direction.name
         frames.append(frame)
-        plots = study_plots(study, out)
-        states = frame["state"].value_counts().to_dict()
-        best = ""
-        if any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
-            best = f"best trial {study.best_trial.number}: {100 * study.best_value:.2f}% val acc, {study.best_params}"
-        lines.append(f"- **{study.study_name}**: {len(frame)} trials {states}. {best} " + " ".join(f"![]({p.name})" for p in plots))
+        lines.append(_study_line(name, frame, study_plots(study, out)))
+    if archive is not None:
+        for name, frame in archive[~archive["study"].isin(names)].groupby("study", sort=True):
+            frames.append(frame)
+            plots = sorted(out.glob(f"study_{name}_*.png"))
+            lines.append(_study_line(str(name), frame, plots))
     return "\n".join(lines), frames
 
 
@@ -46,12 +62,22 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m digits_bench.report", description=__doc__)
     parser.add_argument("--out", default="results", help="output folder (default results/)")
     parser.add_argument("--storage", default=None, help="Optuna storage with the studies to plot (default: local SQLite)")
+    parser.add_argument("--no-archive", action="store_true",
+                        help="ignore the runs.csv/studies.csv already in --out (default: keep the runs this store does not hold)")
     args = parser.parse_args(argv)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     cfg = compose_config([])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs, curves = load_runs(tracking.make_client(cfg), cfg.tracking.experiment)
+    local = len(runs)
+    carried = 0
+    if not args.no_archive:
+        try:
+            runs, curves, carried = with_archive(runs, curves, out / "runs.csv")
+        except ValueError as err:
+            print(f"digits_bench: error: {err}", file=sys.stderr)
+            return 2
     if runs.empty:
         print(f"digits_bench: error: no finished, test-scored runs in {tracking.tracking_uri(cfg)}; run `make train` or compare first", file=sys.stderr)
         return 2
@@ -63,12 +89,14 @@ def main(argv: list[str]) -> int:
     validation_curves(runs, curves, out / "validation_curves.png")
     from ..sweep.runner import default_storage
 
-    studies, frames = study_section(args.storage or default_storage(cfg), out)
+    old_studies = None if args.no_archive or not (out / "studies.csv").is_file() else pd.read_csv(out / "studies.csv")
+    studies, frames = study_section(args.storage or default_storage(cfg), out, old_studies)
     if frames:
         pd.concat(frames).to_csv(out / "studies.csv", index=False)
     header = (
         f"# digits_bench leaderboard\n\nGenerated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC} from "
-        f"{len(runs)} MLflow runs (`make report`). Environment: {', '.join(sorted(runs['device'].unique()))}; "
+        f"{len(runs)} MLflow runs (`make report`; {local} from this store, {carried} carried over from the "
+        f"previous runs.csv). Environment: {', '.join(sorted(runs['device'].unique()))}; "
         f"torch {torch.__version__}, Python {platform.python_version()}; commits {', '.join(sorted(runs['git_commit'].unique()))}.\n"
         "Test accuracy is the best-validation checkpoint of each run scored once on the 10k test set; "
         "`n` is the number of seeds; times are training only (evaluation excluded).\n\n"

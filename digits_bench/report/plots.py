@@ -51,6 +51,8 @@ def validation_curves(runs: pd.DataFrame, curves: dict[str, list[float]], path: 
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for recipe, group in runs.groupby("recipe"):
         series = [curves[r] for r in group["run_id"] if curves.get(r)]
+        if not series:  # carried over from a runs.csv written before curves were kept
+            continue
         length = min(len(s) for s in series)
         mean = np.mean([s[:length] for s in series], axis=0)
         ax.plot(range(1, length + 1), 100 * mean, marker=".", label=f"{recipe} (n={len(series)})")

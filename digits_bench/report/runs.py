@@ -1,8 +1,15 @@
 """MLflow runs -> one pandas row per finished, test-scored run (sweep trials never touch the test set, so they drop out)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 from mlflow.tracking import MlflowClient
+
+# One row per run; runs.csv keeps them in this order so an older file can be read back (missing columns empty).
+RUN_COLUMNS = ["recipe", "model", "optimizer", "aug", "schedule", "epochs", "batch_size", "seed", "test_acc", "best_val_acc",
+               "claimed_test_acc", "tutorial", "params", "train_time_s", "images_per_s", "time_to_val_99_s", "time_to_val_995_s",
+               "device", "git_commit", "run_id", "start_time", "val_curve"]
 
 
 def recipe_of(tags: dict[str, str]) -> str:
@@ -25,7 +32,7 @@ def load_runs(client: MlflowClient, experiment: str) -> tuple[pd.DataFrame, dict
     """(one row per run, {run_id: validation accuracy per epoch})."""
     found = client.get_experiment_by_name(experiment)
     if found is None:
-        return pd.DataFrame(), {}
+        return pd.DataFrame(columns=RUN_COLUMNS), {}
     runs = client.search_runs([found.experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=10_000)
     rows, curves = [], {}
     for run in runs:
@@ -52,10 +59,38 @@ def load_runs(client: MlflowClient, experiment: str) -> tuple[pd.DataFrame, dict
                 "train_time_s": metrics.get("time/train_s", float("nan")),
                 "images_per_s": metrics.get("time/images_per_s", float("nan")),
                 "time_to_val_99_s": metrics.get("time/to_val_acc_0.99_s", float("nan")),
+                "time_to_val_995_s": metrics.get("time/to_val_acc_0.995_s", float("nan")),
                 "device": tags.get("device", "?"),
                 "git_commit": tags.get("git_commit", "?")[:12],
                 "run_id": run.info.run_id,
                 "start_time": run.info.start_time,
+                "val_curve": " ".join(f"{v:.5f}" for v in curves[run.info.run_id]),
             }
         )
-    return pd.DataFrame(rows), curves
+    return pd.DataFrame(rows, columns=RUN_COLUMNS), curves
+
+
+def with_archive(runs: pd.DataFrame, curves: dict[str, list[float]], archive: Path) -> tuple[pd.DataFrame, dict[str, list[float]], int]:
+    """Add the runs of an earlier report (its runs.csv) that this store does not hold.
+
+    MLflow stores are per machine: runs made on a GPU box or in an earlier checkout live on only as the
+    rows `make report` committed. Keeping them makes results/ accumulate instead of shrinking to whatever
+    this machine ran; a run in both places is taken from the store. Returns (runs, curves, rows carried).
+    """
+    if not archive.is_file():
+        return runs, curves, 0
+    old = pd.read_csv(archive, dtype={"val_curve": str, "tutorial": str})
+    if "run_id" not in old.columns:
+        raise ValueError(f"{archive} has no run_id column; pass --no-archive to build the report from the store alone")
+    old = old.reindex(columns=RUN_COLUMNS)
+    if not runs.empty:
+        old = old[~old["run_id"].isin(runs["run_id"])]
+    curves = dict(curves)
+    for run_id, curve in zip(old["run_id"], old.get("val_curve", pd.Series([None] * len(old), index=old.index))):
+        if isinstance(curve, str) and curve.strip():
+            curves[run_id] = [float(v) for v in curve.split()]
+    for column in ("tutorial", "val_curve"):
+        if column in old.columns:
+            old[column] = old[column].fillna("")
+    frames = [frame for frame in (runs, old) if not frame.empty]
+    return (pd.concat(frames, ignore_index=True) if frames else runs), curves, len(old)
