@@ -51,13 +51,14 @@ def test_report_keeps_runs_from_an_earlier_report_that_this_store_lacks(tmp_path
     assert report_main(["--out", str(out)]) == 0
     first = pd.read_csv(out / "runs.csv", dtype={"val_curve": str})
     assert first["val_curve"].str.split().str.len().tolist() == [1]
-    elsewhere = first.assign(recipe="gpu-recipe", run_id="0" * 32, test_acc=0.5, device="cuda (H100)")
+    elsewhere = first.assign(recipe="gpu-recipe", run_id="0" * 32, git_commit="1234567e8901", test_acc=0.5, device="cuda (H100)")
     pd.concat([first, elsewhere]).to_csv(out / "runs.csv", index=False)
     pd.DataFrame({"study": ["old"], "number": [0], "value": [0.9], "state": ["COMPLETE"], "params_lr": [0.1]}).to_csv(out / "studies.csv", index=False)
 
     assert report_main(["--out", str(out)]) == 0
     runs = pd.read_csv(out / "runs.csv")
     assert sorted(runs["recipe"]) == ["gpu-recipe", "tiny-linear"] and runs["run_id"].is_unique
+    assert "0" * 32 in pd.read_csv(out / "runs.csv", dtype=str)["run_id"].tolist()
     board = pd.read_csv(out / "leaderboard.csv").set_index("recipe")
     assert board.loc["gpu-recipe", "test_acc_mean"] == 0.5 and board.loc["gpu-recipe", "device"] == "cuda (H100)"
     text = (out / "leaderboard.md").read_text()

@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 RUN_COLUMNS = ["recipe", "model", "optimizer", "aug", "schedule", "epochs", "batch_size", "seed", "test_acc", "best_val_acc",
                "claimed_test_acc", "tutorial", "params", "train_time_s", "images_per_s", "time_to_val_99_s", "time_to_val_995_s",
                "device", "git_commit", "run_id", "start_time", "val_curve"]
+TEXT_COLUMNS = ["recipe", "model", "optimizer", "aug", "schedule", "tutorial", "device", "git_commit", "run_id", "val_curve"]
 
 
 def recipe_of(tags: dict[str, str]) -> str:
@@ -79,7 +80,7 @@ def with_archive(runs: pd.DataFrame, curves: dict[str, list[float]], archive: Pa
     """
     if not archive.is_file():
         return runs, curves, 0
-    old = pd.read_csv(archive, dtype={"val_curve": str, "tutorial": str})
+    old = pd.read_csv(archive, dtype=dict.fromkeys(TEXT_COLUMNS, str))  # a commit or run id of digits stays text
     if "run_id" not in old.columns:
         raise ValueError(f"{archive} has no run_id column; pass --no-archive to build the report from the store alone")
     old = old.reindex(columns=RUN_COLUMNS)
