@@ -84,14 +84,11 @@ def with_archive(runs: pd.DataFrame, curves: dict[str, list[float]], archive: Pa
     if "run_id" not in old.columns:
         raise ValueError(f"{archive} has no run_id column; pass --no-archive to build the report from the store alone")
     old = old.reindex(columns=RUN_COLUMNS)
-    if not runs.empty:
-        old = old[~old["run_id"].isin(runs["run_id"])]
+    old = old[~old["run_id"].isin(runs["run_id"])].copy()
+    old[TEXT_COLUMNS] = old[TEXT_COLUMNS].fillna({"device": "?", "git_commit": "?"}).fillna("")
     curves = dict(curves)
-    for run_id, curve in zip(old["run_id"], old.get("val_curve", pd.Series([None] * len(old), index=old.index))):
-        if isinstance(curve, str) and curve.strip():
+    for run_id, curve in zip(old["run_id"], old["val_curve"]):
+        if curve.strip():
             curves[run_id] = [float(v) for v in curve.split()]
-    for column in ("tutorial", "val_curve"):
-        if column in old.columns:
-            old[column] = old[column].fillna("")
     frames = [frame for frame in (runs, old) if not frame.empty]
     return (pd.concat(frames, ignore_index=True) if frames else runs), curves, len(old)
