@@ -49,6 +49,7 @@ def accuracy_vs_time(board: pd.DataFrame, path: Path) -> None:
 
 def validation_curves(runs: pd.DataFrame, curves: dict[str, list[float]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(9, 5.5))
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)  # one colour per recipe: there are more than ten
     for recipe, group in runs.groupby("recipe"):
         series = [curves[r] for r in group["run_id"] if curves.get(r)]
         if not series:  # carried over from a runs.csv written before curves were kept
