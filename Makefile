@@ -69,8 +69,8 @@ best: data  ## highest test accuracy: the best preset over 5 seeds, then their v
 	$(BIN)/python -m digits_bench.ensemble best
 
 .PHONY: bench
-bench: data  ## tutorial pipeline vs plain device loop vs harness, side by side: results/bench.{md,csv}
-	$(BIN)/python -m digits_bench.bench --out results
+bench: data  ## tutorial pipeline vs plain device loop vs harness, side by side: results/bench.{md,csv} (on a GPU: ARGS=trainer=gpu)
+	$(BIN)/python -m digits_bench.bench --out results $(ARGS)
 
 .PHONY: server server-stop
 server: $(STAMP)  ## PostgreSQL + MLflow tracking server on this machine; prints the URIs to use
