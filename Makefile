@@ -79,3 +79,10 @@ server: $(STAMP)  ## PostgreSQL + MLflow tracking server on this machine; prints
 
 server-stop:
 	$(BIN)/python -m digits_bench.server stop --state-dir .server
+
+HAVE   ?=
+KIT_PY ?= 3.12
+.PHONY: offline-kit
+offline-kit: data  ## .whl/: what an offline GPU node lacks (HAVE=file with its pip freeze), for its Python KIT_PY
+	@test -n "$(HAVE)" || { echo "make offline-kit: set HAVE=FILE, the node's \`pip freeze\` (the kit holds only what it lacks)" >&2; exit 2; }
+	$(BIN)/python -m digits_bench.offline_kit --have $(HAVE) --python-version $(KIT_PY)

@@ -1,0 +1,53 @@
+"""The offline kit: what it leaves out, the data it carries, and its refusals (no network needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from digits_bench.data.sources import SPLIT_FILES, read_verified
+from digits_bench.offline_kit import copy_mnist, parse_have, pinned_requirements
+
+from .conftest import run_cli
+from .test_data import spec_in
+
+
+def test_have_is_read_from_pip_freeze_pip_list_or_a_list_of_names():
+    freeze = "torch==2.11.0\nPyYAML==6.0.3\nlightning_utilities @ file:///x\n"
+    listing = "Package    Version\n---------- -------\nscikit-learn 1.9.1\n"
+    names = "absl-py, numpy, Pillow"
+    assert parse_have(freeze) == {"torch", "pyyaml", "lightning-utilities"}
+    assert parse_have(listing) == {"scikit-learn"}
+    assert parse_have(names) == {"absl-py", "numpy", "pillow"}
+
+
+def test_only_requirements_the_target_lacks_are_resolved_and_never_torch():
+    pins = pinned_requirements({"torch", "pytorch-lightning", "torchmetrics", "numpy", "pandas"})
+    names = {p.split("==")[0] for p in pins}
+    assert {"hydra-core", "mlflow", "optuna"} <= names
+    assert not names & {"torch", "torchvision", "pytorch-lightning", "torchmetrics", "numpy", "pandas"}
+    assert all("==" in p and p.split("==")[1][0].isdigit() for p in pins)
+
+
+def test_carried_mnist_is_gzipped_and_verifies_on_arrival(tmp_path: Path):
+    copy_mnist(tmp_path)
+    arrived = spec_in(tmp_path / "mnist")
+    sizes = {key: (tmp_path / "mnist" / f"{arrived.files[key]}.gz").stat().st_size for key in SPLIT_FILES}
+    assert sizes["train_images"] < 12 * 2**20  # 47 MB plain
+    for key in SPLIT_FILES:
+        read_verified(arrived, key)  # md5 of the uncompressed bytes
+
+
+@pytest.mark.parametrize("have, says", [("missing.txt", "does not exist"), ("numpy\nmlflow\n", "lists no torch")])
+def test_kit_refuses_in_one_line_and_leaves_the_old_kit(tmp_path: Path, have: str, says: str):
+    old = tmp_path / "kit"
+    old.mkdir()
+    (old / "install.sh").write_text("# an earlier kit\n")
+    have_file = tmp_path / "have.txt"
+    if have != "missing.txt":
+        have_file.write_text(have)
+    result = run_cli(["--have", str(have_file), "--out", str(old)], module="digits_bench.offline_kit")
+    assert result.returncode == 2
+    assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert (old / "install.sh").read_text() == "# an earlier kit\n"
+    assert not (tmp_path / "kit.partial").exists()
