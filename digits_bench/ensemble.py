@@ -128,6 +128,7 @@ def run_ensemble(recipe: str, experiment: str | None = None, min_members: int = 
                   "trainer.max_epochs": members[0].cfg.trainer.max_epochs, "data.batch_size": members[0].cfg.data.batch_size,
                   "seed": -1, "n_params": sum(m.n_params for m in members if m.run_id in result["members"]),
                   "recipe.claimed_test_acc": OmegaConf.select(members[0].cfg, "recipe.ensemble_claimed_test_acc"),
+                  "recipe.claim_kind": "target",
                   "recipe.tutorial": f"{recipe}: the validation-chosen of best single run / ensemble / ensemble+shift TTA "
                                      f"over {len(members)} runs"}
         for key, value in params.items():

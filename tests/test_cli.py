@@ -66,6 +66,7 @@ def test_experiment_presets_compose_each_seed_recipe():
     cfg = compose("experiment=seed004_vgg_bn")
     assert (cfg.model.name, cfg.data.batch_size, cfg.trainer.max_epochs, cfg.optimizer.lr) == ("vgg_bn", 64, 16, 0.1)
     assert cfg.schedule.factors == [0.1, 1.0, 0.1, 0.01] and cfg.recipe.claimed_test_acc == 0.9943
+    assert cfg.recipe.claim_kind == "tutorial"
     cfg = compose("experiment=seed003_mlp_500_300")
     assert (cfg.optimizer.momentum, cfg.optimizer.nesterov, cfg.data.batch_size) == (0.99, True, 128)
     cfg = compose("experiment=seed001_cnn_bn")
@@ -74,6 +75,7 @@ def test_experiment_presets_compose_each_seed_recipe():
     assert (cfg.model.name, cfg.channels_last, cfg.trainer.max_epochs, cfg.recipe.claimed_test_acc) == ("speedrun", True, 2, 0.99)
     cfg = compose("experiment=best")
     assert (cfg.model.name, cfg.aug.rotation, cfg.recipe.ensemble_claimed_test_acc) == ("cnn_best", 8.0, 0.998)
+    assert cfg.recipe.claim_kind == "target"  # the harness's own goal: the seed mean must reach it
 
 
 def test_cli_trains_and_prints_where_to_look(isolated_store: Path):

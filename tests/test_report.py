@@ -66,3 +66,20 @@ def test_report_keeps_runs_from_an_earlier_report_that_this_store_lacks(tmp_path
 
     assert report_main(["--out", str(out), "--no-archive"]) == 0
     assert pd.read_csv(out / "runs.csv")["recipe"].tolist() == ["tiny-linear"]
+
+
+def test_a_target_is_met_only_by_the_seed_mean_while_a_tutorial_claim_allows_seed_noise():
+    """best's 99.63% against its ≥99.65% goal is a miss; a tutorial 0.02 pp short of its one printed number is not."""
+    from digits_bench.report.table import leaderboard, markdown
+
+    runs = pd.DataFrame(
+        {"recipe": ["goal", "goal", "paper", "paper", "made"], "seed": [0, 1, 0, 1, 0],
+         "test_acc": [0.9962, 0.9964, 0.9962, 0.9964, 0.9901], "claimed_test_acc": [0.9965, 0.9965, 0.9965, 0.9965, 0.99],
+         "claim_kind": ["target", "target", "tutorial", "tutorial", "target"]}
+    ).assign(model="m", optimizer="o", aug="a", schedule="s", epochs=1, best_val_acc=0.99, params=1, train_time_s=1.0,
+             images_per_s=1.0, time_to_val_99_s=float("nan"), time_to_val_995_s=float("nan"), device="cpu",
+             git_commit="c", run_id=[str(i) for i in range(5)], tutorial="")
+    board = leaderboard(runs).set_index("recipe")
+    assert board["meets_claim"].to_dict() == {"goal": False, "paper": True, "made": True}
+    text = markdown(board.reset_index())
+    assert "≥99.65" in text and "-0.02 ✗" in text and "-0.02 ✓" in text

@@ -8,9 +8,9 @@ from mlflow.tracking import MlflowClient
 
 # One row per run; runs.csv keeps them in this order so an older file can be read back (missing columns empty).
 RUN_COLUMNS = ["recipe", "model", "optimizer", "aug", "schedule", "epochs", "batch_size", "seed", "test_acc", "best_val_acc",
-               "claimed_test_acc", "tutorial", "params", "train_time_s", "images_per_s", "time_to_val_99_s", "time_to_val_995_s",
+               "claimed_test_acc", "claim_kind", "tutorial", "params", "train_time_s", "images_per_s", "time_to_val_99_s", "time_to_val_995_s",
                "device", "git_commit", "run_id", "start_time", "val_curve"]
-TEXT_COLUMNS = ["recipe", "model", "optimizer", "aug", "schedule", "tutorial", "device", "git_commit", "run_id", "val_curve"]
+TEXT_COLUMNS = ["recipe", "model", "optimizer", "aug", "schedule", "claim_kind", "tutorial", "device", "git_commit", "run_id", "val_curve"]
 
 
 def recipe_of(tags: dict[str, str]) -> str:
@@ -55,6 +55,7 @@ def load_runs(client: MlflowClient, experiment: str) -> tuple[pd.DataFrame, dict
                 "test_acc": metrics["test/acc"],
                 "best_val_acc": max(curves[run.info.run_id], default=float("nan")),
                 "claimed_test_acc": _float(params.get("recipe.claimed_test_acc")),
+                "claim_kind": params.get("recipe.claim_kind", "tutorial"),
                 "tutorial": params.get("recipe.tutorial") if params.get("recipe.tutorial") not in (None, "None") else "",
                 "params": int(params.get("n_params", 0)),
                 "train_time_s": metrics.get("time/train_s", float("nan")),

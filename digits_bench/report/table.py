@@ -4,10 +4,11 @@ from __future__ import annotations
 import pandas as pd
 
 COLUMNS = ["recipe", "model", "optimizer", "aug", "schedule", "epochs", "n_seeds", "test_acc_mean", "test_acc_std",
-           "claimed_test_acc", "vs_claim", "meets_claim", "seeds_at_claim", "best_val_acc", "params", "train_time_s", "images_per_s",
+           "claimed_test_acc", "claim_kind", "vs_claim", "meets_claim", "seeds_at_claim", "best_val_acc", "params", "train_time_s", "images_per_s",
            "time_to_val_99_s", "reached_99", "time_to_val_995_s", "reached_995", "device", "git_commit", "run_ids", "tutorial"]
 # One test run's accuracy moves by about ±0.15 pp between seeds at 98% on 10k images; a recipe
-# meets its claim when it is no further below it than twice its seed spread or this floor.
+# meets its tutorial's claim when it is no further below it than twice its seed spread or this floor.
+# A target (the harness's own goals: speedrun, best) is met only when the seed mean reaches it.
 NOISE_FLOOR = 0.002
 
 
@@ -24,6 +25,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
         model=("model", "first"), optimizer=("optimizer", "first"), aug=("aug", "first"), schedule=("schedule", "first"),
         epochs=("epochs", "first"), n_seeds=("seed", "nunique"), test_acc_mean=("test_acc", "mean"),
         test_acc_std=("test_acc", "std"), claimed_test_acc=("claimed_test_acc", "first"),
+        claim_kind=("claim_kind", "first"),
         seeds_at_claim=("at_claim", "sum"), best_val_acc=("best_val_acc", "mean"),
         params=("params", "first"), train_time_s=("train_time_s", "mean"), images_per_s=("images_per_s", "mean"),
         time_to_val_99_s=("time_to_val_99_s", "mean"), reached_99=("time_to_val_99_s", "count"),
@@ -33,6 +35,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
     board["vs_claim"] = board["test_acc_mean"] - board["claimed_test_acc"]
     tolerance = (2 * board["test_acc_std"].fillna(0)).clip(lower=NOISE_FLOOR)
+    tolerance = tolerance.where(board["claim_kind"] != "target", 1e-6)  # float32 accuracies: k/10000 to ~1e-7
     board["meets_claim"] = (board["vs_claim"] >= -tolerance).where(board["claimed_test_acc"].notna())
     return board[COLUMNS].sort_values("test_acc_mean", ascending=False).reset_index(drop=True)
 
@@ -62,7 +65,7 @@ def markdown(board: pd.DataFrame) -> str:
                 f"{_pct(m)} ± {_pct(s)}" if not pd.isna(s) else f"{_pct(m)} (n=1)"
                 for m, s in zip(board["test_acc_mean"], board["test_acc_std"])
             ],
-            "claimed %": board["claimed_test_acc"].map(_pct),
+            "claimed %": [("≥" if k == "target" else "") + _pct(c) for c, k in zip(board["claimed_test_acc"], board["claim_kind"])],
             "Δ vs claim (pp)": [
                 "—" if pd.isna(v) else f"{100 * v:+.2f} {'✓' if ok else '✗'}" for v, ok in zip(board["vs_claim"], board["meets_claim"])
             ],
