@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import pytorch_lightning as pl
+import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -53,7 +53,7 @@ def wheel_name(path: Path) -> str:
 def pinned_requirements(have: set[str]) -> list[str]:
     """Our runtime requirements the target lacks, at the versions installed here, so it runs what we tested.
 
-    Those it has are left out before resolving: pytorch-lightning alone would pull in a CUDA PyTorch.
+    Those it has are left out before resolving: lightning alone would pull in a CUDA PyTorch.
     """
     pins = []
     for req in metadata.requires("digits_bench") or []:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import mlflow
-import pytorch_lightning as pl
+import lightning.pytorch as pl
 import torch
 from mlflow.entities import Param, RunStatus
 from mlflow.exceptions import MlflowException

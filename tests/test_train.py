@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pytorch_lightning import Callback
+from lightning.pytorch import Callback
 
 from digits_bench.models import list_models
 from digits_bench.train import train

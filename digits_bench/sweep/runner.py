@@ -22,11 +22,11 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 from optuna.storages import RDBStorage, RetryFailedTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
+from optuna_integration import PyTorchLightningPruningCallback
 
 from .. import tracking
 from ..config import compose_config
 from ..train import train
-from .pruning import OptunaPruning
 from .spec import SweepSpec
 
 log = logging.getLogger(__name__)
@@ -137,10 +137,18 @@ class Objective:
         params = {p.key: p.suggest(trial) for p in self.spec.space}
         tags = {"mlflow.parentRunId": self.parent_run_id, "sweep.study": self.spec.name,
                 "sweep.trial": str(trial.number), "sweep.role": "trial"}
-        pruning = OptunaPruning(trial, self.spec.metric)
+        pruning = PyTorchLightningPruningCallback(trial, monitor=self.spec.metric)
         try:
             cfg = compose_config([*self.spec.overrides(params), "evaluate_test=false"])
             result = train(cfg, callbacks=[pruning], tags=tags)
+            pruning.check_pruned()  # under DDP the callback only stops the trainer; this raises TrialPruned
+        except optuna.TrialPruned:
+            run_id = self._trial_run(trial.number)
+            if run_id:  # a pruned trial is stopped on purpose: KILLED, not the FAILED an exception leaves
+                trial.set_user_attr("mlflow_run_id", run_id)
+                self.client.set_tag(run_id, "sweep.state", "PRUNED")
+                self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+            raise
         except Exception as err:
             trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:1000])
             run_id = self._trial_run(trial.number)
@@ -150,10 +158,6 @@ class Objective:
             raise
         assert result is not None
         trial.set_user_attr("mlflow_run_id", result.run_id)
-        if pruning.pruned_at is not None:
-            self.client.set_tag(result.run_id, "sweep.state", "PRUNED")
-            self.client.set_terminated(result.run_id, RunStatus.to_string(RunStatus.KILLED))
-            raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
         history = [m.value for m in self.client.get_metric_history(result.run_id, self.spec.metric)]
         if not history or not all(math.isfinite(v) for v in history):
             trial.set_user_attr("error", f"{self.spec.metric} missing or not finite")
