@@ -66,8 +66,8 @@ def markdown(board: pd.DataFrame) -> str:
                 for m, s in zip(board["test_acc_mean"], board["test_acc_std"])
             ],
             "claimed %": [("≥" if k == "target" else "") + _pct(c) for c, k in zip(board["claimed_test_acc"], board["claim_kind"])],
-            "Δ vs claim (pp)": [
-                "—" if pd.isna(v) else f"{100 * v:+.2f} {'✓' if ok else '✗'}" for v, ok in zip(board["vs_claim"], board["meets_claim"])
+            "Δ vs claim (pp)": [  # rounded, then + 0.0: a mean on its target reads +0.00, not -0.00
+                "—" if pd.isna(v) else f"{round(100 * v, 2) + 0.0:+.2f} {'✓' if ok else '✗'}" for v, ok in zip(board["vs_claim"], board["meets_claim"])
             ],
             "runs ≥ claim": [
                 "—" if pd.isna(c) else f"{int(k)}/{n}" for c, k, n in zip(board["claimed_test_acc"], board["seeds_at_claim"], board["n_seeds"])
