@@ -14,10 +14,13 @@ def _sync(module: pl.LightningModule) -> None:
 
 
 class TrainingClock(pl.Callback):
-    """Logs per epoch `time/epoch_s`, `time/train_s` (cumulative), `time/images_per_s`, and once each
-    `time/to_val_acc_<t>_s`: the training wall time at which validation accuracy first reached t.
+    """Logs per epoch `time/epoch_s`, `time/train_s` (cumulative), `time/images_per_s`, `time/warmup_s`,
+    and once each `time/to_val_acc_<t>_s`: the training wall time at which validation accuracy first reached t.
 
-    The clock stops when validation starts, so evaluation is never counted.
+    The clock stops when validation starts, so evaluation is never counted. Neither is warm-up: the
+    seconds the module spent in its first steps on a GPU (cuDNN autotune, CUDA graph capture), which
+    it adds up in `warmup_seconds`; they are logged apart as `time/warmup_s`, so the first run in a
+    process is not slower than the rest by a one-off cost.
     """
 
     def __init__(self, thresholds: tuple[float, ...] = (0.99, 0.995)) -> None:
@@ -27,17 +30,20 @@ class TrainingClock(pl.Callback):
         self._start: float | None = None
         self._epoch_seconds = 0.0
         self._images = 0
+        self._warmup_at_start = 0.0
 
     def _stop(self, pl_module: pl.LightningModule) -> None:
         if self._start is not None:
             _sync(pl_module)
-            self._epoch_seconds = time.perf_counter() - self._start
+            warmup = getattr(pl_module, "warmup_seconds", 0.0) - self._warmup_at_start
+            self._epoch_seconds = time.perf_counter() - self._start - warmup
             self.train_seconds += self._epoch_seconds
             self._start = None
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         _sync(pl_module)
         self._images = 0
+        self._warmup_at_start = getattr(pl_module, "warmup_seconds", 0.0)
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -53,6 +59,7 @@ class TrainingClock(pl.Callback):
             "time/epoch_s": self._epoch_seconds,
             "time/train_s": self.train_seconds,
             "time/images_per_s": self._images * trainer.world_size / max(self._epoch_seconds, 1e-9),
+            "time/warmup_s": getattr(pl_module, "warmup_seconds", 0.0),
         }
         val_acc = trainer.callback_metrics.get("val/acc")
         if val_acc is not None:

@@ -1,6 +1,9 @@
 """The one LightningModule every model trains through."""
 from __future__ import annotations
 
+import functools
+import logging
+import time
 from typing import Any, Callable
 
 import lightning.pytorch as pl
@@ -17,7 +20,10 @@ from torchmetrics.classification import (
 )
 
 from .errors import TrainingDiverged
-from .schedules import SchedulerConfig
+from .graph_step import AUTOCAST, WARMUP_STEPS, GraphedStep, TrainStep, choose_step_mode
+from .schedules import SchedulerConfig, tensor_schedule
+
+log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 ScheduleFactory = Callable[..., SchedulerConfig]
@@ -33,6 +39,14 @@ class DigitsClassifier(pl.LightningModule):
     `batch_size`, so Lightning's per-step overhead is paid once per chunk.
     Metrics are torchmetrics objects that accumulate on the device and are
     read once per epoch, so no step forces a host synchronisation.
+
+    On one CUDA device the whole optimizer step, preprocessing and learning-rate
+    schedule included, is replayed as a CUDA graph (graph_step.py; `cuda_graphs`:
+    None = wherever it applies, False = never). `step_mode` says which step runs:
+    "eager" (the loop below), "graphed", or "graph_safe" (the graphed step's code run
+    eagerly: what the CPU tests compare with "eager"). The first steps on a GPU
+    (cuDNN autotune, capture) are timed into `warmup_seconds`, which TrainingClock
+    keeps out of the training time.
     """
 
     def __init__(
@@ -46,6 +60,7 @@ class DigitsClassifier(pl.LightningModule):
         num_classes: int = 10,
         channels_last: bool = False,
         batch_size: int = 100,
+        cuda_graphs: bool | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False  # the training step walks its chunk of mini-batches itself
@@ -54,6 +69,11 @@ class DigitsClassifier(pl.LightningModule):
         self.optimizer_factory, self.schedule_factory = optimizer, schedule
         self.mean, self.std, self.num_classes = mean, std, num_classes
         self.channels_last = channels_last
+        self.cuda_graphs = cuda_graphs
+        self.step_mode: str | None = None  # chosen in setup("fit") unless set before
+        self._fast: TrainStep | GraphedStep | None = None
+        self.warmup_seconds = 0.0
+        self._warmup_left = 0
         # validate_args / nan checks would read values back to the host on every step
         accuracy = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.train_acc, self.val_acc, self.test_acc = accuracy.clone(), accuracy.clone(), accuracy.clone()
@@ -84,6 +104,8 @@ class DigitsClassifier(pl.LightningModule):
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
+        if self.trainer.training and self.step_mode in ("graphed", "graph_safe"):
+            return images, labels  # the graph-safe step preprocesses each mini-batch itself
         return self.preprocess(images, train=self.trainer.training), labels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,12 +128,52 @@ class DigitsClassifier(pl.LightningModule):
         configs = self.trainer.lr_scheduler_configs
         return configs[0].scheduler if configs and configs[0].interval == interval else None
 
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.step_mode is None:
+            self.step_mode, why = choose_step_mode(self.cuda_graphs, self.trainer, self.net, self.optimizer_factory, self.schedule_factory)
+            if why:
+                log.warning(why)
+
+    def on_train_start(self) -> None:
+        """Build the graph-safe step now: after a resumed run's optimizer state and step count are restored."""
+        self._warmup_left = WARMUP_STEPS if self.device.type == "cuda" else 0
+        if self.step_mode == "eager":
+            return
+        schedule = tensor_schedule(self.schedule_factory, epochs=self.trainer.max_epochs,
+                                   steps_per_epoch=max(1, self.trainer.datamodule.train_steps_per_epoch()))
+        step = TrainStep(self.net, functools.partial(self.preprocess, train=True), self.optimizers(use_pl_optimizer=False),
+                         schedule, self.trainer.global_step, AUTOCAST.get(str(self.trainer.precision)), self.device)
+        self._fast = GraphedStep(step, self.batch_size) if self.step_mode == "graphed" else step
+
+    def _warming_up(self) -> bool:
+        if isinstance(self._fast, GraphedStep):
+            return self._fast.warming_up
+        return self._warmup_left > 0
+
+    def _now(self) -> float:
+        torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _fast_training_step(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        optimizer = self.optimizers()
+        for x, y in zip(images.split(self.batch_size), labels.split(self.batch_size)):
+            start = self._now() if self.device.type == "cuda" and self._warming_up() else None
+            self._fast(x, y)  # type: ignore[misc]
+            if start is not None:
+                self.warmup_seconds += self._now() - start
+                self._warmup_left -= 1
+            optimizer._on_before_step()  # Lightning's step count (global_step), as optimizer.step() would keep it
+            optimizer._on_after_step()
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         """One optimizer step per mini-batch of the chunk; losses and predictions are kept on the device."""
         images, labels = batch
+        if self._fast is not None:
+            return self._fast_training_step(images, labels)
         optimizer, scheduler = self.optimizers(), self._scheduler("step")
         losses, preds = [], []
         for x, y in zip(images.split(self.batch_size), labels.split(self.batch_size)):
+            start = self._now() if self._warmup_left else None
             logits = self(x)
             loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
@@ -119,6 +181,9 @@ class DigitsClassifier(pl.LightningModule):
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
+            if start is not None:  # the first steps on a GPU: cuDNN autotune, lazy initialisation
+                self.warmup_seconds += self._now() - start
+                self._warmup_left -= 1
             losses.append(loss.detach() * len(y))
             preds.append(logits.detach().argmax(dim=1))
         self.train_loss.update(torch.stack(losses).sum() / len(labels), weight=len(labels))
@@ -128,8 +193,15 @@ class DigitsClassifier(pl.LightningModule):
         scheduler = self._scheduler("epoch")
         if scheduler is not None:
             scheduler.step()
-        loss = self.train_loss.compute()  # cached: the logging below reuses it
-        self._log_epoch("train", self.train_loss, self.train_acc)
+        if self._fast is None:
+            loss = self.train_loss.compute()  # cached: the logging below reuses it
+            self._log_epoch("train", self.train_loss, self.train_acc)
+        else:
+            step = self._fast.step if isinstance(self._fast, GraphedStep) else self._fast
+            loss, acc = step.epoch_metrics()
+            step.publish_lrs()
+            self.log("train/loss", loss, on_step=False, on_epoch=True)
+            self.log("train/acc", acc, on_step=False, on_epoch=True)
         if not torch.isfinite(loss):  # one check per epoch: a diverged run stops now, recorded as FAILED
             raise TrainingDiverged(
                 f"train/loss became {float(loss)} in epoch {self.current_epoch}; lower optimizer.lr or add a schedule warm-up"
@@ -163,6 +235,9 @@ class DigitsClassifier(pl.LightningModule):
         }
 
     def configure_optimizers(self) -> dict[str, Any]:
+        if self.step_mode in ("graphed", "graph_safe"):  # the schedule runs inside the step, from its step counter
+            fused = {"fused": True} if self.step_mode == "graphed" else {}
+            return {"optimizer": self.optimizer_factory(self.net.parameters(), **fused)}
         optimizer = self.optimizer_factory(self.net.parameters())
         steps_per_epoch = max(1, self.trainer.datamodule.train_steps_per_epoch())
         scheduler = self.schedule_factory(optimizer, epochs=self.trainer.max_epochs, steps_per_epoch=steps_per_epoch)

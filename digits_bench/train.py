@@ -59,6 +59,7 @@ def build_module(cfg: DictConfig) -> DigitsClassifier:
         num_classes=cfg.data.num_classes,
         channels_last=cfg.channels_last,
         batch_size=cfg.data.batch_size,
+        cuda_graphs=cfg.get("cuda_graphs"),
     )
 
 

@@ -1,0 +1,78 @@
+"""The graph-safe training step (tensor learning rate, schedule inside the step) trains exactly as the eager one.
+
+On a CPU the step runs eagerly (`step_mode="graph_safe"`): the same code a GPU captures as a CUDA graph.
+"""
+from __future__ import annotations
+
+import logging
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from digits_bench.train import build_module
+
+from .conftest import compose
+
+# 500 training images in batches of 64: 8 steps per epoch, the last one of 52 images
+SMALL = ["data.subset=500", "data.val_size=256", "data.batch_size=64", "trainer.max_epochs=3"]
+# the speedrun's model and optimizer (BN CNN, NHWC, Nesterov momentum with weight decay)
+CNN = ["model=speedrun", "optimizer=momentum", "optimizer.lr=0.1", "optimizer.nesterov=true",
+       "optimizer.weight_decay=0.0005", "channels_last=true"]
+
+
+def _fit(cfg, step_mode: str | None):
+    pl.seed_everything(cfg.seed, verbose=False)
+    module = build_module(cfg)
+    if step_mode is not None:
+        module.step_mode = step_mode
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=cfg.trainer.max_epochs, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(module, datamodule=instantiate(cfg.data))
+    return module, trainer
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [*CNN, "schedule=constant"],
+        [*CNN, "schedule=steps", "schedule.boundaries=[1,2]", "schedule.factors=[0.1,1.0,0.1]"],
+        [*CNN, "schedule=cosine", "schedule.warmup_epochs=1", "schedule.min_factor=0.1"],
+        [*CNN, "schedule=onecycle"],
+        ["model=mlp_128_64", "optimizer=adam", "schedule=onecycle"],
+    ],
+    ids=["constant", "steps", "cosine", "onecycle", "adam-onecycle"],
+)
+def test_graph_safe_step_gives_bit_identical_weights(overrides: list[str]):
+    cfg = compose(*overrides, *SMALL)
+    eager, eager_trainer = _fit(cfg, None)
+    safe, safe_trainer = _fit(cfg, "graph_safe")
+    assert eager.step_mode == "eager" and safe.step_mode == "graph_safe"
+    assert eager_trainer.global_step == safe_trainer.global_step == 3 * 8
+    eager_state, safe_state = eager.net.state_dict(), safe.net.state_dict()
+    assert eager_state.keys() == safe_state.keys()
+    for name, value in eager_state.items():
+        assert torch.equal(value, safe_state[name]), name
+    for key in ("train/loss", "train/acc"):  # the same epoch metrics, summed on the device instead of torchmetrics
+        assert float(safe_trainer.callback_metrics[key]) == pytest.approx(float(eager_trainer.callback_metrics[key]), rel=1e-5)
+    # between epochs the optimizer holds a plain float rate, the one the next step will use
+    assert isinstance(safe.optimizers(use_pl_optimizer=False).param_groups[0]["lr"], float)
+
+
+def test_cuda_graphs_requested_on_cpu_falls_back_in_one_line(caplog: pytest.LogCaptureFixture):
+    cfg = compose("model=linear", *SMALL, "trainer.max_epochs=1", "cuda_graphs=true")
+    with caplog.at_level(logging.WARNING, logger="digits_bench.module"):
+        module, _ = _fit(cfg, None)
+    lines = [r.getMessage() for r in caplog.records if r.name == "digits_bench.module"]
+    assert module.step_mode == "eager"
+    assert lines == ["CUDA graphs off: they need a CUDA device — training eagerly"]
+
+
+def test_auto_on_cpu_is_eager_and_silent(caplog: pytest.LogCaptureFixture):
+    cfg = compose("model=linear", *SMALL, "trainer.max_epochs=1")
+    assert cfg.cuda_graphs is None
+    with caplog.at_level(logging.INFO, logger="digits_bench.module"):
+        module, _ = _fit(cfg, None)
+    assert module.step_mode == "eager" and module.warmup_seconds == 0.0
+    assert not [r for r in caplog.records if r.name == "digits_bench.module"]
