@@ -116,13 +116,15 @@ class GraphedStep:
         self.warmup_left = WARMUP_STEPS
         self._images: torch.Tensor | None = None
         self._labels: torch.Tensor | None = None
+        self._eager_sizes: set[int] = set()
 
-    @property
-    def warming_up(self) -> bool:
-        return self.graph is None
+    def warming_up(self, size: int) -> bool:
+        """Whether a mini-batch of this size pays a one-off cost: before capture, or a new odd size (cuDNN autotune)."""
+        return self.graph is None or (size != self.batch_size and size not in self._eager_sizes)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         if len(labels) != self.batch_size:
+            self._eager_sizes.add(len(labels))
             self.step(images, labels)
         elif self.graph is not None:
             self._images.copy_(images, non_blocking=True)  # type: ignore[union-attr]

@@ -145,9 +145,9 @@ class DigitsClassifier(pl.LightningModule):
                          schedule, self.trainer.global_step, AUTOCAST.get(str(self.trainer.precision)), self.device)
         self._fast = GraphedStep(step, self.batch_size) if self.step_mode == "graphed" else step
 
-    def _warming_up(self) -> bool:
+    def _warming_up(self, size: int) -> bool:
         if isinstance(self._fast, GraphedStep):
-            return self._fast.warming_up
+            return self._fast.warming_up(size)
         return self._warmup_left > 0
 
     def _now(self) -> float:
@@ -157,7 +157,7 @@ class DigitsClassifier(pl.LightningModule):
     def _fast_training_step(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         optimizer = self.optimizers()
         for x, y in zip(images.split(self.batch_size), labels.split(self.batch_size)):
-            start = self._now() if self.device.type == "cuda" and self._warming_up() else None
+            start = self._now() if self.device.type == "cuda" and self._warming_up(len(y)) else None
             self._fast(x, y)  # type: ignore[misc]
             if start is not None:
                 self.warmup_seconds += self._now() - start

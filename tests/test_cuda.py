@@ -49,3 +49,97 @@ def test_ddp_on_all_gpus_one_run(isolated_store: Path):
         pytest.skip("needs two GPUs")
     train(compose(*TINY, "model=lenet", "trainer=ddp"))
     assert len(all_runs(isolated_store)) == 1
+
+
+# --- the training step as a CUDA graph (digits_bench/graph_step.py) ---
+
+def _gpu_fit(cuda_graphs: bool, *overrides: str):
+    import lightning.pytorch as pl
+    from hydra.utils import instantiate
+
+    from digits_bench.train import build_module
+
+    cfg = compose(*TINY, "trainer=gpu", f"cuda_graphs={str(cuda_graphs).lower()}", *overrides)
+    pl.seed_everything(cfg.seed, verbose=False)
+    module = build_module(cfg)
+    trainer = pl.Trainer(accelerator="gpu", devices=1, precision=cfg.trainer.precision, max_epochs=cfg.trainer.max_epochs,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0)
+    datamodule = instantiate(cfg.data)
+    trainer.fit(module, datamodule=datamodule)
+    return module, trainer
+
+
+def test_graphed_and_eager_fits_reach_the_same_accuracy():
+    from digits_bench.graph_step import GraphedStep
+
+    overrides = ("experiment=speedrun", "data.subset=2048", "data.batch_size=64", "trainer.max_epochs=3")
+    graphed, graphed_trainer = _gpu_fit(True, *overrides)
+    eager, eager_trainer = _gpu_fit(False, *overrides)
+    assert graphed.step_mode == "graphed" and isinstance(graphed._fast, GraphedStep) and graphed._fast.graph is not None
+    assert eager.step_mode == "eager" and eager._fast is None
+    assert graphed_trainer.global_step == eager_trainer.global_step == 3 * 32
+    assert graphed.warmup_seconds > 0 and eager.warmup_seconds > 0
+    graphed_acc, eager_acc = float(graphed_trainer.callback_metrics["val/acc"]), float(eager_trainer.callback_metrics["val/acc"])
+    assert eager_acc > 0.8 and abs(graphed_acc - eager_acc) < 0.03
+    # the rate the schedule left in the optimizer is one-cycle's last one, as in the eager run
+    graphed_lr = graphed.optimizers(use_pl_optimizer=False).param_groups[0]["lr"]
+    eager_lr = eager.optimizers(use_pl_optimizer=False).param_groups[0]["lr"]
+    assert graphed_lr == pytest.approx(eager_lr, rel=1e-5)
+
+
+def _graphed_step(preprocess, batch_size: int = 32):
+    from torch import nn
+
+    from digits_bench.graph_step import GraphedStep, TrainStep
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10)).cuda()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, fused=True)
+    return GraphedStep(TrainStep(net, preprocess, optimizer, None, 0, None, torch.device("cuda")), batch_size), net
+
+
+def test_augmentation_under_the_graph_draws_fresh_warps_every_step():
+    from digits_bench.augment import RandomAffine
+
+    augment = RandomAffine(rotation=8, width_shift=0.08, height_shift=0.08, shear=0.3, zoom=0.08)
+    probe = torch.empty(32, 1, 28, 28, device="cuda")
+
+    def preprocess(images: torch.Tensor) -> torch.Tensor:
+        x = augment(images.unsqueeze(1).float() / 255)
+        probe.copy_(x)  # captured too: after each replay it holds that step's warped batch
+        return x
+
+    graphed, _ = _graphed_step(preprocess)
+    images = torch.randint(0, 256, (32, 28, 28), dtype=torch.uint8, device="cuda")
+    labels = torch.randint(0, 10, (32,), device="cuda")
+    seen = []
+    for _ in range(8):  # 3 eager warm-up steps, the capture, then replays of the same input batch
+        graphed(images, labels)
+        seen.append(probe.clone())
+    assert graphed.graph is not None
+    for i in range(len(seen)):
+        for j in range(i):
+            assert not torch.equal(seen[i], seen[j]), f"steps {j} and {i} drew the same warps"
+
+
+def test_graph_outputs_read_after_replay_are_this_steps():
+    """The loss the graph adds up after each replay is the loss of that step's batch and weights (no stale values)."""
+    import torch.nn.functional as F
+
+    graphed, net = _graphed_step(lambda images: images.unsqueeze(1).float() / 255)
+    step = graphed.step
+    generator = torch.Generator(device="cuda").manual_seed(1)
+    for _ in range(10):
+        images = torch.randint(0, 256, (32, 28, 28), dtype=torch.uint8, device="cuda", generator=generator)
+        labels = torch.randint(0, 10, (32,), device="cuda", generator=generator)
+        with torch.no_grad():
+            expected = F.cross_entropy(net(images.unsqueeze(1).float() / 255), labels)
+            expected_correct = (net(images.unsqueeze(1).float() / 255).argmax(1) == labels).sum()
+        before_loss, before_correct = step.loss_sum.clone(), step.correct.clone()
+        graphed(images, labels)
+        assert float(step.loss_sum - before_loss) == pytest.approx(float(expected) * 32, rel=1e-4)
+        assert int(step.correct - before_correct) == int(expected_correct)
+    assert graphed.graph is not None and int(step.step) == 10
+    loss, acc = step.epoch_metrics()
+    assert int(step.count) == 0 and 0 <= float(acc) <= 1 and float(loss) > 0
