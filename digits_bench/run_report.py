@@ -56,18 +56,22 @@ def plot_confusion(confusion: torch.Tensor, path: Path) -> None:
 
 
 def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor, probs: torch.Tensor, path: Path, limit: int = 64) -> int:
+    """The first `limit` mistakes as one montage image with a caption per digit (one axes: 64 subplots cost seconds)."""
     wrong = (preds != labels).nonzero().flatten()[:limit]
-    cols = 8
+    cols, size, caption = 8, images.shape[-1], 12
     rows = max(1, -(-len(wrong) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, index in zip(axes.flat, wrong.tolist()):
-        ax.imshow(images[index].numpy(), cmap="gray_r")
-        ax.set_title(f"{int(labels[index])}→{int(preds[index])} ({float(probs[index]):.2f})", fontsize=8)
-    fig.suptitle(f"misclassified test digits: true→predicted (confidence), {len(wrong)} of {int((preds != labels).sum())}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    montage = torch.full((rows * (size + caption), cols * (size + 4)), 0, dtype=images.dtype)
+    for k, index in enumerate(wrong.tolist()):
+        top, left = (k // cols) * (size + caption) + caption, (k % cols) * (size + 4) + 2
+        montage[top : top + size, left : left + size] = images[index]
+    fig, ax = plt.subplots(figsize=(cols * 1.3, rows * 1.5))
+    ax.imshow(montage.numpy(), cmap="gray_r", interpolation="nearest")
+    ax.axis("off")
+    for k, index in enumerate(wrong.tolist()):
+        ax.text((k % cols) * (size + 4) + 2 + size / 2, (k // cols) * (size + caption) + caption - 2,
+                f"{int(labels[index])}→{int(preds[index])} ({float(probs[index]):.2f})", ha="center", va="bottom", fontsize=8)
+    ax.set_title(f"misclassified test digits: true→predicted (confidence), {len(wrong)} of {int((preds != labels).sum())}")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return len(wrong)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,8 +99,9 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
     `callbacks` join the standard ones (sweeps add pruning); `tags` are added to the
     MLflow run (sweeps link trials to their parent). With `evaluate_test=false`
     (sweep trials) the test set is not touched. Returns None in DDP worker
-    processes other than rank 0.
+    processes other than rank 0. `time/wall_s` is the run's wall time from here to its last record.
     """
+    started = time.perf_counter()
     if cfg.get("resume"):
         cfg = tracking.run_config(cfg, str(cfg.resume))
         last = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / str(cfg.resume) / "last.ckpt"
@@ -125,6 +127,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
             return None
         best = trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]
         if not cfg.evaluate_test:
+            client.log_metric(run_id, "time/wall_s", time.perf_counter() - started)
             metrics = {k: float(v) for k, v in client.get_run(run_id).data.metrics.items()}
             return TrainResult(run_id, metrics, best, n_params, choices)
 
@@ -132,6 +135,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         log_run_report(client, run_id, module.test_outputs, *datamodule.tensors["test"])
         if cfg.tracking.log_checkpoint:
             client.log_artifact(run_id, best, "checkpoints")
+        client.log_metric(run_id, "time/wall_s", time.perf_counter() - started)
         metrics = {k: float(v) for k, v in client.get_run(run_id).data.metrics.items()}
         log.info("run %s: test/acc %.4f, best val/acc %.4f", run_id, metrics.get("test/acc", float("nan")),
                  trainer.checkpoint_callback.best_model_score or float("nan"))  # type: ignore[union-attr]

@@ -31,8 +31,10 @@ def test_every_model_tiny_fit_is_recorded(model: str, isolated_store: Path):
     assert [r.info.run_id for r in runs] == [result.run_id]
     run = runs[0]
     assert run.info.status == "FINISHED"
-    for key in ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "time/epoch_s", "time/images_per_s"):
+    for key in ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "time/epoch_s", "time/images_per_s",
+                "time/warmup_s", "time/wall_s"):
         assert key in run.data.metrics, key
+    assert run.data.metrics["time/wall_s"] > run.data.metrics["time/train_s"] >= 0
     assert 0.0 <= run.data.metrics["test/acc"] <= 1.0
     assert run.data.params["model.name"] == model and int(run.data.params["n_params"]) == result.n_params
     assert run.data.tags["choice.model"] == model and run.data.tags["git_commit"] and run.data.tags["device"]

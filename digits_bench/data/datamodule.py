@@ -55,9 +55,12 @@ class DigitsDataModule(pl.LightningDataModule):
         self.subset, self.test_subset = subset, test_subset
         self.mean, self.std = mean, std
         self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._prepared = False
 
     def prepare_data(self) -> None:
-        ensure_files(self.spec)
+        if not self._prepared:  # Lightning calls this again for fit and for test: verify the md5s once
+            ensure_files(self.spec)
+            self._prepared = True
 
     def setup(self, stage: str | None = None) -> None:
         if self.tensors:
