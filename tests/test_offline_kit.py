@@ -1,6 +1,7 @@
 """The offline kit: what it leaves out, the data it carries, and its refusals (no network needed)."""
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -29,13 +30,36 @@ def test_only_requirements_the_target_lacks_are_resolved_and_never_torch():
     assert all("==" in p and p.split("==")[1][0].isdigit() for p in pins)
 
 
-def test_carried_mnist_is_gzipped_and_verifies_on_arrival(tmp_path: Path):
+def test_carried_mnist_is_gzipped_verifies_on_arrival_and_unpacks_for_torchvision(tmp_path: Path):
+    import torchvision
+
+    from digits_bench.bench.pipelines import unpack_idx
+
     copy_mnist(tmp_path)
     arrived = spec_in(tmp_path / "mnist")
     sizes = {key: (tmp_path / "mnist" / f"{arrived.files[key]}.gz").stat().st_size for key in SPLIT_FILES}
     assert sizes["train_images"] < 12 * 2**20  # 47 MB plain
     for key in SPLIT_FILES:
         read_verified(arrived, key)  # md5 of the uncompressed bytes
+    # what install.sh leaves: only .gz files in data/MNIST/raw; the bench's tutorial pipeline (torchvision) needs them plain
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.parent.mkdir(parents=True)
+    (tmp_path / "mnist").rename(raw)
+    unpack_idx(spec_in(raw))
+    assert len(torchvision.datasets.MNIST(str(tmp_path / "data"), train=False, download=False)) == 10_000
+    assert not list(raw.glob("*.partial"))
+
+
+def test_a_corrupt_gz_is_not_unpacked(tmp_path: Path):
+    from digits_bench.bench.pipelines import unpack_idx
+    from digits_bench.errors import DataError
+
+    spec = spec_in(tmp_path)
+    for name in spec.files.values():
+        (tmp_path / f"{name}.gz").write_bytes(gzip.compress(b"not an IDX file"))
+    with pytest.raises(DataError, match="corrupt"):
+        unpack_idx(spec)
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".gz"] * 4
 
 
 @pytest.mark.parametrize("have, says", [("missing.txt", "does not exist"), ("numpy\nmlflow\n", "lists no torch")])
