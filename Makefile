@@ -69,7 +69,7 @@ best: data  ## highest test accuracy: the best preset over 5 seeds, then their v
 	$(BIN)/python -m digits_bench.ensemble best
 
 .PHONY: bench
-bench: data  ## tutorial pipeline vs plain device loop vs harness, side by side: results/bench.{md,csv} (on a GPU: ARGS=trainer=gpu)
+bench: data  ## tutorial pipeline vs plain device loop vs harness vs fastest plain loop, side by side: results/bench.{md,csv} (on a GPU: ARGS=trainer=gpu)
 	$(BIN)/python -m digits_bench.bench --out results $(ARGS)
 
 .PHONY: server server-stop
