@@ -131,7 +131,7 @@ class DigitsClassifier(pl.LightningModule):
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.step_mode is None:
             self.step_mode, why = choose_step_mode(self.cuda_graphs, self.trainer, self.net, self.optimizer_factory, self.schedule_factory)
-            if why:
+            if why and self.trainer.is_global_zero:  # one line per run, not one per DDP process
                 log.warning(why)
 
     def on_train_start(self) -> None:

@@ -76,3 +76,49 @@ def test_auto_on_cpu_is_eager_and_silent(caplog: pytest.LogCaptureFixture):
         module, _ = _fit(cfg, None)
     assert module.step_mode == "eager" and module.warmup_seconds == 0.0
     assert not [r for r in caplog.records if r.name == "digits_bench.module"]
+
+
+class SingleDeviceStrategy:  # what choose_step_mode reads of a Trainer on one CUDA device, without needing one
+    root_device = torch.device("cuda", 0)
+
+
+class DDPStrategy(SingleDeviceStrategy):
+    pass
+
+
+def _trainer(strategy=SingleDeviceStrategy, precision: str = "bf16-mixed", world_size: int = 1):
+    return type("T", (), {"strategy": strategy(), "precision": precision, "world_size": world_size, "is_global_zero": True})()
+
+
+@pytest.mark.parametrize(
+    "trainer, overrides, says",
+    [
+        (_trainer(), [], None),
+        (_trainer(precision="32-true"), ["optimizer=adamw", "schedule=cosine"], None),
+        (_trainer(DDPStrategy, world_size=2), [], "strategy DDPStrategy (one device only)"),
+        (_trainer(precision="16-mixed"), [], "precision 16-mixed (needs 32-true or bf16-mixed)"),
+        (_trainer(), ["compile=true"], "compile=true (torch.compile makes its own graphs)"),
+    ],
+)
+def test_cuda_graphs_apply_on_one_cuda_device_and_say_why_not_elsewhere(trainer, overrides: list[str], says: str | None):
+    from digits_bench.graph_step import choose_step_mode
+
+    cfg = compose("experiment=speedrun", *overrides)
+    net = torch.compile(torch.nn.Linear(2, 2)) if cfg.compile else torch.nn.Linear(2, 2)
+    optimizer, schedule = instantiate(cfg.optimizer), instantiate(cfg.schedule)
+    mode, why = choose_step_mode(None, trainer, net, optimizer, schedule)
+    assert (mode, why) == (("graphed", None) if says is None else ("eager", f"CUDA graphs off: {says} — training eagerly"))
+    assert choose_step_mode(False, trainer, net, optimizer, schedule) == ("eager", None)
+
+
+def test_graph_safe_step_runs_under_bf16_autocast_with_augmentation():
+    """The graphed step's code under the GPU recipe's autocast and augmentation (eagerly, on the CPU)."""
+    cfg = compose(*CNN, "schedule=onecycle", "aug=on", *SMALL, "trainer.max_epochs=1", "trainer.precision=bf16-mixed")
+    pl.seed_everything(cfg.seed, verbose=False)
+    module = build_module(cfg)
+    module.step_mode = "graph_safe"
+    trainer = pl.Trainer(accelerator="cpu", precision="bf16-mixed", max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(module, datamodule=instantiate(cfg.data))
+    assert module._fast.autocast == torch.bfloat16 and trainer.global_step == 8
+    assert torch.isfinite(trainer.callback_metrics["train/loss"]) and 0 <= float(trainer.callback_metrics["train/acc"]) <= 1
