@@ -44,6 +44,7 @@ class TrainStep:
         net: nn.Module,
         preprocess: Callable[[torch.Tensor], torch.Tensor],
         optimizer: torch.optim.Optimizer,
+        base_lrs: list[float],
         schedule: StepSchedule | None,
         first_step: int,
         autocast: torch.dtype | None,
@@ -54,7 +55,7 @@ class TrainStep:
         self.autocast = autocast
         self.step = torch.tensor(first_step, dtype=torch.int64, device=device)
         lr_dtype = torch.float32 if device.type == "cuda" else torch.float64
-        self.base_lrs = [float(group.setdefault("base_lr", float(group["lr"]))) for group in optimizer.param_groups]
+        self.base_lrs = [float(lr) for lr in base_lrs]  # the configured rates (a resumed optimizer holds scheduled ones)
         self.lrs = [torch.tensor(lr, dtype=lr_dtype, device=device) for lr in self.base_lrs]
         self._schedule_rates()
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)

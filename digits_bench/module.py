@@ -74,6 +74,7 @@ class DigitsClassifier(pl.LightningModule):
         self._fast: TrainStep | GraphedStep | None = None
         self.warmup_seconds = 0.0
         self._warmup_left = 0
+        self._base_lrs: list[float] = []
         # validate_args / nan checks would read values back to the host on every step
         accuracy = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.train_acc, self.val_acc, self.test_acc = accuracy.clone(), accuracy.clone(), accuracy.clone()
@@ -134,6 +135,15 @@ class DigitsClassifier(pl.LightningModule):
             if why and self.trainer.is_global_zero:  # one line per run, not one per DDP process
                 log.warning(why)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["step_mode"] = self.step_mode
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A run checkpointed by the graph step has no Python scheduler state: resume it with the same step, eagerly."""
+        if checkpoint.get("step_mode") in ("graphed", "graph_safe") and self.step_mode == "eager":
+            log.warning("resuming a run trained with CUDA graphs without them: its schedule continues from the step count")
+            self.step_mode = "graph_safe"
+
     def on_train_start(self) -> None:
         """Build the graph-safe step now: after a resumed run's optimizer state and step count are restored."""
         self._warmup_left = WARMUP_STEPS if self.device.type == "cuda" else 0
@@ -142,7 +152,7 @@ class DigitsClassifier(pl.LightningModule):
         schedule = tensor_schedule(self.schedule_factory, epochs=self.trainer.max_epochs,
                                    steps_per_epoch=max(1, self.trainer.datamodule.train_steps_per_epoch()))
         step = TrainStep(self.net, functools.partial(self.preprocess, train=True), self.optimizers(use_pl_optimizer=False),
-                         schedule, self.trainer.global_step, AUTOCAST.get(str(self.trainer.precision)), self.device)
+                         self._base_lrs, schedule, self.trainer.global_step, AUTOCAST.get(str(self.trainer.precision)), self.device)
         self._fast = GraphedStep(step, self.batch_size) if self.step_mode == "graphed" else step
 
     def _warming_up(self, size: int) -> bool:
@@ -237,7 +247,9 @@ class DigitsClassifier(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         if self.step_mode in ("graphed", "graph_safe"):  # the schedule runs inside the step, from its step counter
             fused = {"fused": True} if self.step_mode == "graphed" else {}
-            return {"optimizer": self.optimizer_factory(self.net.parameters(), **fused)}
+            optimizer = self.optimizer_factory(self.net.parameters(), **fused)
+            self._base_lrs = [group["lr"] for group in optimizer.param_groups]
+            return {"optimizer": optimizer}
         optimizer = self.optimizer_factory(self.net.parameters())
         steps_per_epoch = max(1, self.trainer.datamodule.train_steps_per_epoch())
         scheduler = self.schedule_factory(optimizer, epochs=self.trainer.max_epochs, steps_per_epoch=steps_per_epoch)

@@ -96,7 +96,7 @@ def _graphed_step(preprocess, batch_size: int = 32):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10)).cuda()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, fused=True)
-    return GraphedStep(TrainStep(net, preprocess, optimizer, None, 0, None, torch.device("cuda")), batch_size), net
+    return GraphedStep(TrainStep(net, preprocess, optimizer, [0.05], None, 0, None, torch.device("cuda")), batch_size), net
 
 
 def test_augmentation_under_the_graph_draws_fresh_warps_every_step():

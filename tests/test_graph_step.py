@@ -122,3 +122,27 @@ def test_graph_safe_step_runs_under_bf16_autocast_with_augmentation():
     trainer.fit(module, datamodule=instantiate(cfg.data))
     assert module._fast.autocast == torch.bfloat16 and trainer.global_step == 8
     assert torch.isfinite(trainer.callback_metrics["train/loss"]) and 0 <= float(trainer.callback_metrics["train/acc"]) <= 1
+
+
+def test_a_run_checkpointed_by_the_graph_step_resumes_eagerly_on_the_same_schedule(tmp_path):
+    """Trained with CUDA graphs, resumed where there are none: the schedule continues from the step count."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    cfg = compose(*CNN, "schedule=onecycle", *SMALL)
+    straight, _ = _fit(cfg, None)  # 3 epochs, eager, uninterrupted
+
+    pl.seed_everything(cfg.seed, verbose=False)
+    first = build_module(cfg)
+    first.step_mode = "graph_safe"
+    # stopped after 2 of 3 epochs (16 steps), as a killed run is
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=3, max_steps=16, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0, limit_val_batches=0, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)])
+    trainer.fit(first, datamodule=instantiate(cfg.data))
+
+    resumed = build_module(cfg)  # would train eagerly on this CPU
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(resumed, datamodule=instantiate(cfg.data), ckpt_path=str(tmp_path / "last.ckpt"))
+    assert resumed.step_mode == "graph_safe" and trainer.global_step == 3 * 8
+    for name, value in straight.net.state_dict().items():
+        assert torch.equal(value, resumed.net.state_dict()[name]), name
