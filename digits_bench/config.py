@@ -74,6 +74,8 @@ def validate(cfg: DictConfig) -> None:
     for key, limit in (("data.subset", TRAIN_POOL - val_size), ("data.test_subset", 10_000)):
         if OmegaConf.select(cfg, key) is not None and not 1 <= _number(cfg, key, numbers.Integral) <= limit:
             raise ConfigError(f"{key} must be between 1 and {limit} (got {OmegaConf.select(cfg, key)}), or null for all")
+    if cfg.get("cuda_graphs") not in (None, True, False):
+        raise ConfigError(f"cuda_graphs must be true, false or null (null: wherever they apply), got {cfg.cuda_graphs!r}")
     accelerator = cfg.trainer.accelerator
     if accelerator not in ACCELERATORS:
         raise ConfigError(f"trainer.accelerator must be one of {', '.join(ACCELERATORS)} (got {accelerator!r})")

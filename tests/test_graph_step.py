@@ -146,3 +146,12 @@ def test_a_run_checkpointed_by_the_graph_step_resumes_eagerly_on_the_same_schedu
     assert resumed.step_mode == "graph_safe" and trainer.global_step == 3 * 8
     for name, value in straight.net.state_dict().items():
         assert torch.equal(value, resumed.net.state_dict()[name]), name
+
+
+def test_cuda_graphs_takes_only_true_false_or_null():
+    from digits_bench.config import validate
+    from digits_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cuda_graphs must be true, false or null"):
+        validate(compose("cuda_graphs=sometimes"))
+    validate(compose("cuda_graphs=false"))
