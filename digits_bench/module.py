@@ -164,7 +164,7 @@ class DigitsClassifier(pl.LightningModule):
         torch.cuda.synchronize(self.device)
         return time.perf_counter()
 
-    def _fast_training_step(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+    def _fast_training_step(self, images: torch.Tensor, labels: torch.Tensor, last: bool) -> None:
         optimizer = self.optimizers()
         for x, y in zip(images.split(self.batch_size), labels.split(self.batch_size)):
             start = self._now() if self.device.type == "cuda" and self._warming_up(len(y)) else None
@@ -174,12 +174,14 @@ class DigitsClassifier(pl.LightningModule):
                 self._warmup_left -= 1
             optimizer._on_before_step()  # Lightning's step count (global_step), as optimizer.step() would keep it
             optimizer._on_after_step()
+        if last:  # before any epoch-end reader (LR monitor, checkpoint): plain floats, the next step's rates
+            (self._fast.step if isinstance(self._fast, GraphedStep) else self._fast).publish_lrs()
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         """One optimizer step per mini-batch of the chunk; losses and predictions are kept on the device."""
         images, labels = batch
         if self._fast is not None:
-            return self._fast_training_step(images, labels)
+            return self._fast_training_step(images, labels, last=batch_idx == self.trainer.num_training_batches - 1)
         optimizer, scheduler = self.optimizers(), self._scheduler("step")
         losses, preds = [], []
         for x, y in zip(images.split(self.batch_size), labels.split(self.batch_size)):
@@ -209,7 +211,6 @@ class DigitsClassifier(pl.LightningModule):
         else:
             step = self._fast.step if isinstance(self._fast, GraphedStep) else self._fast
             loss, acc = step.epoch_metrics()
-            step.publish_lrs()
             self.log("train/loss", loss, on_step=False, on_epoch=True)
             self.log("train/acc", acc, on_step=False, on_epoch=True)
         if not torch.isfinite(loss):  # one check per epoch: a diverged run stops now, recorded as FAILED

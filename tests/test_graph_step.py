@@ -56,8 +56,9 @@ def test_graph_safe_step_gives_bit_identical_weights(overrides: list[str]):
         assert torch.equal(value, safe_state[name]), name
     for key in ("train/loss", "train/acc"):  # the same epoch metrics, summed on the device instead of torchmetrics
         assert float(safe_trainer.callback_metrics[key]) == pytest.approx(float(eager_trainer.callback_metrics[key]), rel=1e-5)
-    # between epochs the optimizer holds a plain float rate, the one the next step will use
-    assert isinstance(safe.optimizers(use_pl_optimizer=False).param_groups[0]["lr"], float)
+    # between epochs the optimizer holds a plain float rate, the one the next step would use, as the schedulers leave it
+    safe_lr = safe.optimizers(use_pl_optimizer=False).param_groups[0]["lr"]
+    assert isinstance(safe_lr, float) and safe_lr == eager.optimizers(use_pl_optimizer=False).param_groups[0]["lr"]
 
 
 def test_cuda_graphs_requested_on_cpu_falls_back_in_one_line(caplog: pytest.LogCaptureFixture):
@@ -155,3 +156,18 @@ def test_cuda_graphs_takes_only_true_false_or_null():
     with pytest.raises(ConfigError, match="cuda_graphs must be true, false or null"):
         validate(compose("cuda_graphs=sometimes"))
     validate(compose("cuda_graphs=false"))
+
+
+def test_the_cli_training_path_runs_the_graph_safe_step(monkeypatch: pytest.MonkeyPatch, isolated_store):
+    """MLflow, the LR monitor, checkpoints, the test pass and the report, with the step a GPU would capture."""
+    from digits_bench.train import train
+
+    from .conftest import TINY, all_runs
+
+    monkeypatch.setattr("digits_bench.module.choose_step_mode", lambda *args: ("graph_safe", None))
+    result = train(compose("experiment=speedrun", *TINY, "trainer.max_epochs=2"))
+    (run,) = all_runs(isolated_store)
+    assert run.info.status == "FINISHED" and 0 <= result.metrics["test/acc"] <= 1
+    assert {"train/loss", "train/acc", "time/train_s", "time/warmup_s", "time/wall_s"} <= set(run.data.metrics)
+    rates = [v for k, v in run.data.metrics.items() if k.startswith("lr")]
+    assert rates and all(0 < rate <= 0.1 for rate in rates)
