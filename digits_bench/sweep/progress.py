@@ -26,7 +26,7 @@ def best_complete(trials: list[FrozenTrial], direction: str) -> FrozenTrial | No
 def trial_line(spec: SweepSpec, trial: FrozenTrial, done: int, best: FrozenTrial | None) -> str:
     if trial.value is not None:
         result = f"{spec.metric} {trial.value:.4f}"
-    elif trial.intermediate_values:  # pruned: its last reported value
+    elif trial.state == TrialState.PRUNED and trial.intermediate_values:  # its last reported value
         result = f"{spec.metric} {trial.intermediate_values[max(trial.intermediate_values)]:.4f}"
     else:
         result = f"{spec.metric} -"
