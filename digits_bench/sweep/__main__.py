@@ -7,8 +7,10 @@ import sys
 
 from ..errors import ConfigError
 
-# Lightning's per-trial chatter (devices, tips, "fit stopped") would bury the one progress line per trial.
-QUIET_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "optuna")
+# Per-trial chatter (Lightning's devices, tips, "fit stopped"; Optuna's per-trial lines and failed-trial
+# tracebacks; a run's own start/end lines) would bury the one progress line per trial.
+QUIET_LOGGERS = {"lightning": logging.ERROR, "lightning.pytorch": logging.ERROR, "lightning.fabric": logging.ERROR,
+                 "optuna": logging.ERROR, "digits_bench.train": logging.WARNING}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -33,8 +35,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def quiet() -> None:
     """Called after Lightning is imported: it sets its own logger's level on import."""
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def main(argv: list[str]) -> int:
