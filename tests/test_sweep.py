@@ -208,6 +208,10 @@ def test_cli_overrides_reach_every_trial_with_one_progress_line_each(sweep_main,
     assert lines[0] == f"trial 1/2 (#0)  val/acc {first:.4f}  COMPLETE  best {first:.4f} (#0)"
     assert lines[1].startswith("trial 2/2 (#1)  val/acc ") and lines[1].endswith(f"best {study.best_value:.4f} (#{study.best_trial.number})")
     assert "Epoch 0" not in out + err and "Trainable params" not in out + err  # no per-trial bars or summaries
+    # resuming the study under other overrides would mix incompatible trials: refused, before any run
+    code, out, err = sweep_main(str(path), "trainer.max_epochs=2", "--storage", storage_url(tmp_path))
+    assert code == 2 and "study 'cli' was started with" in err and "--name" in err
+    assert len(children(isolated_store, "cli")) == 2
 
 
 def test_all_failed_sweep_exits_nonzero_with_parent_failed(sweep_main, tmp_path: Path, isolated_store: Path):

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import compose_config, validate
 from ..errors import ConfigError
-from .spec import Param, SweepSpec, _hydra_value
+from .spec import Param, SweepSpec, hydra_value
 
 _ABSENT = object()
 
@@ -59,15 +59,16 @@ def check_sweep(spec: SweepSpec) -> None:
         raise ConfigError(f"sweep {spec.name}: {err}") from None
     group_params = [p for p in spec.space if p.key in groups]
     for param in spec.space:
-        if param.key not in groups and "." not in param.key and isinstance(OmegaConf.select(base, param.key), DictConfig):
-            raise ConfigError(f"sweep {spec.name}: space '{param.key}' is not a config group; "
-                              f"groups: {', '.join(sorted(groups))}")
         if param.key in groups and param.kind != "categorical":
             raise ConfigError(f"sweep {spec.name}: space '{param.key}' is a config group: it needs type categorical")
-    variants: list[tuple[str, DictConfig]] = [("", base)]
+        if param.key not in groups and isinstance(OmegaConf.select(base, param.key), DictConfig):
+            raise ConfigError(f"sweep {spec.name}: space '{param.key}' is a config section; search one of its values "
+                              f"or a config group ({', '.join(sorted(groups))})")
+    # every trial sets each searched group, so its values are checked under each option (not the base's own)
+    variants: list[tuple[str, DictConfig]] = [] if group_params else [("", base)]
     for param in group_params:
         for choice in param.choices:
-            override = f"{param.key}={_hydra_value(choice)}"
+            override = f"{param.key}={hydra_value(choice)}"
             variants.append((f" with {override}", _compose(spec, [override], f"with {override}: ")))
     for param in spec.space:
         if param.key in groups:

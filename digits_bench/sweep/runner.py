@@ -25,9 +25,9 @@ from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
 from .. import tracking
-from ..parent_run import child_tags, close_parent, open_parent
 from ..config import compose_config
 from ..errors import ConfigError
+from ..parent_run import child_tags, close_parent, open_parent
 from ..train import train
 from .progress import progress_callback
 from .spec import SweepSpec, make_pruner, make_sampler
@@ -195,7 +195,8 @@ def parent_run(client: MlflowClient, cfg: DictConfig, spec: SweepSpec, study: op
             return run_id
         except Exception:  # the MLflow store was wiped or changed: start a new parent
             log.info("parent run %s not found; creating a new one", run_id)
-    tags = {"sweep.study": spec.name, "sweep.role": "parent", "sweep.storage": storage_url, "sweep.file": str(spec.path)}
+    tags = {"sweep.study": spec.name, "sweep.role": "parent", "sweep.storage": storage_url, "sweep.file": str(spec.path),
+            "sweep.base": " ".join(spec.base)[:5000]}  # the file's base and the command line's overrides
     run_id = open_parent(client, cfg, f"sweep:{spec.name}", tags)
     client.log_param(run_id, "n_trials", spec.n_trials)
     client.log_text(run_id, spec.path.read_text() if spec.path else "", "sweep.yaml")

@@ -51,10 +51,10 @@ class SweepSpec:
 
     def overrides(self, params: dict[str, Any]) -> list[str]:
         """Hydra overrides for one trial: the base, then each sampled value (`key=value`)."""
-        return [*self.base, *(f"{key}={_hydra_value(value)}" for key, value in params.items())]
+        return [*self.base, *(f"{key}={hydra_value(value)}" for key, value in params.items())]
 
 
-def _hydra_value(value: Any) -> str:
+def hydra_value(value: Any) -> str:
     if isinstance(value, str):
         return value if value.replace("_", "").replace(".", "").isalnum() else f"'{value}'"
     if isinstance(value, float):
