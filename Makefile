@@ -49,7 +49,7 @@ SWEEP   ?= mlp
 WORKERS ?= 1
 .PHONY: sweep
 sweep: data  ## run or resume an Optuna sweep: make sweep SWEEP=architectures WORKERS=2
-	$(BIN)/python -m digits_bench.sweep $(SWEEP) --workers $(WORKERS)
+	$(BIN)/python -m digits_bench.sweep $(SWEEP) --workers $(WORKERS) $(ARGS)
 
 RECIPE ?= experiment=seed000_mlp_128_64
 SEEDS  ?= 3

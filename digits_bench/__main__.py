@@ -15,9 +15,10 @@ from .errors import ConfigError, DataError, TrackingError
 def main(cfg: DictConfig) -> None:
     try:
         validate(cfg)  # bad values fail in seconds, before the heavy imports below
+        from .multirun import job_tags
         from .train import summary, train
 
-        result = train(cfg)
+        result = train(cfg, tags=job_tags())
     except (ConfigError, DataError, TrackingError) as err:
         print(f"digits_bench: error: {err}", file=sys.stderr)
         sys.exit(2)

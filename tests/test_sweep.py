@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import optuna
@@ -19,7 +20,7 @@ from digits_bench.report.plots import study_plots
 from digits_bench.sweep.runner import counted, run_sweep
 from digits_bench.sweep.spec import SWEEPS_DIR, load_sweep
 
-from .conftest import ROOT, all_runs
+from .conftest import ROOT, all_runs, run_cli
 
 TINY_BASE = ["model=mlp_128_64", "model.init=torch", "data.subset=512", "data.val_size=256", "data.batch_size=64",
              "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -161,3 +162,103 @@ def test_two_workers_on_sqlite_lose_nothing(tmp_path: Path, isolated_store: Path
     assert len(runs) == 6 and all(r.info.status == "FINISHED" for r in runs)
     assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {r.info.run_id for r in runs}
     assert parent(isolated_store, "pair").info.status == "FINISHED"
+
+
+# --- the sweep command line: overrides, --n-trials, progress, bad sweep files (issues 14 and 15) ---
+
+@pytest.fixture
+def sweep_main(capfd: pytest.CaptureFixture[str]):
+    """`python -m digits_bench.sweep ARGS` in-process: (exit code, stdout, stderr); logger levels restored after."""
+    import logging
+
+    from digits_bench.sweep.__main__ import QUIET_LOGGERS, main
+
+    levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+
+    def call(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capfd.readouterr()
+        return code, out, err
+
+    yield call
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_cli_overrides_reach_every_trial_with_one_progress_line_each(sweep_main, tmp_path: Path, isolated_store: Path):
+    # a base without the quiet flags: the sweep itself must keep trials from printing bars and summaries
+    loud_base = [o for o in TINY_BASE if "enable_" not in o]
+    path = sweep_file(tmp_path, "cli", n_trials=5, pruner={"type": "none"}, base=loud_base)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, out, err = sweep_main(str(path), "trainer.max_epochs=1", "data.batch_size=128", "--n-trials", "2",
+                                    "--storage", storage_url(tmp_path))
+    assert code == 0, err
+    deprecated = [f"{w.filename}: {w.message}" for w in caught if issubclass(w.category, FutureWarning) and "lightning" not in w.filename]
+    assert deprecated == []  # no deprecated Optuna API (Lightning's own internal one is filtered in train.py)
+    study = optuna.load_study(study_name="cli", storage=storage_url(tmp_path))
+    assert len(study.trials) == 2 and study.metric_names == ["val/acc"]  # the objective is named in optuna-dashboard
+    runs = children(isolated_store, "cli")
+    assert len(runs) == 2
+    assert all(r.data.params["trainer.max_epochs"] == "1" and r.data.params["data.batch_size"] == "128" for r in runs)
+    assert {r.data.params["optimizer.lr"] for r in runs} == {str(t.params["optimizer.lr"]) for t in study.trials}
+    lines = [line for line in out.splitlines() if line.startswith("trial ")]
+    assert len(lines) == 2
+    first = study.trials[0].value
+    assert lines[0] == f"trial 1/2 (#0)  val/acc {first:.4f}  COMPLETE  best {first:.4f} (#0)"
+    assert lines[1].startswith("trial 2/2 (#1)  val/acc ") and lines[1].endswith(f"best {study.best_value:.4f} (#{study.best_trial.number})")
+    assert "Epoch 0" not in out + err and "Trainable params" not in out + err  # no per-trial bars or summaries
+    # resuming the study under other overrides would mix incompatible trials: refused, before any run
+    code, out, err = sweep_main(str(path), "trainer.max_epochs=2", "--storage", storage_url(tmp_path))
+    assert code == 2 and "study 'cli' was started with" in err and "--name" in err
+    assert len(children(isolated_store, "cli")) == 2
+
+
+def test_all_failed_sweep_exits_nonzero_with_parent_failed(sweep_main, tmp_path: Path, isolated_store: Path):
+    path = sweep_file(tmp_path, "doomed", n_trials=2, pruner={"type": "none"},
+                      space={"optimizer.lr": {"type": "float", "low": 1e6, "high": 1e7, "log": True}})
+    code, out, err = sweep_main(str(path), "trainer.max_epochs=1", "--storage", storage_url(tmp_path))
+    assert code == 1
+    assert err.strip().splitlines()[-1].startswith("digits_bench: error: sweep 'doomed': no trial completed (2 ran); first error:")
+    assert [line.split()[3:6] for line in out.splitlines() if line.startswith("trial ")] == [["val/acc", "-", "FAIL"]] * 2
+    assert parent(isolated_store, "doomed").info.status == "FAILED"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("- optimizer.lr\n- model\n", "must be a mapping of name, base, space, n_trials, ... (got a list)"),
+    ("name: x\nspace: {optimizer.lr: [1\n", "not valid YAML"),
+    ("", "the file is empty"),
+    ("space: [optimizer.lr]\nn_trials: 2\n", "'space' must be a mapping"),
+    ("space: {optimizer.lr: 0.1}\nn_trials: 2\n", "space 'optimizer.lr' must be a mapping"),
+    ("space: {optimizer.lr: {type: float, low: 0.1, high: x}}\nn_trials: 2\n", "needs numbers low < high"),
+    ("space: {optimizer.lr: {type: float, low: 0.001, high: 0.1}}\nn_trials: 2\npruner: {type: median, n_startup: 3}\n",
+     "unexpected keyword argument 'n_startup'"),
+])
+def test_malformed_sweep_file_is_one_line(body: str, message: str, tmp_path: Path, isolated_store: Path):
+    path = tmp_path / "broken.yaml"
+    path.write_text(body)
+    result = run_cli([str(path)], timeout=120, module="digits_bench.sweep")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("digits_bench: error: sweep") and message in lines[0], lines
+
+
+@pytest.mark.parametrize(("space", "overrides", "message"), [
+    ({"optimizer.lrr": {"type": "float", "low": 1e-3, "high": 0.1}}, [],
+     "space key 'optimizer.lrr' is not in the composed config; did you mean 'optimizer.lr'?"),
+    ({"model": {"type": "categorical", "choices": ["lenet", "linear"]}, "model.dropout": {"type": "float", "low": 0.0, "high": 0.5}},
+     [], "space key 'model.dropout' is not in the composed config with model=linear"),
+    ({"model": {"type": "categorical", "choices": ["lenet", "lenett"]}}, [], "with model=lenett: In 'config': Could not find 'model/lenett'"),
+    ({"data.batch_size": {"type": "int", "low": 0, "high": 64}}, [], "space 'data.batch_size' may take 0, which fails: data.batch_size must be >= 1"),
+    ({"optimizer.lr": {"type": "float", "low": 1e-3, "high": 0.1}}, ["data.subset=0"], "data.subset must be between 1 and"),
+    ({"optimizer.lr": {"type": "float", "low": 1e-3, "high": 0.1}}, ["model=lenett"], "Could not find 'model/lenett'"),
+    ({"optimizer.lr": {"type": "float", "low": 1e-3, "high": 0.1}}, ["optimizer.lr=0.1"], "searches optimizer.lr; drop that override"),
+])
+def test_bad_space_key_or_override_is_rejected_before_any_run(space: dict, overrides: list[str], message: str, tmp_path: Path,
+                                                              isolated_store: Path):
+    path = sweep_file(tmp_path, "typo", space=space)
+    result = run_cli([str(path), *overrides, "--storage", storage_url(tmp_path)], timeout=120, module="digits_bench.sweep")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert all_runs(isolated_store) == [] and not (tmp_path / "optuna.db").exists()  # no trial, no study, no MLflow run

@@ -1,4 +1,4 @@
-"""`python -m digits_bench.sweep [SWEEP] [--workers N] [--storage URL] [--n-trials N]`."""
+"""`python -m digits_bench.sweep [SWEEP] [key=value ...] [--n-trials N] [--workers N] [--storage URL]`."""
 from __future__ import annotations
 
 import argparse
@@ -7,17 +7,36 @@ import sys
 
 from ..errors import ConfigError
 
+# Per-trial chatter (Lightning's devices, tips, "fit stopped"; Optuna's per-trial lines and failed-trial
+# tracebacks; a run's own start/end lines) would bury the one progress line per trial.
+QUIET_LOGGERS = {"lightning": logging.ERROR, "lightning.pytorch": logging.ERROR, "lightning.fabric": logging.ERROR,
+                 "optuna": logging.ERROR, "digits_bench.train": logging.WARNING}
+
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m digits_bench.sweep", description="Run or resume an Optuna sweep defined in sweeps/.")
+    parser = argparse.ArgumentParser(
+        prog="python -m digits_bench.sweep", description="Run or resume an Optuna sweep defined in sweeps/.",
+        epilog="example: python -m digits_bench.sweep lenet data.subset=3000 trainer.max_epochs=1 --n-trials 4")
     parser.add_argument("sweep", nargs="?", default="mlp", help="a sweep in sweeps/ (name or path); default: mlp")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="Hydra overrides applied to every trial (after the sweep's base, before the sampled values)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the study")
     parser.add_argument("--storage", default=None, help="Optuna RDB URL; default: SQLite in the MLflow store folder")
     parser.add_argument("--n-trials", type=int, default=None, help="override the sweep's trial budget")
     parser.add_argument("--name", default=None, help="override the study name")
     parser.add_argument("--worker-of", default=None, help=argparse.SUPPRESS)  # internal: run as a worker of this parent run
     parser.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
+    if "=" in args.sweep:  # `python -m digits_bench.sweep data.subset=3000`: the default sweep, with an override
+        args.overrides.insert(0, args.sweep)
+        args.sweep = "mlp"
+    return args
+
+
+def quiet() -> None:
+    """Called after Lightning is imported: it sets its own logger's level on import."""
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def main(argv: list[str]) -> int:
@@ -28,14 +47,23 @@ def main(argv: list[str]) -> int:
     try:
         if args.workers < 1:
             raise ConfigError(f"--workers must be >= 1 (got {args.workers})")
-        spec = load_sweep(args.sweep, n_trials=args.n_trials, name=args.name)
+        if args.n_trials is not None and args.n_trials < 1:
+            raise ConfigError(f"--n-trials must be >= 1 (got {args.n_trials})")
+        spec = load_sweep(args.sweep, overrides=args.overrides, n_trials=args.n_trials, name=args.name)
+        if not args.worker_of:  # the launcher checked it already for its workers
+            from .check import check_sweep
+
+            check_sweep(spec)
     except ConfigError as err:
         print(f"digits_bench: error: {err}", file=sys.stderr)
         return 2
     from ..tracking import sigterm_as_interrupt
-    from .runner import run_sweep, work
+    from .runner import run_sweep, succeeded, work
 
-    passthrough = [args.sweep] + (["--n-trials", str(args.n_trials)] if args.n_trials else []) + (["--name", args.name] if args.name else [])
+    quiet()
+
+    passthrough = [args.sweep, *args.overrides] + (["--n-trials", str(args.n_trials)] if args.n_trials else []) + (
+        ["--name", args.name] if args.name else [])
     try:
         with sigterm_as_interrupt():  # SIGTERM between trials stops as cleanly as during one
             if args.worker_of:
@@ -45,11 +73,17 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print(f"digits_bench: sweep {spec.name!r} interrupted; rerun the same command to resume it", file=sys.stderr)
         return 130
+    except ConfigError as err:
+        print(f"digits_bench: error: {err}", file=sys.stderr)
+        return 2
     frame = study.trials_dataframe(attrs=("number", "value", "state", "params"))
     print(frame.to_string(index=False))
-    complete = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]
-    if complete:
-        print(f"best trial {study.best_trial.number}: {spec.metric}={study.best_value:.4f} {study.best_params}")
+    if not succeeded(study):
+        errors = [t.user_attrs["error"] for t in study.trials if "error" in t.user_attrs]
+        first = f"; first error: {errors[0].splitlines()[0][:300]}" if errors else ""
+        print(f"digits_bench: error: sweep {spec.name!r}: no trial completed ({len(study.trials)} ran){first}", file=sys.stderr)
+        return 1
+    print(f"best trial {study.best_trial.number}: {spec.metric}={study.best_value:.4f} {study.best_params}")
     return 0
 
 

@@ -20,18 +20,24 @@ import optuna
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
-from optuna.storages import RDBStorage, RetryFailedTrialCallback, fail_stale_trials
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
 from .. import tracking
 from ..config import compose_config
+from ..errors import ConfigError
+from ..parent_run import child_tags, close_parent, open_parent
 from ..train import train
-from .spec import SweepSpec
+from .progress import progress_callback
+from .spec import SweepSpec, make_pruner, make_sampler
 
 log = logging.getLogger(__name__)
 PARENT_ATTR = "mlflow_parent_run_id"
 BASE_ATTR = "base_overrides"  # lets `compare --study` rebuild the best trial's config
+# Trials are quiet: the sweep prints one progress line per trial instead (a sweep's base or
+# command line can turn either back on).
+QUIET = ("trainer.enable_progress_bar=false", "trainer.enable_model_summary=false")
 # Heartbeats and stale-trial failing are what make a killed sweep resumable; we rely on them knowingly.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -52,32 +58,8 @@ def make_storage(url: str, spec: SweepSpec) -> RDBStorage:
         engine_kwargs=engine_kwargs,
         heartbeat_interval=int(spec.heartbeat["interval"]),
         grace_period=int(spec.heartbeat["grace"]),
-        failed_trial_callback=RetryFailedTrialCallback(max_retry=2),
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
     )
-
-
-def make_sampler(spec: SweepSpec, offset: int = 0) -> optuna.samplers.BaseSampler:
-    """`offset` shifts the seed per worker and per restart, so parallel or resumed workers do not replay one stream."""
-    options = dict(spec.sampler)
-    kind = options.pop("type", "tpe")
-    if options.get("seed") is not None:
-        options["seed"] = int(options["seed"]) + offset
-    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
-    if kind not in samplers:
-        raise ValueError(f"sampler.type must be one of {', '.join(samplers)} (got {kind!r})")
-    return samplers[kind](**options)
-
-
-def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
-    options = dict(spec.pruner)
-    kind = options.pop("type", "median")
-    if kind == "median":
-        return optuna.pruners.MedianPruner(**{"n_startup_trials": 2, "n_warmup_steps": 0, **options})
-    if kind == "hyperband":
-        return optuna.pruners.HyperbandPruner(**{"min_resource": 1, **options})
-    if kind == "none":
-        return optuna.pruners.NopPruner()
-    raise ValueError(f"pruner.type must be median, hyperband or none (got {kind!r})")
 
 
 def counted(trials: list[optuna.trial.FrozenTrial]) -> int:
@@ -93,6 +75,12 @@ def open_study(spec: SweepSpec, storage: RDBStorage, create: bool, worker: int =
         study_name=spec.name, storage=storage, pruner=make_pruner(spec), direction=spec.direction, load_if_exists=True,
     )
     study.sampler = make_sampler(spec, offset=1000 * worker + len(study.trials))
+    started_with = study.user_attrs.get(BASE_ATTR)
+    if create and study.trials and started_with is not None and list(started_with) != list(spec.base):
+        raise ConfigError(f"study {spec.name!r} was started with {' '.join(started_with) or 'no overrides'}, not "
+                          f"{' '.join(spec.base) or 'no overrides'}; rerun it with the same overrides, or name a new study with --name")
+    if create and study.metric_names is None:
+        study.set_metric_names([spec.metric])  # optuna-dashboard shows "val/acc", not "Objective 0"
     if create:
         requeue_interrupted(study)
     if create and not study.trials:
@@ -109,11 +97,11 @@ def open_study(spec: SweepSpec, storage: RDBStorage, create: bool, worker: int =
 def requeue_interrupted(study: optuna.Study) -> None:
     """Trials cut short by Ctrl-C / SIGTERM (failed, but not by their own error) run again with the same parameters.
 
-    Stale trials of SIGKILLed processes are re-queued by RetryFailedTrialCallback; this covers the rest,
+    Stale trials of SIGKILLed processes are re-queued by RetryHeartbeatStaleTrialCallback; this covers the rest,
     so a balanced sweep keeps every model's share after an interruption.
     """
     trials = study.get_trials(deepcopy=False)
-    retried = {RetryFailedTrialCallback.retried_trial_number(t) for t in trials} | {t.user_attrs.get("retry_of") for t in trials}
+    retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials} | {t.user_attrs.get("retry_of") for t in trials}
     for trial in trials:
         if trial.state == TrialState.FAIL and "error" not in trial.user_attrs and trial.number not in retried:
             study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
@@ -135,11 +123,11 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = {p.key: p.suggest(trial) for p in self.spec.space}
-        tags = {"mlflow.parentRunId": self.parent_run_id, "sweep.study": self.spec.name,
-                "sweep.trial": str(trial.number), "sweep.role": "trial"}
+        tags = child_tags(self.parent_run_id) | {"sweep.study": self.spec.name, "sweep.trial": str(trial.number),
+                                                  "sweep.role": "trial"}
         pruning = PyTorchLightningPruningCallback(trial, monitor=self.spec.metric)
         try:
-            cfg = compose_config([*self.spec.overrides(params), "evaluate_test=false"])
+            cfg = compose_config([*QUIET, *self.spec.overrides(params), "evaluate_test=false"])
             result = train(cfg, callbacks=[pruning], tags=tags)
             pruning.check_pruned()  # under DDP the callback only stops the trainer; this raises TrialPruned
         except optuna.TrialPruned:
@@ -154,8 +142,7 @@ class Objective:
             run_id = self._trial_run(trial.number)
             if run_id:
                 self.client.set_tag(run_id, "sweep.state", "FAIL")
-            log.warning("trial %d failed: %s", trial.number, err)
-            raise
+            raise  # the progress line reports it
         assert result is not None
         trial.set_user_attr("mlflow_run_id", result.run_id)
         history = [m.value for m in self.client.get_metric_history(result.run_id, self.spec.metric)]
@@ -183,6 +170,7 @@ def work(spec: SweepSpec, storage_url: str, parent_run_id: str, worker: int = 0)
     client = tracking.make_client(compose_config([]))
     study = open_study(spec, make_storage(storage_url, spec), create=False, worker=worker)
     objective = Objective(spec, parent_run_id, client)
+    progress = progress_callback(spec, counted)
     fail_stale_trials(study)
     close_killed_trial_runs(study, objective)
     while True:
@@ -195,7 +183,7 @@ def work(spec: SweepSpec, storage_url: str, parent_run_id: str, worker: int = 0)
         if done + running >= spec.n_trials:  # the rest is in flight elsewhere (or stale, to be failed and retried)
             time.sleep(min(2.0, float(spec.heartbeat["interval"])))
             continue
-        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress], gc_after_trial=True)
 
 
 def parent_run(client: MlflowClient, cfg: DictConfig, spec: SweepSpec, study: optuna.Study, storage_url: str) -> str:
@@ -207,32 +195,30 @@ def parent_run(client: MlflowClient, cfg: DictConfig, spec: SweepSpec, study: op
             return run_id
         except Exception:  # the MLflow store was wiped or changed: start a new parent
             log.info("parent run %s not found; creating a new one", run_id)
-    experiment_id = tracking.experiment_id(client, cfg.tracking.experiment, tracking.artifact_root(cfg))
-    tags = tracking.environment_tags("auto") | {
-        "mlflow.runName": f"sweep:{spec.name}", "sweep.study": spec.name, "sweep.role": "parent",
-        "sweep.storage": storage_url, "sweep.file": str(spec.path),
-    }
-    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    tags = {"sweep.study": spec.name, "sweep.role": "parent", "sweep.storage": storage_url, "sweep.file": str(spec.path),
+            "sweep.base": " ".join(spec.base)[:5000]}  # the file's base and the command line's overrides
+    run_id = open_parent(client, cfg, f"sweep:{spec.name}", tags)
     client.log_param(run_id, "n_trials", spec.n_trials)
     client.log_text(run_id, spec.path.read_text() if spec.path else "", "sweep.yaml")
     study.set_user_attr(PARENT_ATTR, run_id)
     return run_id
 
 
-def finish_parent(client: MlflowClient, parent_run_id: str, study: optuna.Study, spec: SweepSpec, status: str) -> None:
+def finish_parent(client: MlflowClient, parent_run_id: str, study: optuna.Study, status: str) -> None:
     trials = study.get_trials(deepcopy=False)
-    states = {state.name: sum(t.state == state for t in trials) for state in TrialState}
-    for name, number in states.items():
-        client.set_tag(parent_run_id, f"trials.{name.lower()}", str(number))
+    tags = {f"trials.{state.name.lower()}": str(sum(t.state == state for t in trials)) for state in TrialState}
     if any(t.state == TrialState.COMPLETE for t in trials):
         best = study.best_trial
-        client.set_tag(parent_run_id, "best_trial", str(best.number))
-        client.set_tag(parent_run_id, "best_value", f"{best.value:.6f}")
-        client.set_tag(parent_run_id, "best_params", str(best.params))
+        tags |= {"best_trial": str(best.number), "best_value": f"{best.value:.6f}", "best_params": str(best.params)}
         if "mlflow_run_id" in best.user_attrs:
-            client.set_tag(parent_run_id, "best_run_id", best.user_attrs["mlflow_run_id"])
+            tags["best_run_id"] = best.user_attrs["mlflow_run_id"]
             client.set_tag(best.user_attrs["mlflow_run_id"], "sweep.best", "true")
-    client.set_terminated(parent_run_id, status)
+    close_parent(client, parent_run_id, status, tags)
+
+
+def succeeded(study: optuna.Study) -> bool:
+    """A sweep succeeded when at least one trial completed; all failed or pruned leaves nothing to pick."""
+    return any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
 
 
 def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1, worker_args: list[str] | None = None) -> optuna.Study:
@@ -260,10 +246,10 @@ def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1,
                 raise
             if any(codes):
                 raise RuntimeError(f"sweep workers exited with {codes}")
-        status = RunStatus.to_string(RunStatus.FINISHED)
+        status = RunStatus.to_string(RunStatus.FINISHED if succeeded(study) else RunStatus.FAILED)
     except KeyboardInterrupt:
         status = RunStatus.to_string(RunStatus.KILLED)
         raise
     finally:
-        finish_parent(client, parent, study, spec, status)
+        finish_parent(client, parent, study, status)
     return study
