@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..fingerprint import device_kind
+
 COLUMNS = ["recipe", "device_kind", "model", "optimizer", "aug", "schedule", "epochs", "n_seeds", "test_acc_mean", "test_acc_std",
            "claimed_test_acc", "claim_kind", "vs_claim", "meets_claim", "seeds_at_claim", "best_val_acc", "params", "train_time_s", "images_per_s",
            "time_to_val_99_s", "reached_99", "time_to_val_995_s", "reached_995", "device", "git_commit", "run_ids", "repeated_seeds", "partial", "fingerprint", "tutorial"]
@@ -37,6 +39,9 @@ def leaderboard(runs: pd.DataFrame, include_partial: bool = False) -> pd.DataFra
     runs on a data subset or cut short are left out unless `include_partial`."""
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS)
+    defaults = {"fingerprint": runs["recipe"], "deviation": "", "partial": False, "start_time": 0,  # frames built by hand: one row per recipe
+                "device_kind": runs["device"].map(device_kind) if "device" in runs else "?"}
+    runs = runs.assign(**{k: v for k, v in defaults.items() if k not in runs.columns})
     runs = runs.assign(at_claim=(runs["test_acc"] >= runs["claimed_test_acc"]).where(runs["claimed_test_acc"].notna()),
                        partial=runs["partial"].fillna(False).astype(bool))
     if not include_partial:
