@@ -59,9 +59,8 @@ def study_section(storage: str, out: Path, archive: pd.DataFrame | None) -> tupl
 
 
 def _row_labels(board: pd.DataFrame) -> dict[str, str]:
-    """run id -> the label of the leaderboard row it counts in (with the device kind: one recipe, two devices)."""
-    return {run: f"{recipe} · {kind}" for recipe, kind, runs in zip(board["recipe"], board["device_kind"], board["run_ids"])
-            for run in runs.split()}
+    """run id -> the label of the leaderboard row it counts in."""
+    return {run: recipe for recipe, runs in zip(board["recipe"], board["run_ids"]) for run in runs.split()}
 
 
 def main(argv: list[str]) -> int:
@@ -98,7 +97,7 @@ def main(argv: list[str]) -> int:
     accuracy_vs_params(board, out / "accuracy_vs_params.png")
     accuracy_vs_time(board, out / "accuracy_vs_time.png")
     shown = runs[runs["run_id"].isin(" ".join(board["run_ids"]).split())]
-    validation_curves(shown.assign(recipe=shown["run_id"].map(_row_labels(board))), curves, out / "validation_curves.png")
+    validation_curves(shown.assign(row=shown["run_id"].map(_row_labels(board))), curves, out / "validation_curves.png")
     from ..sweep.runner import default_storage
 
     old_studies = None if args.no_archive or not (out / "studies.csv").is_file() else pd.read_csv(out / "studies.csv")

@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
     merged = pd.concat([f for f in (existing, rows) if f is not None and not f.empty], ignore_index=True)
     args.out.mkdir(parents=True, exist_ok=True)
     merged.to_csv(target, index=False)
-    print(f"carried {len(rows)} runs from {args.source} into {target} (fingerprint {rows['fingerprint'].iloc[0] if len(rows) else '—'})")
+    print(f"carried {len(rows)} runs from {args.source} into {target} ({'fingerprint ' + rows['fingerprint'].iloc[0] if args.overrides and len(rows) else 'as recorded'})")
     return 0
 
 
