@@ -46,8 +46,9 @@ def inference_net(net: nn.Module, mean: float, std: float) -> DigitsNet:
     return DigitsNet(net, mean, std).eval()
 
 
-def log_model(tracking_uri: str, run_id: str, net: nn.Module, mean: float, std: float, images: torch.Tensor) -> Any:
-    """Log the network into the run under `model/`, with a signature inferred from real test images.
+def log_model(tracking_uri: str, run_id: str, net: nn.Module, mean: float, std: float, images: torch.Tensor, epoch: int = 0) -> Any:
+    """Log the network into the run under `model/`, with a signature inferred from real test images;
+    the metrics of `epoch` (the last, where the test metrics are) are linked to the logged model.
 
     Requirements are given, not inferred: inferring them imports and probes the environment in a
     subprocess (seconds per run); this model needs torch only (and this package for its class).
@@ -63,7 +64,7 @@ def log_model(tracking_uri: str, run_id: str, net: nn.Module, mean: float, std: 
     quiet.setLevel(logging.ERROR)  # no "model logged" chatter on the console of every run
     try:
         with _use_tracking_uri(tracking_uri):
-            return mlflow.pytorch.log_model(model, name=ARTIFACT, run_id=run_id, signature=signature,
+            return mlflow.pytorch.log_model(model, name=ARTIFACT, run_id=run_id, signature=signature, step=epoch,
                                           pip_requirements=requirements, serialization_format="pickle")
     finally:
         quiet.setLevel(level)

@@ -141,7 +141,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         log_run_report(client, run_id, module.test_outputs, *datamodule.tensors["test"])
         if cfg.tracking.log_checkpoint:
             client.log_artifact(run_id, best, "checkpoints")
-        log_model(tracking.tracking_uri(cfg), run_id, module.net, cfg.data.mean, cfg.data.std, datamodule.tensors["test"][0])
+        log_model(tracking.tracking_uri(cfg), run_id, module.net, cfg.data.mean, cfg.data.std, datamodule.tensors["test"][0],
+                  epoch=max(trainer.current_epoch - 1, 0))
         metrics = {k: float(v) for k, v in client.get_run(run_id).data.metrics.items()}
         log.info("run %s: test/acc %.4f, best val/acc %.4f", run_id, metrics.get("test/acc", float("nan")),
                  trainer.checkpoint_callback.best_model_score or float("nan"))  # type: ignore[union-attr]

@@ -41,6 +41,8 @@ def test_a_run_logs_as_mlflow_users_expect(isolated_store: Path):
     assert "_target_" in config and "md5" in config  # the artifact keeps everything
 
     (output,) = run.outputs.model_outputs
+    logged = client.get_logged_model(output.model_id)
+    assert {m.key for m in logged.metrics} >= {"test/acc", "val/acc"} and {m.step for m in logged.metrics} == {1}
     uri = f"sqlite:///{isolated_store / 'mlflow.db'}"
     with _use_tracking_uri(uri):
         version = mlflow.register_model(f"models:/{output.model_id}", "tiny_lenet").version
