@@ -184,3 +184,19 @@ def test_carried_rows_group_by_their_stored_fingerprint(tmp_path: Path):
     board = _board(runs)
     rows = {(r, k): n for r, k, n in zip(board["recipe"], board["device_kind"], board["n_seeds"])}
     assert rows == {("speedrun [compile=true]", H100): 3, ("speedrun", "cpu"): 1}
+
+
+def test_a_carried_run_still_groups_after_the_code_gains_a_config_key(tmp_path: Path):
+    """runs.csv keeps each run's training keys: a key added to the code later takes its default, so the row stays one."""
+    import json
+
+    from digits_bench.report.runs import with_archive
+
+    old = _identified((["experiment=speedrun"], 0, CPU, 0.99), (["experiment=speedrun", "optimizer.lr=0.3"], 1, CPU, 0.98))
+    stored = json.loads(old.loc[0, "config"])
+    del stored["keys"]["data.chunk_batches"]  # as if written before the key existed
+    old.loc[0, ["config", "fingerprint"]] = [json.dumps(stored), "stale"]
+    old.to_csv(tmp_path / "runs.csv", index=False)
+    runs, _, carried = with_archive(_identified((["experiment=speedrun"], 2, CPU, 0.992), first=5), {}, tmp_path / "runs.csv")
+    board = _board(runs).set_index("recipe")
+    assert carried == 2 and board.loc["speedrun", "n_seeds"] == 2 and board.loc["speedrun [optimizer.lr=0.3]", "n_seeds"] == 1

@@ -19,7 +19,7 @@ from ..config import compose_config
 from ..config import group_choices
 from ..errors import ConfigError
 from ..fingerprint import composed, deviation, device_kind, fingerprint, is_partial, model_default, preset, training_keys
-from .runs import RUN_COLUMNS, TEXT_COLUMNS
+from .runs import RUN_COLUMNS, TEXT_COLUMNS, config_text
 
 
 def identified(rows: pd.DataFrame, overrides: list[str]) -> pd.DataFrame:
@@ -32,7 +32,7 @@ def identified(rows: pd.DataFrame, overrides: list[str]) -> pd.DataFrame:
         if not wrong.empty:
             raise ConfigError(f"run {wrong['run_id'].iloc[0]} recorded {column}={wrong[column].iloc[0]}, "
                               f"but {' '.join(overrides)} gives {value}; pick its rows with --recipe or fix the overrides")
-    out = rows.copy().astype({"device_kind": object, "fingerprint": object, "deviation": object, "partial": object})
+    out = rows.copy().astype({"device_kind": object, "fingerprint": object, "deviation": object, "partial": object, "config": object})
     for index, row in rows.iterrows():
         kind = device_kind(row["device"])
         trainer = "cpu" if kind == "cpu" else "gpu"
@@ -45,6 +45,7 @@ def identified(rows: pd.DataFrame, overrides: list[str]) -> pd.DataFrame:
             raise ConfigError(f"{' '.join(overrides)}: recipe {name!r} is no preset in conf/experiment")
         out.loc[index, ["device_kind", "fingerprint", "deviation"]] = [kind, fingerprint(keys), ", ".join(deviation(keys, run_choices, reference))]
         out.loc[index, "partial"] = is_partial(keys, reference)
+        out.loc[index, "config"] = config_text(keys, choices)
         if name == "custom":
             out.loc[index, "recipe"] = cfg.model.name
     return out
