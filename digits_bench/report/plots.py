@@ -20,6 +20,21 @@ CPU_STYLE = {"marker": "o", "color": "tab:blue", "linestyle": "-"}
 GPU_STYLE = {"marker": "^", "color": "tab:red", "linestyle": "--"}
 
 
+def _log_percent_axis(ax: plt.Axes) -> None:
+    """Plain numbers on a log y-axis; minor ticks labelled only at 2, 3 and 5 when it spans more than 1.3 decades
+    (their labels would otherwise run into the next power of ten's)."""
+    low, high = ax.get_ylim()
+    wide = np.log10(high / max(low, 1e-9)) > 1.3
+
+    def minor(value: float, _: int) -> str:
+        lead = round(value / 10 ** np.floor(np.log10(value) + 1e-9))
+        return f"{value:g}" if not wide or lead in (2, 3, 5) else ""
+
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(minor))
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+
+
 def _style(kind: str) -> dict:
     return CPU_STYLE if kind == "cpu" else GPU_STYLE
 
@@ -50,9 +65,7 @@ def _scatter(board: pd.DataFrame, x: str, xlabel: str, path: Path, pareto: bool 
                           label="Pareto front (faster and more accurate than any other)")
         extra.append(line)
     ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="test error % (mean ± std over seeds; log scale, lower is better)")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    ax.tick_params(axis="y", which="minor", labelsize=7)
+    _log_percent_axis(ax)
     ax.grid(alpha=0.3, which="both")
     _device_legend(ax, board["device_kind"].tolist(), extra)
     adjust_text(texts, ax=ax, expand=(1.2, 1.4), arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5})
@@ -119,9 +132,7 @@ def validation_curves(runs: pd.DataFrame, curves: dict[str, list[float]], path: 
             ax.plot(range(1, len(mean) + 1), mean, color=colours[i % len(colours)], linestyle=style["linestyle"],
                     marker=style["marker"], markersize=3.5, label=f"{label} · {device} ({n} {'run' if n == 1 else 'runs'})")
         ax.set(title=name, xlabel="epoch", ylabel="validation error % (mean over runs; log scale)", yscale="log")
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.tick_params(axis="y", which="minor", labelsize=7)
+        _log_percent_axis(ax)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3, which="both")
         if panel:
