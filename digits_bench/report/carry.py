@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import compose_config
-from ..config import group_choices
+from ..config import compose_config, group_choices
 from ..errors import ConfigError
 from ..fingerprint import composed, deviation, device_kind, fingerprint, is_partial, model_default, preset, training_keys
 from .runs import RUN_COLUMNS, TEXT_COLUMNS, config_text
