@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from typing import Any
 
 import mlflow
 import numpy as np
 import torch
 from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from torch import nn
 
 ARTIFACT = "model"
+EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_ID"
 
 
 class DigitsNet(nn.Module):
@@ -62,9 +65,16 @@ def log_model(tracking_uri: str, run_id: str, net: nn.Module, mean: float, std: 
     quiet = logging.getLogger("mlflow")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # no "model logged" chatter on the console of every run
+    # MLflow files a model under the process's active experiment (Default, artifacts in ./mlruns), not its run's
+    previous = os.environ.get(EXPERIMENT_ENV)
+    os.environ[EXPERIMENT_ENV] = MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
     try:
         with _use_tracking_uri(tracking_uri):
             return mlflow.pytorch.log_model(model, name=ARTIFACT, run_id=run_id, signature=signature, step=epoch,
                                           pip_requirements=requirements, serialization_format="pickle")
     finally:
         quiet.setLevel(level)
+        if previous is None:
+            os.environ.pop(EXPERIMENT_ENV, None)
+        else:
+            os.environ[EXPERIMENT_ENV] = previous

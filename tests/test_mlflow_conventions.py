@@ -42,6 +42,8 @@ def test_a_run_logs_as_mlflow_users_expect(isolated_store: Path):
 
     (output,) = run.outputs.model_outputs
     logged = client.get_logged_model(output.model_id)
+    assert logged.experiment_id == run.info.experiment_id  # filed with its run, its files in the store
+    assert logged.artifact_location.startswith((isolated_store / "artifacts").as_uri())
     assert {m.key for m in logged.metrics} >= {"test/acc", "val/acc"} and {m.step for m in logged.metrics} == {1}
     uri = f"sqlite:///{isolated_store / 'mlflow.db'}"
     with _use_tracking_uri(uri):
