@@ -57,8 +57,8 @@ SEEDS  ?= 3
 compare: data  ## re-train a recipe over seeds: make compare RECIPE=experiment=seed004_vgg_bn SEEDS=3 (or RECIPE="--study mlp")
 	$(BIN)/python -m digits_bench.compare $(RECIPE) --seeds $(SEEDS)
 
-report: $(STAMP)  ## results/leaderboard.{md,csv} and plots from the runs in MLflow
-	$(BIN)/python -m digits_bench.report --out results
+report: $(STAMP)  ## results/leaderboard.{md,csv} and plots from the runs in MLflow (ARGS=--all: with subset/short runs)
+	$(BIN)/python -m digits_bench.report --out results $(ARGS)
 
 .PHONY: speedrun best
 speedrun: data  ## least training time to 99% test: the speedrun preset over 5 seeds (then make report)

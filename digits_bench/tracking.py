@@ -92,9 +92,29 @@ def device_name(accelerator: str) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
+def source_tags(commit: str) -> dict[str, str]:
+    """MLflow's standard source tags, which its UI shows as the run's source, version and user."""
+    from mlflow.entities import SourceType
+    from mlflow.tracking.context.default_context import _get_source_name, _get_user
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
+
+    return {MLFLOW_GIT_COMMIT: commit.removesuffix("-dirty"), MLFLOW_SOURCE_NAME: _get_source_name(),
+            MLFLOW_SOURCE_TYPE: SourceType.to_string(SourceType.LOCAL), MLFLOW_USER: _get_user()}
+
+
+def typed_overrides() -> list[str]:
+    """The overrides the user typed (CLI) or passed to compose_config, from Hydra's record of them."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return [str(o) for o in HydraConfig.get().overrides.task]
+
+
 def environment_tags(accelerator: str) -> dict[str, str]:
-    return {
-        "git_commit": git_commit(),
+    commit = git_commit()
+    return source_tags(commit) | {
+        "git_commit": commit,
         "torch_version": torch.__version__,
         "cuda_version": str(torch.version.cuda),
         "lightning_version": pl.__version__,
@@ -116,10 +136,17 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def _is_noise(key: str) -> bool:
+    """Hydra's `_target_` class paths and the data files' md5 sums: config.yaml keeps them, the params table need not."""
+    last = key.rsplit(".", 1)[-1]
+    return (last.startswith("_") and last.endswith("_")) or ".md5." in f".{key}."
+
+
 def log_config(client: MlflowClient, run_id: str, cfg: DictConfig, extra: Mapping[str, Any]) -> None:
-    """Every resolved config value as a param (MLflow allows 6000 chars), plus config.yaml in full."""
+    """Every resolved config value a person compares runs by as a param (MLflow allows 6000 chars), plus
+    config.yaml in full."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    params = flatten(resolved) | {k: str(v) for k, v in extra.items()}
+    params = {k: v for k, v in flatten(resolved).items() if not _is_noise(k)} | {k: str(v) for k, v in extra.items()}
     items = [Param(k, v[:6000]) for k, v in sorted(params.items())]
     for start in range(0, len(items), 100):
         client.log_batch(run_id, params=items[start : start + 100])

@@ -12,11 +12,14 @@ import lightning.pytorch as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 
 from . import tracking
 from .callbacks import TrainingClock
+from .fingerprint import fingerprint
+from .lr_monitor import LearningRate
+from .mlflow_logger import RunLogger
+from .mlflow_model import log_model
 from .config import group_choices, validate
 from .errors import ConfigError
 from .data import DigitsDataModule
@@ -68,7 +71,7 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> 
     callbacks: list[Callback] = [
         ModelCheckpoint(dirpath=checkpoint_dir, filename="best-epoch{epoch:02d}", monitor="val/acc", mode="max",
                         save_top_k=1, save_last=True, auto_insert_metric_name=False),
-        LearningRateMonitor(logging_interval="epoch"),
+        LearningRate(),
         TrainingClock(tuple(cfg.time_to_val_acc)),
         *extra,
     ]
@@ -77,16 +80,23 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> 
     return callbacks
 
 
+def default_run_name(cfg: DictConfig, overrides: list[str]) -> str:
+    """The recipe (or model) and what the user typed on top: `speedrun compile=true seed=3`, `lenet optimizer=adamw`."""
+    base = cfg.recipe.name if cfg.recipe.name != "custom" else cfg.model.name
+    shown = [o for o in overrides if not o.startswith(("experiment=", f"model={cfg.model.name}"))]
+    return " ".join([base, *shown])[:250]
+
+
 def _run_tags(cfg: DictConfig, choices: dict[str, str], extra: Mapping[str, str] | None) -> dict[str, str]:
-    """Environment, chosen config options, recipe and a readable run name (`lenet-optimizer=adamw-…`)."""
-    default_name = cfg.recipe.name if cfg.recipe.name != "custom" else "-".join(
-        [cfg.model.name] + [f"{g}={choices[g]}" for g in ("optimizer", "aug", "schedule") if g in choices])
+    """Environment, chosen config options, the typed overrides, recipe, fingerprint and a readable run name."""
+    overrides = tracking.typed_overrides()
     tags = tracking.environment_tags(cfg.trainer.accelerator) | {f"choice.{k}": v for k, v in choices.items()}
-    tags |= {"recipe": cfg.recipe.name, "mlflow.runName": cfg.tracking.run_name or default_name}
+    tags |= {"recipe": cfg.recipe.name, "overrides": " ".join(overrides)[:5000], "config.fingerprint": fingerprint(cfg),
+             "mlflow.runName": cfg.tracking.run_name or default_run_name(cfg, overrides)}
     return tags | dict(extra or {})
 
 
-def _test_once(cfg: DictConfig, module: DigitsClassifier, datamodule: DigitsDataModule, logger: MLFlowLogger, best: str) -> None:
+def _test_once(cfg: DictConfig, module: DigitsClassifier, datamodule: DigitsDataModule, logger: RunLogger, best: str) -> None:
     """The test set is read once, on one device (all predictions in order), with the best-validation weights."""
     tester: pl.Trainer = instantiate(cfg.trainer, devices=1, num_nodes=1, strategy="auto", logger=logger,
                                      callbacks=[], enable_checkpointing=False, enable_progress_bar=False)
@@ -116,7 +126,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
     choices = group_choices()
 
     with tracking.mlflow_run(cfg, _run_tags(cfg, choices, tags)) as (client, run_id):
-        logger = MLFlowLogger(tracking_uri=tracking.tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous)
+        logger = RunLogger(tracking_uri=tracking.tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous)
         checkpoint_dir = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
         trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, callbacks or []))
         resume_from = str(checkpoint_dir / "last.ckpt") if cfg.get("resume") else None
@@ -135,6 +145,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         log_run_report(client, run_id, module.test_outputs, *datamodule.tensors["test"])
         if cfg.tracking.log_checkpoint:
             client.log_artifact(run_id, best, "checkpoints")
+        log_model(tracking.tracking_uri(cfg), run_id, module.net, cfg.data.mean, cfg.data.std, datamodule.tensors["test"][0],
+                  epoch=max(trainer.current_epoch - 1, 0))
         client.log_metric(run_id, "time/wall_s", time.perf_counter() - started)
         metrics = {k: float(v) for k, v in client.get_run(run_id).data.metrics.items()}
         log.info("run %s: test/acc %.4f, best val/acc %.4f", run_id, metrics.get("test/acc", float("nan")),

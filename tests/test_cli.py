@@ -85,3 +85,4 @@ def test_cli_trains_and_prints_where_to_look(isolated_store: Path):
     runs = all_runs(isolated_store)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.tags["mlflow.runName"].startswith("lenet")
+    assert runs[0].data.tags["overrides"] == " ".join(["model=lenet", *TINY])  # what was typed, from Hydra's record

@@ -304,3 +304,23 @@ def test_example_image(trained: Trained):
     assert example.stat().st_size < 50_000
     reading = read_image(trained.module, example)
     assert reading.text == "2017" and reading.page.inverted
+
+
+def test_a_registered_model_reads_digits(trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture):
+    """The run's MLflow Model, registered, is named by models:/NAME/VERSION and reads as the run does."""
+    import mlflow
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    (output,) = client_for(trained.store).get_run(trained.run_id).outputs.model_outputs
+    with _use_tracking_uri(trained.uri):
+        version = mlflow.register_model(f"models:/{output.model_id}", "predict_digits").version
+    image = str(finish(draw(paper(120, 120), trained.digit(4, 5), 20, 20, 3), tmp_path / "four.jpg"))
+    assert main(["--model", f"models:/predict_digits/{version}", "--tracking-uri", trained.uri, "--json", image]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"][0]["text"] == "4"
+    assert report["model"] == {"model": "lenet", "source": f"models:/predict_digits/{version}", "run_id": trained.run_id, "checkpoint": "MLmodel"}
+    crops = np.stack([trained.digit(d, 1) for d in range(10)])
+    assert (classify(loading.from_model_uri(f"models:/predict_digits/{version}", trained.uri).module, crops)[0] ==
+            classify(trained.module, crops)[0]).all()
+    assert main(["--model", "models:/predict_digits/99", "--tracking-uri", trained.uri, image]) == 2
+    assert capsys.readouterr().err.startswith("digits_bench: error: no MLflow Model models:/predict_digits/99")

@@ -107,13 +107,13 @@ def test_chunked_steps_train_exactly_like_single_batches(schedule: str, isolated
     overrides = ["model=mlp_128_64", *TINY, "trainer.max_epochs=3", f"schedule={schedule}", "optimizer=momentum"]
     single, chunked = (train(compose(*overrides, f"data.chunk_batches={k}")) for k in (1, 3))
     client = client_for(isolated_store)
-    for key in ("val/loss", "val/acc", "lr-SGD"):
+    for key in ("val/loss", "val/acc", "lr"):
         a = [m.value for m in client.get_metric_history(single.run_id, key)]
         b = [m.value for m in client.get_metric_history(chunked.run_id, key)]
         assert len(a) == 3 and a == b, key
     assert single.metrics["test/acc"] == chunked.metrics["test/acc"]
     if schedule == "steps":  # seed 004's per-epoch rates, as multiples of optimizer.lr (0.01 for momentum)
-        rates = [m.value for m in client.get_metric_history(single.run_id, "lr-SGD")]
+        rates = [m.value for m in client.get_metric_history(single.run_id, "lr")]
         assert rates == pytest.approx([0.001, 0.01, 0.01])
 
 

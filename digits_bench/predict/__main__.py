@@ -26,6 +26,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", metavar="RUN_ID", help="an MLflow run id: its config.yaml and checkpoint")
     source.add_argument("--experiment", metavar="NAME", help="with --best: the experiment's best FINISHED run by validation accuracy")
+    source.add_argument("--model", metavar="URI", help="an MLflow Model: models:/NAME/VERSION (registered), models:/NAME@ALIAS, runs:/RUN_ID/model")
     source.add_argument("--checkpoint", metavar="PATH", type=Path, help="a Lightning checkpoint file")
     parser.add_argument("--best", action="store_true", help="pick the run of --experiment with the highest validation accuracy")
     parser.add_argument("--config", metavar="PATH", type=Path, help="the run's config.yaml, for a --checkpoint without one beside it")
@@ -49,6 +50,8 @@ def load_model(args: argparse.Namespace) -> LoadedModel:
 
     if args.checkpoint is not None:
         return loading.from_checkpoint(args.checkpoint, args.config, args.tracking_uri)
+    if args.model is not None:
+        return loading.from_model_uri(args.model, args.tracking_uri)
     client = loading.store_client(args.tracking_uri)
     run_id = args.run if args.run is not None else loading.best_run(client, args.experiment)
     return loading.from_run(client, run_id)

@@ -1,4 +1,4 @@
-"""Where a model comes from: a tracked run, the best run of an experiment, or a checkpoint file.
+"""Where a model comes from: a tracked run, the best run of an experiment, a registered MLflow Model, or a checkpoint file.
 
 A run carries everything needed: `config.yaml` (the resolved config, which rebuilds the exact
 network and its normalisation) and `checkpoints/*.ckpt` (the weights). A bare checkpoint needs
@@ -22,6 +22,7 @@ from ..config import compose_config
 from .errors import ModelLoadError
 
 if TYPE_CHECKING:
+    from ..mlflow_model import DigitsNet
     from ..module import DigitsClassifier
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -35,7 +36,7 @@ for _name in ("mlflow", "alembic"):
 
 @dataclass
 class LoadedModel:
-    module: DigitsClassifier  # in eval mode, on the CPU
+    module: DigitsClassifier | DigitsNet  # in eval mode, on the CPU: preprocess() then forward()
     cfg: DictConfig
     source: str               # for people: "run <id>" or the checkpoint path
     run_id: str | None
@@ -98,6 +99,37 @@ def from_run(client: MlflowClient, run_id: str) -> LoadedModel:
         cfg = load_config(_download(client, run_id, "config.yaml", tmp))
         checkpoint = _download(client, run_id, checkpoints[0], tmp)
         return LoadedModel(build(cfg, checkpoint), cfg, f"run {run_id}", run_id, checkpoint.name)
+
+
+def from_model_uri(uri: str, tracking_uri: str | None = None) -> LoadedModel:
+    """An MLflow Model: `models:/NAME/VERSION` (or `models:/NAME@alias`, `runs:/ID/model`), loaded with
+    mlflow.pytorch; its run's config.yaml, when the store still has it, names the model."""
+    import mlflow.pytorch
+    from mlflow.models import get_model_info
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    client = store_client(tracking_uri)
+    previous = os.environ.get(PROGRESS_BAR)
+    os.environ[PROGRESS_BAR] = "false"
+    try:
+        with _use_tracking_uri(client.tracking_uri):
+            net = mlflow.pytorch.load_model(uri, map_location="cpu")
+            run_id = get_model_info(uri).run_id
+    except (MlflowException, OSError) as err:
+        raise ModelLoadError(f"no MLflow Model {uri} in the store {client.tracking_uri} "
+                             f"({str(err).splitlines()[0][:200]}); register one with mlflow.register_model") from None
+    finally:
+        if previous is None:
+            os.environ.pop(PROGRESS_BAR, None)
+        else:
+            os.environ[PROGRESS_BAR] = previous
+    try:
+        with tempfile.TemporaryDirectory(prefix="digits_bench_predict_") as tmp:
+            cfg = load_config(_download(client, run_id, "config.yaml", tmp)) if run_id else None
+    except ModelLoadError:
+        cfg = None
+    cfg = cfg if cfg is not None else OmegaConf.create({"model": {"name": type(getattr(net, "net", net)).__name__}})
+    return LoadedModel(net.eval(), cfg, uri, run_id, "MLmodel")
 
 
 def from_checkpoint(path: Path, config: Path | None = None, tracking_uri: str | None = None) -> LoadedModel:

@@ -58,12 +58,19 @@ def study_section(storage: str, out: Path, archive: pd.DataFrame | None) -> tupl
     return "\n".join(lines), frames
 
 
+def _row_labels(board: pd.DataFrame) -> dict[str, str]:
+    """run id -> the label of the leaderboard row it counts in."""
+    return {run: recipe for recipe, runs in zip(board["recipe"], board["run_ids"]) for run in runs.split()}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m digits_bench.report", description=__doc__)
     parser.add_argument("--out", default="results", help="output folder (default results/)")
     parser.add_argument("--storage", default=None, help="Optuna storage with the studies to plot (default: local SQLite)")
     parser.add_argument("--no-archive", action="store_true",
                         help="ignore the runs.csv/studies.csv already in --out (default: keep the runs this store does not hold)")
+    parser.add_argument("--all", action="store_true",
+                        help="also show rows of runs on a data subset or cut short (fewer epochs than their preset)")
     args = parser.parse_args(argv)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     cfg = compose_config([])
@@ -81,12 +88,16 @@ def main(argv: list[str]) -> int:
     if runs.empty:
         print(f"digits_bench: error: no finished, test-scored runs in {tracking.tracking_uri(cfg)}; run `make train` or compare first", file=sys.stderr)
         return 2
-    board = leaderboard(runs)
+    board = leaderboard(runs, include_partial=args.all)
+    if board.empty:
+        print("digits_bench: error: every run is on a data subset or cut short; `--all` shows them", file=sys.stderr)
+        return 2
     board.to_csv(out / "leaderboard.csv", index=False)
     runs.sort_values(["recipe", "seed"]).to_csv(out / "runs.csv", index=False)
     accuracy_vs_params(board, out / "accuracy_vs_params.png")
     accuracy_vs_time(board, out / "accuracy_vs_time.png")
-    validation_curves(runs, curves, out / "validation_curves.png")
+    shown = runs[runs["run_id"].isin(" ".join(board["run_ids"]).split())]
+    validation_curves(shown.assign(row=shown["run_id"].map(_row_labels(board))), curves, out / "validation_curves.png")
     from ..sweep.runner import default_storage
 
     old_studies = None if args.no_archive or not (out / "studies.csv").is_file() else pd.read_csv(out / "studies.csv")
@@ -98,8 +109,12 @@ def main(argv: list[str]) -> int:
         f"{len(runs)} MLflow runs (`make report`; {local} from this store, {carried} carried over from the "
         f"previous runs.csv). Environment: {', '.join(sorted(runs['device'].unique()))}; "
         f"torch {torch.__version__}, Python {platform.python_version()}; commits {', '.join(sorted(runs['git_commit'].unique()))}.\n"
-        "Test accuracy is the best-validation checkpoint of each run scored once on the 10k test set; "
-        "`n` is the number of seeds; times are training only (evaluation excluded).\n\n"
+        "Test accuracy is the best-validation checkpoint of each run scored once on the 10k test set. "
+        "A row is one configuration (the resolved config without seed and bookkeeping) on one kind of device; "
+        "a name in [brackets] says how the row differs from its preset. `n` is the number of seeds (a seed run "
+        "twice counts once, its latest run, and is flagged ⚠); times are training only (evaluation excluded). "
+        + ("Rows of runs on a data subset or cut short are included (`--all`).\n\n" if args.all else
+           f"{int(runs['partial'].fillna(False).astype(bool).sum())} runs on a data subset or cut short are left out (`--all` shows them).\n\n")
     )
     notes = recipe_notes(board)
     body = markdown(board) + (f"\n\nΔ vs claim: ✓ when no further below the tutorial's claim than twice the seed spread (or 0.2 pp); a ≥ target (the harness's own goals) is ✓ only when the seed mean reaches it.\n\n{notes}" if notes else "")

@@ -1,11 +1,13 @@
-"""Aggregate runs into the leaderboard: one row per recipe, seeds pooled."""
+"""Aggregate runs into the leaderboard: one row per configuration (fingerprint) and kind of device, seeds pooled."""
 from __future__ import annotations
 
 import pandas as pd
 
-COLUMNS = ["recipe", "model", "optimizer", "aug", "schedule", "epochs", "n_seeds", "test_acc_mean", "test_acc_std",
+from ..fingerprint import device_kind
+
+COLUMNS = ["recipe", "device_kind", "model", "optimizer", "aug", "schedule", "epochs", "n_seeds", "test_acc_mean", "test_acc_std",
            "claimed_test_acc", "claim_kind", "vs_claim", "meets_claim", "seeds_at_claim", "best_val_acc", "params", "train_time_s", "images_per_s",
-           "time_to_val_99_s", "reached_99", "time_to_val_995_s", "reached_995", "device", "git_commit", "run_ids", "tutorial"]
+           "time_to_val_99_s", "reached_99", "time_to_val_995_s", "reached_995", "device", "git_commit", "run_ids", "repeated_seeds", "partial", "fingerprint", "tutorial"]
 # One test run's accuracy moves by about ±0.15 pp between seeds at 98% on 10k images; a recipe
 # meets its tutorial's claim when it is no further below it than twice its seed spread or this floor.
 # A target (the harness's own goals: speedrun, best) is met only when the seed mean reaches it.
@@ -16,14 +18,43 @@ def _joined(values: pd.Series) -> str:
     return ", ".join(sorted({str(v) for v in values}))
 
 
-def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
+def _repeats(seeds: pd.Series) -> str:
+    counts = seeds.value_counts()
+    return ", ".join(f"seed {s} ×{c}" for s, c in sorted(counts[counts > 1].items()))
+
+
+def label(recipe: str, deviation: str) -> str:
+    """`speedrun`, or `speedrun [compile=true]` for a row that is not its preset."""
+    return f"{recipe} [{deviation}]" if isinstance(deviation, str) and deviation else recipe
+
+
+def row_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs a row counts: one per seed (the latest, when a seed was run again)."""
+    return runs.sort_values("start_time", kind="stable").drop_duplicates(["fingerprint", "device_kind", "seed"], keep="last")
+
+
+def leaderboard(runs: pd.DataFrame, include_partial: bool = False) -> pd.DataFrame:
+    """One row per (fingerprint, device kind). n counts seeds, and mean ± std are over those runs only;
+    a seed run more than once counts once (its latest run) and is flagged in `repeated_seeds`. Rows of
+    runs on a data subset or cut short are left out unless `include_partial`."""
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS)
-    runs = runs.assign(at_claim=(runs["test_acc"] >= runs["claimed_test_acc"]).where(runs["claimed_test_acc"].notna()))
-    grouped = runs.groupby("recipe", sort=False)
+    defaults = {"fingerprint": runs["recipe"], "deviation": "", "partial": False, "start_time": 0,  # frames built by hand: one row per recipe
+                "device_kind": runs["device"].map(device_kind) if "device" in runs else "?"}
+    runs = runs.assign(**{k: v for k, v in defaults.items() if k not in runs.columns})
+    runs = runs.assign(at_claim=(runs["test_acc"] >= runs["claimed_test_acc"]).where(runs["claimed_test_acc"].notna()),
+                       partial=runs["partial"].fillna(False).astype(bool))
+    if not include_partial:
+        runs = runs[~runs["partial"]]
+    if runs.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    repeats = runs.groupby(["fingerprint", "device_kind"])["seed"].agg(_repeats).rename("repeated_seeds")
+    counted = row_runs(runs).assign(label=lambda f: [label(r, d) for r, d in zip(f["recipe"], f["deviation"])])
+    grouped = counted.groupby(["fingerprint", "device_kind"], sort=False)
     board = grouped.agg(
+        recipe=("label", lambda s: s.mode().iloc[0]),
         model=("model", "first"), optimizer=("optimizer", "first"), aug=("aug", "first"), schedule=("schedule", "first"),
-        epochs=("epochs", "first"), n_seeds=("seed", "nunique"), test_acc_mean=("test_acc", "mean"),
+        epochs=("epochs", "first"), n_seeds=("seed", "count"), test_acc_mean=("test_acc", "mean"),
         test_acc_std=("test_acc", "std"), claimed_test_acc=("claimed_test_acc", "first"),
         claim_kind=("claim_kind", "first"),
         seeds_at_claim=("at_claim", "sum"), best_val_acc=("best_val_acc", "mean"),
@@ -31,8 +62,8 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
         time_to_val_99_s=("time_to_val_99_s", "mean"), reached_99=("time_to_val_99_s", "count"),
         time_to_val_995_s=("time_to_val_995_s", "mean"), reached_995=("time_to_val_995_s", "count"),
         device=("device", _joined), git_commit=("git_commit", _joined), run_ids=("run_id", lambda s: " ".join(s)),
-        tutorial=("tutorial", "first"),
-    ).reset_index()
+        partial=("partial", "any"), tutorial=("tutorial", "first"),
+    ).join(repeats).reset_index()
     board["vs_claim"] = board["test_acc_mean"] - board["claimed_test_acc"]
     tolerance = (2 * board["test_acc_std"].fillna(0)).clip(lower=NOISE_FLOOR)
     tolerance = tolerance.where(board["claim_kind"] != "target", 1e-6)  # float32 accuracies: k/10000 to ~1e-7
@@ -57,10 +88,11 @@ def markdown(board: pd.DataFrame) -> str:
     view = pd.DataFrame(
         {
             "recipe": board["recipe"],
+            "device": board["device_kind"],
             "model": board["model"],
             "optimizer / aug / schedule": board["optimizer"] + " / " + board["aug"] + " / " + board["schedule"],
             "epochs": board["epochs"],
-            "n": board["n_seeds"],
+            "n": [f"{n} ⚠ {r}" if isinstance(r, str) and r else str(n) for n, r in zip(board["n_seeds"], board["repeated_seeds"])],
             "test acc % (mean ± std)": [
                 f"{_pct(m)} ± {_pct(s)}" if not pd.isna(s) else f"{_pct(m)} (n=1)"
                 for m, s in zip(board["test_acc_mean"], board["test_acc_std"])
@@ -85,5 +117,10 @@ def markdown(board: pd.DataFrame) -> str:
 
 def recipe_notes(board: pd.DataFrame) -> str:
     """What each seed recipe is and what its tutorial claimed, under the table."""
-    lines = [f"- **{r}**: {t}" for r, t in zip(board["recipe"], board["tutorial"]) if isinstance(t, str) and t]
+    seen, lines = set(), []
+    for recipe, text in zip(board["recipe"], board["tutorial"]):
+        name = recipe.split(" [")[0]
+        if isinstance(text, str) and text and name not in seen:
+            seen.add(name)
+            lines.append(f"- **{name}**: {text}")
     return "\n".join(lines)

@@ -1,0 +1,80 @@
+"""The trained network as an MLflow Model: registrable, loadable with `mlflow.pytorch.load_model`, servable.
+
+The logged module takes what a user has, pixel values 0-255 shaped (N, 28, 28) or (N, 1, 28, 28), and
+returns the 10 logits: the run's normalisation travels with the weights. Its class lives in this
+package, so loading needs `digits_bench` importable (as for every model here).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from typing import Any
+
+import mlflow
+import numpy as np
+import torch
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+from torch import nn
+
+ARTIFACT = "model"
+EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_ID"
+
+
+class DigitsNet(nn.Module):
+    """A trained network with its input normalisation: raw pixels in, logits out."""
+
+    def __init__(self, net: nn.Module, mean: float, std: float) -> None:
+        super().__init__()
+        self.net = net
+        self.mean, self.std = float(mean), float(std)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """The reader's hook (predict): crops are already raw pixels, which is what forward takes."""
+        return images.float()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float()
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        return self.net((x / 255.0 - self.mean) / self.std)
+
+
+def inference_net(net: nn.Module, mean: float, std: float) -> DigitsNet:
+    """A CPU copy in eval mode, unwrapped from torch.compile, in the default memory format."""
+    net = getattr(net, "_orig_mod", net)
+    net = copy.deepcopy(net).cpu().to(memory_format=torch.contiguous_format).eval()
+    return DigitsNet(net, mean, std).eval()
+
+
+def log_model(tracking_uri: str, run_id: str, net: nn.Module, mean: float, std: float, images: torch.Tensor, epoch: int = 0) -> Any:
+    """Log the network into the run under `model/`, with a signature inferred from real test images;
+    the metrics of `epoch` (the last, where the test metrics are) are linked to the logged model.
+
+    Requirements are given, not inferred: inferring them imports and probes the environment in a
+    subprocess (seconds per run); this model needs torch only (and this package for its class).
+    """
+    model = inference_net(net, mean, std)
+    example = images[:8].cpu().float().numpy().astype(np.float32)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(example)).numpy()
+    signature = infer_signature(example, logits)
+    requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", "numpy"]
+    quiet = logging.getLogger("mlflow")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # no "model logged" chatter on the console of every run
+    # MLflow files a model under the process's active experiment (Default, artifacts in ./mlruns), not its run's
+    previous = os.environ.get(EXPERIMENT_ENV)
+    os.environ[EXPERIMENT_ENV] = MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
+    try:
+        with _use_tracking_uri(tracking_uri):
+            return mlflow.pytorch.log_model(model, name=ARTIFACT, run_id=run_id, signature=signature, step=epoch,
+                                          pip_requirements=requirements, serialization_format="pickle")
+    finally:
+        quiet.setLevel(level)
+        if previous is None:
+            os.environ.pop(EXPERIMENT_ENV, None)
+        else:
+            os.environ[EXPERIMENT_ENV] = previous

@@ -1,0 +1,60 @@
+"""What an MLflow user expects of a run: metrics against epochs, one `lr`, source tags, clean params, a loadable Model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import mlflow.pytorch
+import pytest
+import torch
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+from digits_bench.data import DatasetSpec, load_split
+from digits_bench.train import train
+
+from .conftest import TINY, client_for, compose
+
+# 8 mini-batches an epoch, one Lightning step each: Lightning's own step would read 8, 16 where the epoch reads 0, 1
+OVERRIDES = ["model=lenet", "optimizer=adamw", *TINY, "trainer.max_epochs=2", "data.chunk_batches=1"]
+
+
+def test_a_run_logs_as_mlflow_users_expect(isolated_store: Path):
+    result = train(compose(*OVERRIDES))
+    client = client_for(isolated_store)
+    run = client.get_run(result.run_id)
+
+    for key in ("train/loss", "val/acc", "val/loss", "lr", "time/train_s"):
+        assert [m.step for m in client.get_metric_history(result.run_id, key)] == [0, 1], key
+    assert [(m.step, m.value) for m in client.get_metric_history(result.run_id, "epoch")] == [(0, 0), (1, 1)]
+    assert [m.step for m in client.get_metric_history(result.run_id, "test/acc")] == [1]  # the last trained epoch
+    assert not [k for k in run.data.metrics if k.startswith("lr-")]
+    assert client.get_metric_history(result.run_id, "lr")[0].value == pytest.approx(compose(*OVERRIDES).optimizer.lr)
+
+    tags = run.data.tags
+    assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.user"] and tags["mlflow.source.name"]
+    assert tags["mlflow.source.git.commit"] == tags["git_commit"].removesuffix("-dirty")
+    assert tags["overrides"] == " ".join(OVERRIDES)
+    assert run.info.run_name.startswith("lenet optimizer=adamw data.subset=512")
+
+    assert not [k for k in run.data.params if k.endswith("_target_") or ".md5." in k]
+    config = Path(client.download_artifacts(result.run_id, "config.yaml")).read_text()
+    assert "_target_" in config and "md5" in config  # the artifact keeps everything
+
+    (output,) = run.outputs.model_outputs
+    logged = client.get_logged_model(output.model_id)
+    assert logged.experiment_id == run.info.experiment_id  # filed with its run, its files in the store
+    assert logged.artifact_location.startswith((isolated_store / "artifacts").as_uri())
+    assert {m.key for m in logged.metrics} >= {"test/acc", "val/acc"} and {m.step for m in logged.metrics} == {1}
+    uri = f"sqlite:///{isolated_store / 'mlflow.db'}"
+    with _use_tracking_uri(uri):
+        version = mlflow.register_model(f"models:/{output.model_id}", "tiny_lenet").version
+        net = mlflow.pytorch.load_model(f"models:/tiny_lenet/{version}", map_location="cpu")
+        info = mlflow.models.get_model_info(f"models:/tiny_lenet/{version}")
+    assert info.run_id == result.run_id and info.signature is not None
+    assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 28, 28)
+    cfg = compose(*OVERRIDES)
+    images, labels = load_split(DatasetSpec.from_config(dict(cfg.data.dataset)), "test")
+    with torch.no_grad():
+        predicted = net(torch.as_tensor(images[: cfg.data.test_subset])).argmax(dim=1)
+    accuracy = (predicted == torch.as_tensor(labels[: cfg.data.test_subset])).float().mean().item()
+    assert accuracy == pytest.approx(result.metrics["test/acc"], abs=1.5e-3)  # the best-validation weights, as tested
