@@ -213,15 +213,19 @@ def open_run(cfg: DictConfig, tags: Mapping[str, str]) -> tuple[MlflowClient, st
 
 def run_config(cfg: DictConfig, run_id: str) -> DictConfig:
     """The config a run was started with (its config.yaml), to continue it exactly; a FINISHED run has nothing left."""
+    missing = ConfigError(f"resume={run_id}: no such run with a config.yaml in {tracking_uri(cfg)}")
     try:
         client = make_client(cfg)
         status = client.get_run(run_id).info.status
-        text = client.download_artifacts(run_id, "config.yaml")
     except (OSError, sqlite3.Error, MlflowException):
-        raise ConfigError(f"resume={run_id}: no such run with a config.yaml in {tracking_uri(cfg)}") from None
+        raise missing from None
     if status == RunStatus.to_string(RunStatus.FINISHED):
         raise ConfigError(f"resume={run_id}: that run already FINISHED (trained, tested and stored); "
                           "nothing to continue — start a new run instead")
+    try:
+        text = client.download_artifacts(run_id, "config.yaml")
+    except (OSError, sqlite3.Error, MlflowException):
+        raise missing from None
     loaded = OmegaConf.load(text)
     loaded.resume = run_id
     return loaded

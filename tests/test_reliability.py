@@ -16,7 +16,7 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
 from digits_bench import train as train_module
 from digits_bench.__main__ import run
-from digits_bench.errors import ConfigError, TrackingError
+from digits_bench.errors import TrackingError
 from digits_bench.predict.loading import best_run
 from digits_bench.train import train
 
@@ -66,10 +66,11 @@ def test_crash_after_fit_leaves_the_run_failed(monkeypatch: pytest.MonkeyPatch, 
     assert "test/acc" in only.data.metrics  # it did get that far: fit and test were done, yet not FINISHED
 
 
-def test_resume_of_a_finished_run_is_refused_in_one_line(isolated_store: Path):
+def test_resume_of_a_finished_run_is_refused_in_one_line(capsys: pytest.CaptureFixture, isolated_store: Path):
     finished = train(compose(*MINI))
-    with pytest.raises(ConfigError, match=f"resume={finished.run_id}: that run already FINISHED"):
-        train(compose(f"resume={finished.run_id}"))
+    capsys.readouterr()
+    assert run(compose(f"resume={finished.run_id}")) == 2
+    assert f"resume={finished.run_id}: that run already FINISHED" in one_error_line(capsys.readouterr().err)
     client = client_for(isolated_store)
     assert len(client.get_metric_history(finished.run_id, "test/acc")) == 1  # not scored a second time
     assert client.get_run(finished.run_id).info.status == "FINISHED"
