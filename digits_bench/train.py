@@ -24,6 +24,7 @@ from .mlflow_logger import RunLogger
 from .models import count_parameters
 from .module import DigitsClassifier
 from .run_report import log_run_report
+from .stop_signal import StopAllRanksOnSigterm
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> 
                         save_top_k=1, save_last=True, auto_insert_metric_name=False),
         LearningRateMonitor(logging_interval="epoch"),
         TrainingClock(tuple(cfg.time_to_val_acc)),
+        StopAllRanksOnSigterm(),
         *extra,
     ]
     if cfg.trainer.get("enable_progress_bar", True):

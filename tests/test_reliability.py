@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,37 @@ def test_two_cpu_processes_without_spawn_finish_with_test_metrics(isolated_store
     assert result.returncode == 0, result.stderr[-3000:]
     (only,) = all_runs(isolated_store)
     assert only.info.status == "FINISHED" and "test/acc" in only.data.metrics
+
+
+def _processes_using(store: Path) -> list[int]:
+    """Live processes started with this test's store in their environment (a leftover rank would be one)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"DIGITS_BENCH_STORE={store}".encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:
+            pass
+    return [pid for pid in found if pid != os.getpid()]
+
+
+def test_sigterm_stops_every_process_of_a_multi_process_run(tmp_path: Path, isolated_store: Path):
+    args = ["model=lenet", "data.subset=20000", "data.val_size=500", "data.test_subset=100", "trainer.max_epochs=20",
+            "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "trainer.devices=2"]
+    output = tmp_path / "output"
+    with open(output, "w") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "digits_bench", *args], cwd=ROOT, env=os.environ | {"OMP_NUM_THREADS": "1"},
+                                   stdout=sink, stderr=subprocess.STDOUT)
+        deadline = time.time() + 240
+        while time.time() < deadline and process.poll() is None and "processes registered" not in output.read_text():
+            time.sleep(0.2)
+        time.sleep(3)  # into the first epoch: both ranks busy in collectives
+        assert process.poll() is None, output.read_text()[-3000:]
+        process.send_signal(signal.SIGTERM)  # to rank 0 only, as `kill PID` does
+        assert process.wait(timeout=60) != 0
+    time.sleep(1)
+    assert _processes_using(isolated_store) == []
+    assert [r.info.status for r in all_runs(isolated_store)] == ["KILLED"]
 
 
 def test_crash_after_fit_leaves_the_run_failed(monkeypatch: pytest.MonkeyPatch, isolated_store: Path):
