@@ -8,11 +8,22 @@ import hydra
 from omegaconf import DictConfig
 
 from .config import validate
-from .errors import ConfigError, DataError, TrackingError
+from .errors import ConfigError, DataError, TrackingError, TrainingDiverged
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    code = run(cfg)
+    if code:
+        sys.exit(code)
+
+
+def run(cfg: DictConfig) -> int:
+    """Train `cfg` and print its summary; every expected failure is one line on stderr and a non-zero status.
+
+    2: bad input or an unusable store or disk (nothing to fix in the code); 1: the training itself failed
+    (diverged). The MLflow run, when one exists, is already closed FAILED by tracking.mlflow_run.
+    """
     try:
         validate(cfg)  # bad values fail in seconds, before the heavy imports below
         from .multirun import job_tags
@@ -20,15 +31,29 @@ def main(cfg: DictConfig) -> None:
 
         result = train(cfg, tags=job_tags())
     except (ConfigError, DataError, TrackingError) as err:
-        print(f"digits_bench: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        return _fail(str(err), 2)
+    except TrainingDiverged as err:
+        return _fail(f"training diverged: {err}", 1)
     except OSError as err:
-        if err.errno != errno.ENOSPC:
-            raise
-        print(f"digits_bench: error: disk full ({err.filename or err}); free space, then continue with resume=<run id>", file=sys.stderr)
-        sys.exit(2)
+        return _fail(disk_message(err), 2)
     if result is not None:
         print(summary(result, cfg))
+    return 0
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"digits_bench: error: {message}", file=sys.stderr)
+    return code
+
+
+def disk_message(err: OSError) -> str:
+    """A file that could not be written: which, why, and what to do."""
+    where = err.filename or "a file"
+    if err.errno == errno.ENOSPC:
+        return f"disk full writing {where}; free space and run again"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {where} ({err.strerror}); make it writable or point DIGITS_BENCH_STORE / DIGITS_BENCH_CHECKPOINTS elsewhere"
+    return f"cannot write {where} ({err.strerror or err})"
 
 
 if __name__ == "__main__":

@@ -1,20 +1,23 @@
-"""Lightning's MLFlowLogger with MLflow's own conventions: metrics against epochs, `epoch` once per epoch."""
+"""Lightning's MLFlowLogger, attached to a run that tracking.mlflow_run owns, with MLflow's conventions."""
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from lightning.pytorch.loggers import MLFlowLogger
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 
 class RunLogger(MLFlowLogger):
-    """Logs every metric at step = epoch, so the MLflow UI's x-axis is epochs.
+    """Logs every metric at step = epoch into an existing MLflow run, and never ends that run.
 
     Lightning passes its `global_step` as the step, which here counts chunks of `data.chunk_batches`
     mini-batches, and adds `epoch` to every call. The epoch becomes the step, and `epoch` itself is
-    recorded once per epoch instead of with every call. Metrics logged after training (the test
-    Trainer starts again at epoch 0) land on the last trained epoch. The run is opened and closed by
-    `tracking.mlflow_run`; this logger only attaches to it.
+    recorded once per epoch. Metrics logged after training (the test Trainer starts again at epoch 0)
+    land on the last trained epoch.
+
+    Lightning's finalize() marks the run FINISHED as soon as fit() returns, before the test set, the
+    report and the model are stored; a crash in between would leave a FINISHED run without a model.
+    Here finalize() only flushes queued metrics: the run's status is set by tracking.mlflow_run alone.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -32,3 +35,8 @@ class RunLogger(MLFlowLogger):
                 self._last_epoch = step
         if metrics:
             super().log_metrics(metrics, step)
+
+    @rank_zero_only
+    def finalize(self, status: str = "success") -> None:
+        if self._initialized:
+            self.experiment._tracking_client.store.flush_async_logging()

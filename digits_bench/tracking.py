@@ -6,17 +6,20 @@ Lightning's MLFlowLogger only attaches to the run to log the metrics.
 """
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import platform
 import signal
 import sqlite3
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-import mlflow
 import lightning.pytorch as pl
 import torch
 from mlflow.entities import Param, RunStatus
@@ -26,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .errors import ConfigError, TrackingError
 
+log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ATTACH_ENV = "DIGITS_BENCH_RUN_ID"  # set for DDP worker processes that re-run the entry point
 
@@ -49,8 +53,49 @@ def artifact_root(cfg: DictConfig) -> str | None:
 def make_client(cfg: DictConfig) -> MlflowClient:
     uri = tracking_uri(cfg)
     if uri.startswith("sqlite:///"):
-        enable_wal(Path(uri.removeprefix("sqlite:///")))
+        db = Path(uri.removeprefix("sqlite:///"))
+        with store_lock(db):  # creating the client creates or migrates the schema: one process at a time
+            enable_wal(db)
+            return MlflowClient(tracking_uri=uri)
+    if uri.startswith(("http://", "https://")):
+        probe_server(uri)
     return MlflowClient(tracking_uri=uri)
+
+
+@contextmanager
+def store_lock(db: Path) -> Iterator[None]:
+    """An inter-process lock (a `.lock` file beside the database) around creating or migrating a SQLite store.
+
+    Without it, processes that start together on a new store all run the migrations
+    ('table _alembic_tmp_tags already exists', 'database is locked') and can leave it
+    half-migrated. A folder we may not write is not ours to migrate: no lock then.
+    """
+    db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = open(db.with_name(db.name + ".lock"), "a")
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def probe_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not after MLflow's minutes of retries, when the tracking server cannot be reached."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")  # a server lost mid-run: ~15 s, not ~4 min
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return  # it answered: reachable (authentication and the rest are MLflow's to report)
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise TrackingError(f"cannot reach the MLflow server {uri} ({reason}); start it, or fix or unset "
+                            "MLFLOW_TRACKING_URI (or tracking.uri) to use the local store") from None
 
 
 def enable_wal(db: Path) -> None:
@@ -167,6 +212,18 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def store_hint(uri: str) -> str:
+    """What to change: the local store's folder, or the server address."""
+    if uri.startswith("sqlite:///"):
+        return "set DIGITS_BENCH_STORE to a writable folder with free space, or MLFLOW_TRACKING_URI to a server"
+    return "check the server and MLFLOW_TRACKING_URI (or tracking.uri)"
+
+
+def store_error(uri: str, err: BaseException) -> TrackingError:
+    first_line = (str(err).strip().splitlines() or [""])[0][:200]
+    return TrackingError(f"cannot write the MLflow store {uri} ({type(err).__name__}: {first_line}); {store_hint(uri)}")
+
+
 def open_run(cfg: DictConfig, tags: Mapping[str, str]) -> tuple[MlflowClient, str]:
     """Create a run, or reopen `cfg.resume`'s; a store that cannot be written is one clear error."""
     uri = tracking_uri(cfg)
@@ -178,19 +235,24 @@ def open_run(cfg: DictConfig, tags: Mapping[str, str]) -> tuple[MlflowClient, st
         exp_id = experiment_id(client, cfg.tracking.experiment, artifact_root(cfg))
         return client, client.create_run(exp_id, run_name=cfg.tracking.run_name, tags=dict(tags)).info.run_id
     except (OSError, sqlite3.Error, MlflowException) as err:
-        raise TrackingError(
-            f"cannot write the MLflow store {uri} ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-            "set DIGITS_BENCH_STORE to a writable folder with free space, or MLFLOW_TRACKING_URI to a server"
-        ) from None
+        raise store_error(uri, err) from None
 
 
 def run_config(cfg: DictConfig, run_id: str) -> DictConfig:
-    """The config a run was started with (its config.yaml), to continue it exactly."""
+    """The config a run was started with (its config.yaml), to continue it exactly; a FINISHED run has nothing left."""
+    missing = ConfigError(f"resume={run_id}: no such run with a config.yaml in {tracking_uri(cfg)}")
     try:
         client = make_client(cfg)
+        status = client.get_run(run_id).info.status
+    except (OSError, sqlite3.Error, MlflowException):
+        raise missing from None
+    if status == RunStatus.to_string(RunStatus.FINISHED):
+        raise ConfigError(f"resume={run_id}: that run already FINISHED (trained, tested and stored); "
+                          "nothing to continue — start a new run instead")
+    try:
         text = client.download_artifacts(run_id, "config.yaml")
     except (OSError, sqlite3.Error, MlflowException):
-        raise ConfigError(f"resume={run_id}: no such run with a config.yaml in {tracking_uri(cfg)}") from None
+        raise missing from None
     loaded = OmegaConf.load(text)
     loaded.resume = run_id
     return loaded
@@ -215,6 +277,16 @@ def mlflow_run(cfg: DictConfig, tags: Mapping[str, str]) -> Iterator[tuple[Mlflo
         raise
     finally:
         os.environ.pop(ATTACH_ENV, None)
+        close_run(cfg, client, run_id, status)
+
+
+def close_run(cfg: DictConfig, client: MlflowClient, run_id: str, status: str) -> None:
+    """Set the run's final status; a store that fails now (a full disk) must not hide the error that ended the run."""
+    try:
         if not cfg.tracking.synchronous:
-            mlflow.flush_async_logging()  # every queued metric lands before the run is closed
+            client._tracking_client.store.flush_async_logging()  # every queued metric lands before the run is closed
         client.set_terminated(run_id, status)
+    except (OSError, sqlite3.Error, MlflowException) as err:
+        if status == RunStatus.to_string(RunStatus.FINISHED):
+            raise store_error(tracking_uri(cfg), err) from None
+        log.warning("could not mark run %s %s: %s", run_id, status, str(err).splitlines()[0] if str(err) else type(err).__name__)

@@ -16,16 +16,19 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressB
 
 from . import tracking
 from .callbacks import TrainingClock
+from .checkpoint_io import AtomicCheckpointIO
 from .fingerprint import fingerprint
 from .lr_monitor import LearningRate
-from .mlflow_logger import RunLogger
 from .mlflow_model import log_model
 from .config import group_choices, validate
 from .errors import ConfigError
+from .faults import store_faults
 from .data import DigitsDataModule
+from .mlflow_logger import RunLogger
 from .models import count_parameters
 from .module import DigitsClassifier
 from .run_report import log_run_report
+from .stop_signal import StopAllRanksOnSigterm
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,7 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> 
                         save_top_k=1, save_last=True, auto_insert_metric_name=False),
         LearningRate(),
         TrainingClock(tuple(cfg.time_to_val_acc)),
+        StopAllRanksOnSigterm(),
         *extra,
     ]
     if cfg.trainer.get("enable_progress_bar", True):
@@ -103,6 +107,33 @@ def _test_once(cfg: DictConfig, module: DigitsClassifier, datamodule: DigitsData
     tester.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
 
 
+def check_trainer(cfg: DictConfig) -> None:
+    """Lightning judges accelerator, devices, strategy and precision together when a Trainer is built: build one
+    (nothing runs, nothing is printed) so a combination it refuses is one line before any run exists."""
+    quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    except Exception as err:  # Lightning's MisconfigurationException, ValueError, TypeError (an unknown key), ...
+        cause = err.__cause__ or err  # Hydra wraps the Trainer's own error
+        message = " ".join(str(cause).split()) or type(cause).__name__
+        raise ConfigError(f"trainer: {message}") from None
+    finally:
+        quiet.setLevel(level)
+
+
+def _leave_process_group() -> None:
+    """After a multi-process fit, the other ranks exit and rank 0 tests alone: a process group left open
+    would make the test metrics wait forever for ranks that are gone."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mapping[str, str] | None = None) -> TrainResult | None:
     """Validate, train, test the best-validation checkpoint once, and record it all in one MLflow run.
 
@@ -118,6 +149,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         if not last.is_file():
             raise ConfigError(f"resume={cfg.resume}: no checkpoint at {last}; the run never finished an epoch here")
     validate(cfg)
+    check_trainer(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule: DigitsDataModule = instantiate(cfg.data)
     datamodule.prepare_data()  # missing or corrupt data fails here, before a run exists
@@ -125,14 +157,16 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
     n_params = count_parameters(module.net)
     choices = group_choices()
 
-    with tracking.mlflow_run(cfg, _run_tags(cfg, choices, tags)) as (client, run_id):
+    with tracking.mlflow_run(cfg, _run_tags(cfg, choices, tags)) as (client, run_id), store_faults(cfg, run_id):
         logger = RunLogger(tracking_uri=tracking.tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous)
         checkpoint_dir = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
-        trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, callbacks or []))
+        trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, callbacks or []),
+                                          plugins=[AtomicCheckpointIO()])
         resume_from = str(checkpoint_dir / "last.ckpt") if cfg.get("resume") else None
         if trainer.global_rank == 0 and resume_from is None:
             tracking.log_config(client, run_id, cfg, {"n_params": n_params})
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        _leave_process_group()
         if trainer.global_rank != 0:
             return None
         best = trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]

@@ -56,15 +56,28 @@ def store_client(uri: str | None = None) -> MlflowClient:
 
 
 def best_run(client: MlflowClient, experiment: str) -> str:
-    """The FINISHED run of `experiment` with the highest (final) validation accuracy."""
+    """The FINISHED run of `experiment` with a stored model and the highest (final) validation accuracy.
+
+    A run that died between FINISHED and its checkpoint upload (or trained with
+    tracking.log_checkpoint=false) has nothing to load: it is passed over.
+    """
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise ModelLoadError(f"no experiment {experiment!r} in the MLflow store {client.tracking_uri}")
     runs = client.search_runs([found.experiment_id], filter_string=f"attributes.status = 'FINISHED' and metrics.`{RANK_METRIC}` >= 0",
-                              order_by=[f"metrics.`{RANK_METRIC}` DESC"], max_results=1)
-    if not runs:
-        raise ModelLoadError(f"experiment {experiment!r} has no FINISHED run with a {RANK_METRIC} metric")
-    return runs[0].info.run_id
+                              order_by=[f"metrics.`{RANK_METRIC}` DESC"], max_results=1000)
+    for run in runs:
+        if _checkpoints(client, run.info.run_id):
+            return run.info.run_id
+    if runs:
+        raise ModelLoadError(f"experiment {experiment!r} has no FINISHED run with a stored model (checkpoints/*.ckpt)")
+    raise ModelLoadError(f"experiment {experiment!r} has no FINISHED run with a {RANK_METRIC} metric")
+
+
+def _checkpoints(client: MlflowClient, run_id: str) -> list[str]:
+    """The run's checkpoint artifacts, best-validation first."""
+    artifacts = [a.path for a in client.list_artifacts(run_id, "checkpoints")]
+    return sorted((p for p in artifacts if p.endswith(".ckpt")), key=lambda p: (not Path(p).name.startswith("best"), p))
 
 
 def _download(client: MlflowClient, run_id: str, path: str, into: str) -> Path:
@@ -86,12 +99,11 @@ def from_run(client: MlflowClient, run_id: str) -> LoadedModel:
     """Weights and config from the run's artifacts; the best-validation checkpoint when there are several."""
     try:
         client.get_run(run_id)
-        artifacts = [a.path for a in client.list_artifacts(run_id, "checkpoints")]
+        checkpoints = _checkpoints(client, run_id)
     except MlflowException:
         raise ModelLoadError(f"no run {run_id!r} in the MLflow store {client.tracking_uri}") from None
     except OSError as err:
         raise ModelLoadError(f"run {run_id}: cannot list its artifacts ({err})") from None
-    checkpoints = sorted((p for p in artifacts if p.endswith(".ckpt")), key=lambda p: (not Path(p).name.startswith("best"), p))
     if not checkpoints:
         raise ModelLoadError(f"run {run_id} has no model: no checkpoints/*.ckpt artifact "
                              "(trained with tracking.log_checkpoint=false, or it did not finish)")

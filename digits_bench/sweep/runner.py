@@ -49,17 +49,22 @@ def default_storage(cfg: DictConfig) -> str:
 
 
 def make_storage(url: str, spec: SweepSpec) -> RDBStorage:
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite:///"):
-        tracking.enable_wal(Path(url.removeprefix("sqlite:///")))
-        engine_kwargs = {"connect_args": {"timeout": 60}}
-    return RDBStorage(
-        url,
-        engine_kwargs=engine_kwargs,
-        heartbeat_interval=int(spec.heartbeat["interval"]),
-        grace_period=int(spec.heartbeat["grace"]),
-        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
-    )
+    def storage(engine_kwargs: dict[str, Any]) -> RDBStorage:
+        return RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=int(spec.heartbeat["interval"]),
+            grace_period=int(spec.heartbeat["grace"]),
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+        )
+
+    if not url.startswith("sqlite:///"):
+        return storage({})
+    db = Path(url.removeprefix("sqlite:///"))
+    with tracking.store_lock(db):  # workers starting together on a new study database create its schema once
+        tracking.enable_wal(db)
+        return storage({"connect_args": {"timeout": 60}})
+
 
 
 def counted(trials: list[optuna.trial.FrozenTrial]) -> int:

@@ -1,0 +1,42 @@
+"""A full or read-only disk, or a store that stops answering, in the middle of a run: one line that says what to do."""
+from __future__ import annotations
+
+import errno
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig
+
+from . import tracking
+from .errors import TrackingError
+
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def resume_hint(cfg: DictConfig, run_id: str) -> str:
+    """`resume=` only works from a saved epoch (last.ckpt); otherwise say that the run must start again."""
+    last = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id / "last.ckpt"
+    if last.is_file():
+        return f"then continue with resume={run_id}"
+    return f"then start again (run {run_id} saved no epoch to resume from)"
+
+
+@contextmanager
+def store_faults(cfg: DictConfig, run_id: str) -> Iterator[None]:
+    """Turn write failures during a run into a TrackingError naming the file, the cause and the next step."""
+    try:
+        yield
+    except OSError as err:
+        where = err.filename or "a file"
+        if err.errno == errno.ENOSPC:
+            raise TrackingError(f"disk full writing {where}; free space, {resume_hint(cfg, run_id)}") from None
+        if err.errno in UNWRITABLE:
+            raise TrackingError(f"cannot write {where} ({err.strerror}); make it writable, "
+                                f"or set DIGITS_BENCH_STORE / DIGITS_BENCH_CHECKPOINTS to a writable folder") from None
+        raise
+    except (sqlite3.Error, MlflowException) as err:
+        message = str(tracking.store_error(tracking.tracking_uri(cfg), err))
+        raise TrackingError(f"{message}; {resume_hint(cfg, run_id)}") from None

@@ -1,0 +1,252 @@
+"""Every config value checked before any data is read or any MLflow run exists.
+
+One table of rules covers the numeric (and a few named) leaves of the composed config:
+type, range, finiteness. A few checks relate keys to each other (schedule lengths,
+subset vs. validation split) or ask the machine (accelerators). Import-light on purpose:
+the CLI fails on bad input in a second, before torch or Lightning is imported.
+"""
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import ConfigError
+
+TRAIN_POOL = 60_000
+TEST_POOL = 10_000
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+MODEL_INITS = ("torch", "glorot_uniform", "uniform")  # digits_bench.models.init implements them
+# Lightning's precision names (lightning.fabric.plugins.precision.precision._PRECISION_INPUT*), and their aliases
+PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
+              "32-true", "64-true")
+PRECISION_ALIASES = ("64", "32", "16", "bf16", 64, 32, 16)
+SEED_MAX = 2**32 - 1  # numpy's seed range, which seed_everything uses
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one leaf may hold: `kind` int|real|bool|str, an optional range (open or closed ends), names, or null."""
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[Any, ...] = ()
+    nullable: bool = False
+    hint: str = ""
+
+    def check(self, key: str, value: Any) -> None:
+        if value is None and self.nullable:
+            return
+        if self.choices:
+            if value not in self.choices:
+                names = ", ".join(dict.fromkeys(map(str, self.choices)))
+                raise ConfigError(f"{key} must be one of {names} (got {value!r})")
+            return
+        if not _is_kind(value, self.kind):
+            what = {"int": "an integer", "real": "a number", "bool": "true or false", "str": "a text"}[self.kind]
+            raise ConfigError(f"{key} must be {what}{' or null' if self.nullable else ''} (got {value!r}){self.hint}")
+        if self.kind == "real" and not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number (got {value}){self.hint}")
+        if self.kind in ("int", "real") and not _in_range(value, self):
+            raise ConfigError(f"{key} must be {self.range_text()} (got {value}){self.hint}")
+
+    def range_text(self) -> str:
+        if self.low is not None and self.high is not None and not (self.low_open or self.high_open):
+            return f"between {_num(self.low)} and {_num(self.high)}"
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {_num(self.low)}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '<='} {_num(self.high)}")
+        return " and ".join(parts) or "finite"
+
+
+def _num(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind == "int":
+        return isinstance(value, int)
+    if kind == "real":
+        return isinstance(value, (int, float))
+    return isinstance(value, str) and value != ""
+
+
+def _in_range(value: float, rule: Rule) -> bool:
+    if rule.low is not None and (value <= rule.low if rule.low_open else value < rule.low):
+        return False
+    return rule.high is None or (value < rule.high if rule.high_open else value <= rule.high)
+
+
+def _int(low: int | None = None, high: int | None = None, **kw: Any) -> Rule:
+    return Rule("int", low, high, **kw)
+
+
+def _real(low: float | None = None, high: float | None = None, **kw: Any) -> Rule:
+    return Rule("real", low, high, **kw)
+
+
+FRACTION = _real(0.0, 1.0)
+POSITIVE = _real(0.0, low_open=True)
+FLAG = Rule("bool")
+
+# Dotted key patterns (fnmatch; list items are `.0`, `.1`, ...) -> rule. First match wins.
+RULES: dict[str, Rule] = {
+    "seed": _int(0, SEED_MAX),
+    "data.seed": _int(0, SEED_MAX),
+    "data.split_seed": _int(0, SEED_MAX),
+    "data.batch_size": _int(1),
+    "data.eval_batch_size": _int(1),
+    "data.chunk_batches": _int(1),
+    "data.val_size": _int(1, TRAIN_POOL - 1),
+    "data.subset": _int(1, TRAIN_POOL - 1, nullable=True),
+    "data.test_subset": _int(1, TEST_POOL, nullable=True),
+    "data.num_classes": _int(2),
+    "data.mean": _real(),
+    "data.std": POSITIVE,
+    "model.dropout": _real(0.0, 1.0, high_open=True),
+    "model.init": Rule("str", choices=MODEL_INITS),
+    "model.init_scale": POSITIVE,
+    "model.widths.*": _int(1),
+    "model.name": Rule("str"),
+    "optimizer.lr": _real(0.0, low_open=True, hint="; try optimizer.lr=0.01"),
+    "optimizer.weight_decay": _real(0.0),
+    "optimizer.momentum": _real(0.0, 1.0, high_open=True),
+    "optimizer.dampening": FRACTION,
+    "optimizer.nesterov": FLAG,
+    "optimizer.betas.*": _real(0.0, 1.0, high_open=True),
+    "optimizer.eps": POSITIVE,
+    "schedule.boundaries.*": _int(0),
+    "schedule.factors.*": POSITIVE,
+    "schedule.warmup_epochs": _real(0.0),
+    "schedule.min_factor": FRACTION,
+    "schedule.pct_start": _real(0.0, 1.0, low_open=True, high_open=True),
+    "schedule.div_factor": POSITIVE,
+    "schedule.final_div_factor": POSITIVE,
+    "aug.rotation": _real(0.0, 180.0),
+    "aug.width_shift": FRACTION,
+    "aug.height_shift": FRACTION,
+    "aug.shear": _real(0.0, math.pi / 2, high_open=True),
+    "aug.zoom": _real(0.0, 1.0, high_open=True),
+    "trainer.max_epochs": _int(1),
+    "trainer.num_nodes": _int(1),
+    "trainer.log_every_n_steps": _int(1),
+    "trainer.num_sanity_val_steps": _int(-1),
+    "trainer.accelerator": Rule("str", choices=ACCELERATORS),
+    "trainer.precision": Rule("str", choices=PRECISIONS + PRECISION_ALIASES),
+    "trainer.deterministic": FLAG,
+    "trainer.benchmark": FLAG,
+    "trainer.enable_progress_bar": FLAG,
+    "trainer.enable_model_summary": FLAG,
+    "progress_refresh": _int(0),
+    "time_to_val_acc.*": _real(0.0, 1.0, low_open=True),
+    "evaluate_test": FLAG,
+    "channels_last": FLAG,
+    "compile": FLAG,
+    "cuda_graphs": Rule("bool", nullable=True, hint="; null: wherever they apply"),
+    "recipe.claimed_test_acc": _real(0.0, 1.0, low_open=True, nullable=True),
+    "recipe.ensemble_claimed_test_acc": _real(0.0, 1.0, low_open=True, nullable=True),
+    "recipe.claim_kind": Rule("str", choices=("tutorial", "target")),
+    "tracking.experiment": Rule("str"),
+    "tracking.log_checkpoint": FLAG,
+    "tracking.synchronous": FLAG,
+}
+REQUIRED = ("seed", "optimizer.lr", "data.batch_size", "data.val_size", "trainer.max_epochs", "trainer.accelerator")
+SKIPPED = ("paths", "data.dataset", "hydra")  # file names and folders: checked where they are read
+
+
+def leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) for every leaf; list items get their index as a key part."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else None
+    if items is None:
+        yield prefix.rstrip("."), node
+        return
+    for key, value in items:
+        name = f"{prefix}{key}"
+        if not name.startswith(SKIPPED):
+            yield from leaves(value, f"{name}.")
+
+
+def rule_for(key: str) -> Rule | None:
+    return next((rule for pattern, rule in RULES.items() if fnmatch.fnmatchcase(key, pattern)), None)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError, naming the key and what to do, for the first value that cannot train."""
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(" ".join(str(err).split())) from None
+    assert isinstance(resolved, dict)
+    for key in REQUIRED:
+        if OmegaConf.select(cfg, key) is None:
+            raise ConfigError(f"{key} is missing from the config")
+    for key, value in leaves(resolved):
+        rule = rule_for(key)
+        if rule is not None:
+            rule.check(key, value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number (got {value})")
+    _check_relations(resolved)
+    _check_machine(resolved["trainer"])
+
+
+def _check_relations(cfg: dict[str, Any]) -> None:
+    data = cfg["data"]
+    if data.get("subset") is not None and data["subset"] > TRAIN_POOL - data["val_size"]:
+        raise ConfigError(f"data.subset must be between 1 and {TRAIN_POOL - data['val_size']} (got {data['subset']}) "
+                          f"with data.val_size={data['val_size']}, or null for all")
+    schedule = cfg.get("schedule") or {}
+    if "boundaries" in schedule or "factors" in schedule:
+        boundaries, factors = list(schedule.get("boundaries") or []), list(schedule.get("factors") or [])
+        if len(factors) != len(boundaries) + 1:
+            raise ConfigError(f"schedule.factors needs exactly one more entry than schedule.boundaries "
+                              f"(got {len(factors)} factors for {len(boundaries)} boundaries)")
+        if any(b <= a for a, b in zip(boundaries, boundaries[1:])):
+            raise ConfigError(f"schedule.boundaries must be increasing epochs (got {boundaries})")
+    betas = cfg["optimizer"].get("betas")
+    if betas is not None and (not isinstance(betas, list) or len(betas) != 2):
+        raise ConfigError(f"optimizer.betas must be two numbers in [0, 1) (got {betas})")
+    devices = cfg["trainer"].get("devices", 1)
+    ok = (devices == "auto" or devices == -1 or (_is_kind(devices, "int") and devices >= 1)
+          or (isinstance(devices, list) and devices and all(_is_kind(d, "int") and d >= 0 for d in devices))
+          or (isinstance(devices, str) and all(p.strip().isdigit() for p in devices.split(",") if p.strip())))
+    if not ok:
+        raise ConfigError(f"trainer.devices must be a count >= 1, -1 (all), 'auto' or a list of device indices (got {devices!r})")
+
+
+def _check_machine(trainer: dict[str, Any]) -> None:
+    """An accelerator this machine does not have is one line, not a traceback from inside Lightning."""
+    accelerator = trainer["accelerator"]
+    if accelerator in ("gpu", "cuda") and not _cuda_available():
+        raise ConfigError(f"trainer.accelerator={accelerator} but no CUDA GPU is visible; use trainer=cpu or trainer.accelerator=auto")
+    if accelerator == "tpu" and importlib.util.find_spec("torch_xla") is None:
+        raise ConfigError("trainer.accelerator=tpu but no TPU is available here (torch_xla is not installed); "
+                          "use trainer.accelerator=auto or cpu")
+    if accelerator == "mps" and not _mps_available():
+        raise ConfigError("trainer.accelerator=mps but Apple's MPS is not available here; use trainer.accelerator=auto or cpu")
+
+
+def _cuda_available() -> bool:
+    import torch  # only when a GPU is asked for: keeps the bad-input path fast
+
+    return torch.cuda.is_available()
+
+
+def _mps_available() -> bool:
+    import torch
+
+    return torch.backends.mps.is_available()

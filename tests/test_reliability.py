@@ -1,0 +1,196 @@
+"""Nothing lost, nothing half-done (issue 15): concurrent first use, multi-process CPU runs, FINISHED only
+when finished, and disk or store faults that end in one line."""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+from digits_bench import train as train_module
+from digits_bench.__main__ import run
+from digits_bench.errors import TrackingError
+from digits_bench.predict.loading import best_run
+from digits_bench.train import train
+
+from .conftest import ROOT, TINY, all_runs, client_for, compose, run_cli
+
+# Smaller than TINY where only the bookkeeping matters.
+MINI = ["model=linear", "data.subset=128", "data.val_size=64", "data.test_subset=100", "data.batch_size=64",
+        "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+def one_error_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("digits_bench: error:"), stderr[-3000:]
+    return lines[0]
+
+
+def test_four_processes_on_a_new_store_all_finish(isolated_store: Path):
+    assert not isolated_store.exists()
+    command = [sys.executable, "-m", "digits_bench", *MINI]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    processes = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(4)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in processes]  # type: ignore[union-attr]
+    for code, stderr in results:
+        assert code == 0, stderr[-3000:]
+        assert "Traceback" not in stderr
+    runs = all_runs(isolated_store)
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_two_cpu_processes_without_spawn_finish_with_test_metrics(isolated_store: Path):
+    result = run_cli([*MINI, "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"], timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (only,) = all_runs(isolated_store)
+    assert only.info.status == "FINISHED" and "test/acc" in only.data.metrics
+
+
+def _processes_using(store: Path) -> list[int]:
+    """Live processes started with this test's store in their environment (a leftover rank would be one)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"DIGITS_BENCH_STORE={store}".encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:
+            pass
+    return [pid for pid in found if pid != os.getpid()]
+
+
+def test_sigterm_stops_every_process_of_a_multi_process_run(tmp_path: Path, isolated_store: Path):
+    args = ["model=lenet", "data.subset=20000", "data.val_size=500", "data.test_subset=100", "trainer.max_epochs=20",
+            "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "trainer.devices=2"]
+    output = tmp_path / "output"
+    with open(output, "w") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "digits_bench", *args], cwd=ROOT, env=os.environ | {"OMP_NUM_THREADS": "1"},
+                                   stdout=sink, stderr=subprocess.STDOUT)
+        deadline = time.time() + 240
+        while time.time() < deadline and process.poll() is None and "processes registered" not in output.read_text():
+            time.sleep(0.2)
+        time.sleep(3)  # into the first epoch: both ranks busy in collectives
+        assert process.poll() is None, output.read_text()[-3000:]
+        process.send_signal(signal.SIGTERM)  # to rank 0 only, as `kill PID` does
+        assert process.wait(timeout=60) != 0
+    time.sleep(1)
+    assert _processes_using(isolated_store) == []
+    assert [r.info.status for r in all_runs(isolated_store)] == ["KILLED"]
+
+
+def test_crash_after_fit_leaves_the_run_failed(monkeypatch: pytest.MonkeyPatch, isolated_store: Path):
+    def broken_report(*args, **kwargs):
+        raise RuntimeError("report step crashed")
+
+    monkeypatch.setattr(train_module, "log_run_report", broken_report)
+    with pytest.raises(RuntimeError, match="report step crashed"):
+        train(compose(*MINI))
+    (only,) = all_runs(isolated_store)
+    assert only.info.status == "FAILED"
+    assert "test/acc" in only.data.metrics  # it did get that far: fit and test were done, yet not FINISHED
+
+
+def test_resume_of_a_finished_run_is_refused_in_one_line(capsys: pytest.CaptureFixture, isolated_store: Path):
+    finished = train(compose(*MINI))
+    capsys.readouterr()
+    assert run(compose(f"resume={finished.run_id}")) == 2
+    assert f"resume={finished.run_id}: that run already FINISHED" in one_error_line(capsys.readouterr().err)
+    client = client_for(isolated_store)
+    assert len(client.get_metric_history(finished.run_id, "test/acc")) == 1  # not scored a second time
+    assert client.get_run(finished.run_id).info.status == "FINISHED"
+
+
+def test_predict_best_skips_a_finished_run_without_a_model(tmp_path: Path, isolated_store: Path):
+    from digits_bench.tracking import make_client
+
+    client = make_client(compose())
+    experiment = client.create_experiment("picks", artifact_location=(isolated_store / "artifacts" / "picks").as_uri())
+    checkpoint = tmp_path / "best-epoch00.ckpt"
+    checkpoint.write_bytes(b"weights")
+    runs = {}
+    for name, val_acc, with_model in (("with-model", 0.95, True), ("without-model", 0.99, False), ("unfinished", 0.999, True)):
+        run_id = client.create_run(experiment, run_name=name).info.run_id
+        client.log_metric(run_id, "val/acc", val_acc)
+        if with_model:
+            client.log_artifact(run_id, str(checkpoint), "checkpoints")
+        if name != "unfinished":
+            client.set_terminated(run_id, "FINISHED")
+        runs[name] = run_id
+    assert best_run(client, "picks") == runs["with-model"]
+
+
+def test_diverging_run_is_failed_with_one_line(capsys: pytest.CaptureFixture, isolated_store: Path):
+    assert run(compose(*TINY, "model=mlp_128_64", "optimizer.lr=1e6", "trainer.max_epochs=3")) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "training diverged" in line and "lower optimizer.lr" in line
+    assert [r.info.status for r in all_runs(isolated_store)] == ["FAILED"]
+
+
+def test_read_only_artifacts_folder_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+                                                isolated_store: Path):
+    # Tests may run as root, which ignores chmod: raise what a read-only artifacts/ folder raises.
+    def read_only(self, local_file, artifact_path=None):
+        raise PermissionError(errno.EACCES, "Permission denied", str(isolated_store / "artifacts" / "config.yaml"))
+
+    monkeypatch.setattr(LocalArtifactRepository, "log_artifact", read_only)
+    assert run(compose(*MINI)) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "cannot write" in line and "artifacts" in line and "Permission denied" in line
+    assert [r.info.status for r in all_runs(isolated_store)] == ["FAILED"]
+
+
+def test_full_store_disk_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, isolated_store: Path):
+    def disk_full(self, *args, **kwargs):
+        raise MlflowException("(sqlite3.OperationalError) database or disk is full")
+
+    monkeypatch.setattr(SqlAlchemyStore, "log_batch", disk_full)
+    assert run(compose(*MINI)) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "database or disk is full" in line and "DIGITS_BENCH_STORE" in line and "start again" in line
+
+
+def test_full_checkpoint_disk_leaves_no_truncated_checkpoint_and_resume_works(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, isolated_store: Path):
+    real_save, calls = torch.save, []
+
+    def fills_up(obj, f, *args, **kwargs):
+        calls.append(f)
+        if len(calls) <= 2:  # epoch 0: best and last fit
+            return real_save(obj, f, *args, **kwargs)
+        f.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", fills_up)
+    cfg = compose(*TINY, "model=linear", "trainer.max_epochs=2", "optimizer.lr=0.5")
+    assert run(cfg) == 2
+    monkeypatch.setattr(torch, "save", real_save)
+    line = one_error_line(capsys.readouterr().err)
+    (failed,) = all_runs(isolated_store)
+    assert "disk full writing" in line and f"resume={failed.info.run_id}" in line
+    folder = Path(os.environ["DIGITS_BENCH_CHECKPOINTS"]) / failed.info.run_id
+    assert sorted(p.name for p in folder.iterdir()) == ["best-epoch00.ckpt", "last.ckpt"]  # no temporary file left
+    for path in folder.iterdir():
+        assert torch.load(path, map_location="cpu", weights_only=False)["epoch"] == 0
+
+    resumed = train(compose(f"resume={failed.info.run_id}"))
+    assert resumed.run_id == failed.info.run_id
+    assert client_for(isolated_store).get_run(resumed.run_id).info.status == "FINISHED"
+
+
+def test_unreachable_tracking_server_fails_fast_naming_mlflow_tracking_uri(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    with pytest.raises(TrackingError, match="cannot reach the MLflow server http://127.0.0.1:9") as caught:
+        train(compose(*MINI))
+    assert "MLFLOW_TRACKING_URI" in str(caught.value) and "DIGITS_BENCH_STORE" not in str(caught.value)
+    result = run_cli(MINI, timeout=60)  # MLflow's own retries would take minutes
+    line = one_error_line(result.stderr)
+    assert result.returncode == 2 and "MLFLOW_TRACKING_URI" in line

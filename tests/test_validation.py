@@ -1,0 +1,102 @@
+"""Every config value is checked before any data is read or any run exists: one line, exit 2, no MLflow run."""
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+import pytest
+
+from digits_bench.config import validate
+from digits_bench.errors import ConfigError
+from digits_bench.validation import MODEL_INITS, PRECISIONS
+
+from .conftest import ROOT, all_runs, compose, run_cli
+
+OPTIONS = sorted(f"{group.name}={option.stem}" for group in (ROOT / "conf").iterdir() if group.is_dir()
+                 for option in group.glob("*.yaml"))
+
+BAD = [
+    (["schedule=steps", "schedule.factors=[-0.1,1.0,0.1,0.01]"], "schedule.factors.0 must be > 0 (got -0.1)"),
+    (["schedule=steps", "schedule.factors=[1.0,0.1]"], "schedule.factors needs exactly one more entry than schedule.boundaries"),
+    (["schedule=steps", "schedule.boundaries=[6,1,11]"], "schedule.boundaries must be increasing"),
+    (["schedule=cosine", "schedule.min_factor=1.5"], "schedule.min_factor must be between 0 and 1"),
+    (["schedule=onecycle", "schedule.pct_start=0"], "schedule.pct_start must be > 0 and < 1"),
+    (["optimizer.lr=nan"], "optimizer.lr must be a finite number (got nan)"),
+    (["optimizer.lr=inf"], "optimizer.lr must be a finite number (got inf)"),
+    (["optimizer.lr=-inf"], "optimizer.lr must be a finite number"),
+    (["optimizer.momentum=1.5"], "optimizer.momentum must be >= 0 and < 1"),
+    (["optimizer=adam", "optimizer.betas=[0.9]"], "optimizer.betas must be two numbers"),
+    (["optimizer=adam", "optimizer.eps=0"], "optimizer.eps must be > 0"),
+    (["optimizer=momentum", "optimizer.nesterov=maybe"], "optimizer.nesterov must be true or false"),
+    (["trainer.accelerator=tpu"], "trainer.accelerator=tpu but no TPU is available here"),
+    (["trainer.precision=bogus"], "trainer.precision must be one of transformer-engine, transformer-engine-float16, 16-true, 16-mixed"),
+    (["trainer.devices=0"], "trainer.devices must be a count >= 1"),
+    (["trainer.num_nodes=0"], "trainer.num_nodes must be >= 1"),
+    (["data.eval_batch_size=0"], "data.eval_batch_size must be >= 1 (got 0)"),
+    (["data.chunk_batches=0"], "data.chunk_batches must be >= 1"),
+    (["data.std=0"], "data.std must be > 0"),
+    (["data.subset=59000"], "data.subset must be between 1 and 55000"),
+    (["data.test_subset=10001"], "data.test_subset must be between 1 and 10000"),
+    (["seed=foo"], "seed must be an integer (got 'foo')"),
+    (["seed=-1"], "seed must be between 0 and 4294967295 (got -1)"),
+    (["seed=1.5"], "seed must be an integer"),
+    (["model.dropout=2"], "model.dropout must be >= 0 and < 1 (got 2)"),
+    (["model.dropout=abc"], "model.dropout must be a number (got 'abc')"),
+    (["model.init=foo"], "model.init must be one of torch, glorot_uniform, uniform (got 'foo')"),
+    (["model.init_scale=0"], "model.init_scale must be > 0"),
+    (["model=cnn_best", "model.widths=[32,0,128]"], "model.widths.1 must be >= 1"),
+    (["aug=on", "aug.rotation=-8"], "aug.rotation must be between 0 and 180"),
+    (["aug=on", "aug.zoom=1"], "aug.zoom must be >= 0 and < 1"),
+    (["aug=on", "aug.width_shift=nan"], "aug.width_shift must be a finite number"),
+    (["time_to_val_acc=[0.99,1.5]"], "time_to_val_acc.1 must be > 0 and <= 1"),
+    (["progress_refresh=-1"], "progress_refresh must be >= 0"),
+    (["evaluate_test=maybe"], "evaluate_test must be true or false"),
+    (["+model.something=inf"], "model.something must be a finite number"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD, ids=[" ".join(o) for o, _ in BAD])
+def test_bad_value_is_rejected_by_name(overrides: list[str], message: str):
+    with pytest.raises(ConfigError) as caught:
+        validate(compose(*overrides))
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("override", OPTIONS)
+def test_every_shipped_option_passes(override: str):
+    """The rules must not reject what the project ships (a GPU option only needs a GPU)."""
+    import torch
+
+    cfg = compose(override)
+    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU is visible"):
+            validate(cfg)
+    else:
+        validate(cfg)
+
+
+def test_rule_names_match_the_code_that_uses_them():
+    from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT_STR
+
+    from digits_bench.models.init import INITS
+
+    assert set(PRECISIONS) == set(typing.get_args(_PRECISION_INPUT_STR))
+    assert MODEL_INITS == INITS
+
+
+def test_trainer_combination_lightning_refuses_is_one_line_before_a_run(isolated_store: Path):
+    from digits_bench.train import train
+
+    with pytest.raises(ConfigError, match="^trainer: .*bogus"):
+        train(compose("model=linear", "data.subset=128", "data.val_size=64", "trainer.strategy=bogus"))
+    assert all_runs(isolated_store) == []
+
+
+@pytest.mark.parametrize("overrides", [["schedule=steps", "schedule.factors=[-0.1,1.0,0.1,0.01]"], ["trainer.precision=bogus"],
+                                       ["model.dropout=abc"], ["trainer.accelerator=tpu"]])
+def test_cli_bad_value_is_one_line_exit_2_no_run(overrides: list[str], isolated_store: Path):
+    result = run_cli(overrides, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("digits_bench: error:"), result.stderr[-2000:]
+    assert all_runs(isolated_store) == []
