@@ -10,17 +10,19 @@ from typing import Any, Mapping
 import lightning.pytorch as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 
 from . import tracking
 from .callbacks import TrainingClock
+from .console import ResumeHint, route_lightning_logs, run_started, ui_command
 from .config import group_choices, validate
 from .errors import ConfigError
 from .data import DigitsDataModule
 from .models import count_parameters
 from .module import DigitsClassifier
+from .progress import MiniBatchProgressBar
 from .run_report import log_run_report
 
 log = logging.getLogger(__name__)
@@ -70,9 +72,19 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> 
         TrainingClock(tuple(cfg.time_to_val_acc)),
         *extra,
     ]
+    patience = OmegaConf.select(cfg, "early_stopping.patience")
+    if patience is not None:
+        callbacks.append(EarlyStopping(monitor="val/acc", mode="max", patience=patience,
+                                       min_delta=cfg.early_stopping.min_delta, verbose=True))
     if cfg.trainer.get("enable_progress_bar", True):
-        callbacks.append(TQDMProgressBar(refresh_rate=cfg.progress_refresh))
+        callbacks.append(MiniBatchProgressBar(refresh_rate=cfg.progress_refresh))
     return callbacks
+
+
+def _check_early_stopping(cfg: DictConfig) -> None:
+    patience = OmegaConf.select(cfg, "early_stopping.patience")
+    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
+        raise ConfigError(f"early_stopping.patience must be an integer >= 1, or null for no early stopping (got {patience!r})")
 
 
 def _run_tags(cfg: DictConfig, choices: dict[str, str], extra: Mapping[str, str] | None) -> dict[str, str]:
@@ -105,6 +117,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         if not last.is_file():
             raise ConfigError(f"resume={cfg.resume}: no checkpoint at {last}; the run never finished an epoch here")
     validate(cfg)
+    _check_early_stopping(cfg)
+    route_lightning_logs()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule: DigitsDataModule = instantiate(cfg.data)
     datamodule.prepare_data()  # missing or corrupt data fails here, before a run exists
@@ -115,8 +129,11 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
     with tracking.mlflow_run(cfg, _run_tags(cfg, choices, tags)) as (client, run_id):
         logger = MLFlowLogger(tracking_uri=tracking.tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous)
         checkpoint_dir = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
-        trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, callbacks or []))
+        extra = [*(callbacks or []), ResumeHint(run_id, checkpoint_dir)]
+        trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, extra))
         resume_from = str(checkpoint_dir / "last.ckpt") if cfg.get("resume") else None
+        if trainer.global_rank == 0:
+            log.info(run_started(cfg, client.get_run(run_id).info.experiment_id, run_id, checkpoint_dir))
         if trainer.global_rank == 0 and resume_from is None:
             tracking.log_config(client, run_id, cfg, {"n_params": n_params})
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
@@ -144,6 +161,6 @@ def summary(result: TrainResult, cfg: DictConfig) -> str:
         f"run {result.run_id}  recipe={cfg.recipe.name}  params={result.n_params:,}\n"
         f"  test/acc={m.get('test/acc', float('nan')):.4f}  test/loss={m.get('test/loss', float('nan')):.4f}  "
         f"val/acc(last)={m.get('val/acc', float('nan')):.4f}  train time={m.get('time/train_s', float('nan')):.1f}s\n"
-        f"  MLflow: {tracking.tracking_uri(cfg)}  experiment={cfg.tracking.experiment}  (make ui)\n"
+        f"  MLflow: {tracking.tracking_uri(cfg)}  experiment={cfg.tracking.experiment}  ({ui_command(cfg)})\n"
         f"  best checkpoint: {result.best_checkpoint}"
     )
