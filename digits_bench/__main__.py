@@ -7,11 +7,12 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from .config import validate
+from .config import CONF_DIR, validate
 from .errors import ConfigError, DataError, TrackingError
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+# an absolute config path: the same app whether run as `python -m digits_bench` or imported by `digits-bench`
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     try:
         validate(cfg)  # bad values fail in seconds, before the heavy imports below
