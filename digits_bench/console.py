@@ -25,15 +25,28 @@ RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.
 OWN_HANDLER = "digits_bench.console"
 
 
-class NoTips(logging.Filter):
-    """Drops Lightning's advertisements ("💡 Tip: ... try installing litlogger / litmodels")."""
+class LightningNoise(logging.Filter):
+    """Drops Lightning's advertisements ("💡 Tip: ... try installing litlogger / litmodels") and the
+    repeats of an info line already shown ("GPU available: ..." again for the test Trainer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip:" not in str(record.msg)
+        message = record.getMessage()
+        if "Tip:" in message:
+            return False
+        if record.levelno > logging.INFO:
+            return True
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
 
 
 def route_lightning_logs() -> None:
-    """One handler for Lightning's messages, plain text, tips dropped; idempotent.
+    """One handler for Lightning's messages, plain text, tips and repeats dropped; idempotent.
 
     With a configured root logger (the Hydra CLI) Lightning's messages propagate to it and
     nowhere else; without one (sweep, compare, bench) the `lightning` logger keeps one plain
@@ -41,8 +54,8 @@ def route_lightning_logs() -> None:
     """
     for name in RANK_ZERO_LOGGERS:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, NoTips) for f in logger.filters):
-            logger.addFilter(NoTips())
+        if not any(isinstance(f, LightningNoise) for f in logger.filters):
+            logger.addFilter(LightningNoise())
     for name in LIGHTNING_LOGGERS:
         logger = logging.getLogger(name)
         for handler in [h for h in logger.handlers if h.get_name() != OWN_HANDLER]:
