@@ -34,7 +34,8 @@ def printed_lines(text: str) -> list[str]:
     return [line.strip() for line in re.split(r"[\r\n]", text) if line.strip()]
 
 
-def test_cli_fit_prints_every_line_once_without_tips(isolated_store: Path):
+def test_cli_fit_prints_every_line_once_without_tips(isolated_store: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("DIGITS_BENCH_CHECKPOINTS")  # only the store is set: checkpoints go there, not into the repo
     overrides = [o for o in TINY if "enable_" not in o] + ["data.chunk_batches=4", "progress_refresh=1", "model=linear"]
     result = run_cli(overrides)
     assert result.returncode == 0, result.stderr
@@ -52,6 +53,7 @@ def test_cli_fit_prints_every_line_once_without_tips(isolated_store: Path):
     # 512 images, mini-batches of 64 packed 4 per Lightning batch: the bar counts the 8 mini-batches
     assert re.search(r"Epoch 0: 100%\|[^|]*\| 8/8 \[[^\]]* batch/s", result.stdout)
     assert "v_num" not in result.stdout and "val/acc=" in result.stdout
+    assert (isolated_store / "checkpoints" / run_id / "last.ckpt").is_file()
     assert "Total FLOPs: 0" not in result.stdout and re.search(r"Total FLOPs: \d+(\.\d+)? K", result.stdout)
 
 
