@@ -46,10 +46,10 @@ system-deps:
 models: $(STAMP)  ## list the model architectures
 	$(BIN)/python -m digits_bench.models
 
-ui: $(STAMP)  ## browse every run: http://127.0.0.1:$(PORT) (STORE=dir for another store; default $$DIGITS_BENCH_STORE or mlruns)
+ui: $(STAMP)  ## MLflow UI on the store (STORE=dir; default $DIGITS_BENCH_STORE, else mlruns): http://127.0.0.1:5000 (PORT=)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(STORE))/mlflow.db --host 127.0.0.1 --port $(PORT)
 
-dashboard: $(STAMP)  ## optuna-dashboard on the sweeps' study database $(STORE)/optuna.db: http://127.0.0.1:$(DASH_PORT)
+dashboard: $(STAMP)  ## optuna-dashboard on the sweeps' studies (STORE/optuna.db): http://127.0.0.1:8080 (DASH_PORT=)
 	@test -f $(STORE)/optuna.db || { echo "make dashboard: no $(STORE)/optuna.db yet; run a sweep first (make sweep), or set STORE=dir" >&2; exit 2; }
 	$(BIN)/optuna-dashboard sqlite:///$(abspath $(STORE))/optuna.db --host 127.0.0.1 --port $(DASH_PORT)
 

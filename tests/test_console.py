@@ -168,3 +168,21 @@ def test_bash_completion_installs_and_completes_a_group(tmp_path: Path):
     result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["optimizer=adam", "optimizer=adamw"]
+
+
+# ---- make ----------------------------------------------------------------------------------------
+
+def test_make_without_a_target_lists_the_targets():
+    result = subprocess.run(["make", "--no-print-directory"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)  # the target names are coloured
+    listed = {line.split()[0] for line in plain.splitlines()[1:] if line.strip()}
+    assert {"help", "train", "test", "ui", "dashboard", "sweep", "report"} <= listed
+
+
+def test_make_ui_and_dashboard_follow_the_store(tmp_path: Path):
+    env = os.environ | {"DIGITS_BENCH_STORE": str(tmp_path / "store")}
+    dry = [subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env).stdout
+           for target in ("ui", "dashboard")]
+    assert f"--backend-store-uri sqlite:///{tmp_path}/store/mlflow.db" in dry[0]
+    assert f"optuna-dashboard sqlite:///{tmp_path}/store/optuna.db" in dry[1]
