@@ -22,6 +22,9 @@ def main(cfg: DictConfig) -> None:
     except (ConfigError, DataError, TrackingError) as err:
         print(f"digits_bench: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # outside Lightning's fit, which shuts down itself and prints how to resume
+        print("digits_bench: interrupted", file=sys.stderr)
+        sys.exit(130)
     except OSError as err:
         if err.errno != errno.ENOSPC:
             raise

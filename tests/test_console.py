@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import tomllib
 from collections import Counter
 from importlib import import_module
 from pathlib import Path
@@ -127,6 +126,7 @@ def as_installed(args: list[str], **env: str) -> subprocess.CompletedProcess:
 
 
 def test_console_script_points_at_a_main_and_every_verb_has_one():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     module, _, attr = scripts["digits-bench"].partition(":")
     assert callable(getattr(import_module(module), attr))
