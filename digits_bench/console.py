@@ -99,7 +99,7 @@ def run_url(cfg: DictConfig, experiment_id: str, run_id: str) -> str:
 
 def run_started(cfg: DictConfig, experiment_id: str, run_id: str, checkpoint_dir: Path) -> str:
     """Printed before the first epoch: the id to resume or look up, and where to look."""
-    return (f"run {run_id} started  (experiment {cfg.tracking.experiment}, store {tracking.tracking_uri(cfg)})\n"
+    return (f"run {run_id} {'resumed' if cfg.get('resume') else 'started'}  (experiment {cfg.tracking.experiment}, store {tracking.tracking_uri(cfg)})\n"
             f"  watch it: {ui_command(cfg)}  ->  {run_url(cfg, experiment_id, run_id)}\n"
             f"  checkpoints: {checkpoint_dir}")
 
