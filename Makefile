@@ -13,7 +13,7 @@ ARGS   ?=
 .PHONY: help install data train test ui dashboard models clean-runs system-deps
 
 help:  ## list the targets (this is the default goal)
-	@echo "usage: make TARGET [VAR=value ...]   (the digits-bench command does the same from anywhere: digits-bench --help)"
+	@echo "usage: make TARGET [VAR=value ...]   (the installed digits-bench command runs the same tools: digits-bench help)"
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 # torch/torchvision are pinned to the builds that install from this machine's disk.
