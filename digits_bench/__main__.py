@@ -7,11 +7,12 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from .config import validate
+from .config import CONF_DIR, validate
 from .errors import ConfigError, DataError, TrackingError, TrainingDiverged
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+# an absolute config path: the same app whether run as `python -m digits_bench` or imported by `digits-bench`
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     code = run(cfg)
     if code:
@@ -34,6 +35,8 @@ def run(cfg: DictConfig) -> int:
         return _fail(str(err), 2)
     except TrainingDiverged as err:
         return _fail(f"training diverged: {err}", 1)
+    except KeyboardInterrupt:  # outside Lightning's fit, which shuts down itself and prints how to resume
+        return _fail("interrupted", 130)
     except OSError as err:
         return _fail(disk_message(err), 2)
     if result is not None:

@@ -75,6 +75,9 @@ class DigitsClassifier(pl.LightningModule):
         self.warmup_seconds = 0.0
         self._warmup_left = 0
         self._base_lrs: list[float] = []
+        # one image through the net lets Lightning's model summary count real FLOPs (per image);
+        # not for a compiled net, which would compile for it
+        self.example_input_array = None if hasattr(net, "_orig_mod") else torch.zeros(1, 1, 28, 28)
         # validate_args / nan checks would read values back to the host on every step
         accuracy = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.train_acc, self.val_acc, self.test_acc = accuracy.clone(), accuracy.clone(), accuracy.clone()
@@ -103,7 +106,9 @@ class DigitsClassifier(pl.LightningModule):
             x = self.augment(x)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, torch.Tensor):  # the model summary's example_input_array: already normalised images
+            return batch
         images, labels = batch
         if self.trainer.training and self.step_mode in ("graphed", "graph_safe"):
             return images, labels  # the graph-safe step preprocesses each mini-batch itself

@@ -11,12 +11,13 @@ from typing import Any, Mapping
 import lightning.pytorch as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from . import tracking
 from .callbacks import TrainingClock
 from .checkpoint_io import AtomicCheckpointIO
+from .console import ResumeHint, route_lightning_logs, run_started, ui_command
 from .fingerprint import fingerprint
 from .lr_monitor import LearningRate
 from .mlflow_model import log_model
@@ -27,6 +28,7 @@ from .data import DigitsDataModule
 from .mlflow_logger import RunLogger
 from .models import count_parameters
 from .module import DigitsClassifier
+from .progress import MiniBatchProgressBar
 from .run_report import log_run_report
 from .stop_signal import StopAllRanksOnSigterm
 
@@ -79,8 +81,12 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> 
         StopAllRanksOnSigterm(),
         *extra,
     ]
+    patience = OmegaConf.select(cfg, "early_stopping.patience")
+    if patience is not None:
+        callbacks.append(EarlyStopping(monitor="val/acc", mode="max", patience=patience,
+                                       min_delta=cfg.early_stopping.min_delta, verbose=True))
     if cfg.trainer.get("enable_progress_bar", True):
-        callbacks.append(TQDMProgressBar(refresh_rate=cfg.progress_refresh))
+        callbacks.append(MiniBatchProgressBar(refresh_rate=cfg.progress_refresh))
     return callbacks
 
 
@@ -150,6 +156,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
             raise ConfigError(f"resume={cfg.resume}: no checkpoint at {last}; the run never finished an epoch here")
     validate(cfg)
     check_trainer(cfg)
+    route_lightning_logs()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule: DigitsDataModule = instantiate(cfg.data)
     datamodule.prepare_data()  # missing or corrupt data fails here, before a run exists
@@ -160,9 +167,12 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
     with tracking.mlflow_run(cfg, _run_tags(cfg, choices, tags)) as (client, run_id), store_faults(cfg, run_id):
         logger = RunLogger(tracking_uri=tracking.tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous)
         checkpoint_dir = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
-        trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, callbacks or []),
+        extra = [*(callbacks or []), ResumeHint(run_id, checkpoint_dir)]
+        trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, extra),
                                           plugins=[AtomicCheckpointIO()])
         resume_from = str(checkpoint_dir / "last.ckpt") if cfg.get("resume") else None
+        if trainer.global_rank == 0:
+            log.info(run_started(cfg, client.get_run(run_id).info.experiment_id, run_id, checkpoint_dir))
         if trainer.global_rank == 0 and resume_from is None:
             tracking.log_config(client, run_id, cfg, {"n_params": n_params})
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
@@ -195,6 +205,6 @@ def summary(result: TrainResult, cfg: DictConfig) -> str:
         f"run {result.run_id}  recipe={cfg.recipe.name}  params={result.n_params:,}\n"
         f"  test/acc={m.get('test/acc', float('nan')):.4f}  test/loss={m.get('test/loss', float('nan')):.4f}  "
         f"val/acc(last)={m.get('val/acc', float('nan')):.4f}  train time={m.get('time/train_s', float('nan')):.1f}s\n"
-        f"  MLflow: {tracking.tracking_uri(cfg)}  experiment={cfg.tracking.experiment}  (make ui)\n"
+        f"  MLflow: {tracking.tracking_uri(cfg)}  experiment={cfg.tracking.experiment}  ({ui_command(cfg)})\n"
         f"  best checkpoint: {result.best_checkpoint}"
     )

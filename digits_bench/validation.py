@@ -152,6 +152,8 @@ RULES: dict[str, Rule] = {
     "trainer.enable_progress_bar": FLAG,
     "trainer.enable_model_summary": FLAG,
     "progress_refresh": _int(0),
+    "early_stopping.patience": _int(1, nullable=True, hint="; null: train all trainer.max_epochs"),
+    "early_stopping.min_delta": _real(0.0),
     "time_to_val_acc.*": _real(0.0, 1.0, low_open=True),
     "evaluate_test": FLAG,
     "channels_last": FLAG,

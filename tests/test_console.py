@@ -1,0 +1,188 @@
+"""What a user sees: each message once and no tips, a mini-batch progress bar, the run id first,
+the `digits-bench` command with its help and tab completion, early stopping, Ctrl-C's resume hint."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+from importlib import import_module
+from pathlib import Path
+
+import pytest
+from lightning.pytorch import Callback
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+from digits_bench.cli import VERBS
+from digits_bench.console import route_lightning_logs, ui_command
+from digits_bench.errors import ConfigError
+from digits_bench.train import train
+
+from .conftest import ROOT, TINY, all_runs, compose, run_cli
+
+# A tqdm frame: "Epoch 0:  50%|█████     | 4/8 [00:00<00:01, 5.1 batch/s, val/acc=0.9]" (or "0/? [00:00<?, ?it/s]")
+FRAME = re.compile(r"[^\r\n]*?\[\d+:\d+<[^\]\r\n]*\]")
+
+
+def printed_lines(text: str) -> list[str]:
+    """The lines a reader sees once progress-bar frames are taken out (they redraw themselves in place)."""
+    text = FRAME.sub("\n", text.replace("\x1b[A", ""))
+    return [line.strip() for line in re.split(r"[\r\n]", text) if line.strip()]
+
+
+def test_cli_fit_prints_every_line_once_without_tips(isolated_store: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("DIGITS_BENCH_CHECKPOINTS")  # only the store is set: checkpoints go there, not into the repo
+    overrides = [o for o in TINY if "enable_" not in o] + ["data.chunk_batches=4", "progress_refresh=1", "model=linear"]
+    result = run_cli(overrides)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    assert "Tip" not in out and "litlogger" not in out and "INFO:" not in out
+    lines = printed_lines(result.stdout) + printed_lines(result.stderr)
+    repeated = [line for line, n in Counter(lines).items() if n > 1 and set(line) - set("┃│┏┓┗┛┡┩└┘━─┳╇┴ ")]
+    assert repeated == []
+    assert "GPU available: False, used: False" in lines  # once, though a second Trainer tests the best checkpoint
+    (run,) = all_runs(isolated_store)
+    run_id = run.info.run_id
+    started = result.stdout.index(f"run {run_id} started")
+    assert started < result.stdout.index("Epoch 0")  # the id and where to look come first
+    assert f"make ui STORE={isolated_store}" in result.stdout  # the store is not the Makefile's default
+    # 512 images, mini-batches of 64 packed 4 per Lightning batch: the bar counts the 8 mini-batches
+    assert re.search(r"Epoch 0: 100%\|[^|]*\| 8/8 \[[^\]]* batch/s", result.stdout)
+    assert "v_num" not in result.stdout and "val/acc=" in result.stdout
+    assert (isolated_store / "checkpoints" / run_id / "last.ckpt").is_file()
+    assert "Total FLOPs: 0" not in result.stdout and re.search(r"Total FLOPs: \d+(\.\d+)? K", result.stdout)
+
+
+def test_lightning_messages_reach_the_root_logger_once_and_tips_never(caplog: pytest.LogCaptureFixture):
+    route_lightning_logs()
+    route_lightning_logs()  # idempotent
+    with caplog.at_level(logging.INFO):
+        rank_zero_info("hello from lightning")
+        rank_zero_info("💡 Tip: For seamless cloud logging, try installing litlogger")
+        rank_zero_info("hello from lightning")
+    assert [r.getMessage() for r in caplog.records] == ["hello from lightning"]
+    assert logging.getLogger("lightning").handlers == [] and logging.getLogger("lightning.pytorch").handlers == []
+
+
+def test_ui_command_names_the_store_it_will_show(isolated_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(ROOT)
+    assert ui_command(compose()) == f"make ui STORE={isolated_store}"
+    assert ui_command(compose(f"paths.store_dir={ROOT / 'mlruns'}")) == "make ui"
+    monkeypatch.chdir(tmp_path)  # no Makefile here: the command that works anywhere
+    assert ui_command(compose()) == f"mlflow ui --backend-store-uri sqlite:///{isolated_store}/mlflow.db"
+    assert ui_command(compose("tracking.uri=http://mlflow.lan:5005")) == "open http://mlflow.lan:5005"
+
+
+def test_checkpoints_live_in_the_store_unless_told_otherwise(isolated_store: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("DIGITS_BENCH_CHECKPOINTS")
+    assert compose().paths.checkpoint_dir == f"{isolated_store}/checkpoints"
+    monkeypatch.delenv("DIGITS_BENCH_STORE")
+    assert compose().paths.checkpoint_dir == "mlruns/checkpoints"  # gitignored, with the default store
+
+
+def test_early_stopping_ends_a_run_that_stops_improving(isolated_store: Path):
+    # min_delta=1: no epoch can beat the first by a whole accuracy point, so patience 1 stops after epoch 1
+    result = train(compose(*TINY, "model=linear", "trainer.max_epochs=5", "early_stopping.patience=1", "early_stopping.min_delta=1.0"))
+    assert result.metrics["epoch"] == 1 and "test/acc" in result.metrics
+    assert [r.info.status for r in all_runs(isolated_store)] == ["FINISHED"]
+
+
+@pytest.mark.parametrize("patience", ["0", "abc", "1.5"])
+def test_bad_patience_is_refused_before_a_run_exists(patience: str, isolated_store: Path):
+    with pytest.raises(ConfigError, match="early_stopping.patience must be an integer >= 1"):
+        train(compose(*TINY, f"early_stopping.patience={patience}"))
+    assert all_runs(isolated_store) == []
+
+
+class CtrlC(Callback):
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == 1:  # epoch 0 left a last.ckpt behind
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_says_how_to_resume(isolated_store: Path, caplog: pytest.LogCaptureFixture):
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with caplog.at_level(logging.INFO), pytest.raises(SystemExit):  # Lightning exits after a graceful shutdown
+            train(compose(*TINY, "model=linear", "trainer.max_epochs=3"), callbacks=[CtrlC()])
+    finally:
+        signal.signal(signal.SIGINT, previous)  # Lightning ignores further Ctrl-C while it shuts down
+    (run,) = all_runs(isolated_store)
+    assert run.info.status == "KILLED"
+    assert f"python -m digits_bench resume={run.info.run_id}" in caplog.text
+    assert f"run {run.info.run_id} started" in caplog.text
+
+
+# ---- the digits-bench command ------------------------------------------------------------------
+
+def as_installed(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    """Run the command the way pip's console script does: sys.argv[0] is .../bin/digits-bench."""
+    code = "import sys; sys.argv[0] = '/venv/bin/digits-bench'; from digits_bench.cli import main; sys.exit(main())"
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=os.environ | env)
+
+
+def test_console_script_points_at_a_main_and_every_verb_has_one():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, attr = scripts["digits-bench"].partition(":")
+    assert callable(getattr(import_module(module), attr))
+    for verb, (module, _) in VERBS.items():
+        assert callable(import_module(module).main), verb
+
+
+def test_help_header_names_the_command():
+    result = as_installed(["--help"])
+    assert result.returncode == 0
+    assert result.stdout.startswith("digits-bench: train, sweep and compare") and "powered by Hydra" not in result.stdout
+    assert "model: cnn_best" in result.stdout and 'eval "$(digits-bench -sc install=bash)"' in result.stdout
+    hydra_help = as_installed(["--hydra-help"]).stdout
+    assert 'eval "$(digits-bench -sc install=bash)"' in hydra_help  # the install line names the installed command
+
+
+@pytest.mark.parametrize(("line", "expected", "absent"), [
+    ("digits-bench mod", {"model=", "models"}, set()),
+    ("digits-bench model=le", {"model=lenet"}, {"model=vgg"}),
+    ("digits-bench train optimizer=adam", {"optimizer=adam", "optimizer=adamw"}, {"optimizer=sgd"}),
+    ("digits-bench trainer.max_ep", {"trainer.max_epochs="}, set()),
+])
+def test_completion_query_answers_for_groups_keys_and_verbs(line: str, expected: set[str], absent: set[str]):
+    result = as_installed(["-sc", "query=bash"], COMP_LINE=line, COMP_POINT=str(len(line)))
+    assert result.returncode == 0, result.stderr
+    words = set(result.stdout.split())
+    assert expected <= words and not absent & words
+
+
+def test_bash_completion_installs_and_completes_a_group(tmp_path: Path):
+    """The real thing: the script `eval "$(digits-bench -sc install=bash)"` installs, asked by bash."""
+    command = tmp_path / "digits-bench"
+    command.write_text(f"#!{sys.executable}\nimport sys\nfrom digits_bench.cli import main\nsys.exit(main())\n")
+    command.chmod(0o755)
+    script = ('eval "$(digits-bench -sc install=bash)"\n'
+              'COMP_LINE="digits-bench optimizer=ad"; COMP_POINT=${#COMP_LINE}; COMP_WORDS=(digits-bench optimizer=ad); COMP_CWORD=1\n'
+              'hydra_bash_completion; echo "${COMPREPLY[*]}"\n')
+    env = os.environ | {"PATH": f"{tmp_path}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["optimizer=adam", "optimizer=adamw"]
+
+
+# ---- make ----------------------------------------------------------------------------------------
+
+def test_make_without_a_target_lists_the_targets():
+    result = subprocess.run(["make", "--no-print-directory"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)  # the target names are coloured
+    listed = {line.split()[0] for line in plain.splitlines()[1:] if line.strip()}
+    assert {"help", "train", "test", "ui", "dashboard", "sweep", "report"} <= listed
+
+
+def test_make_ui_and_dashboard_follow_the_store(tmp_path: Path):
+    env = os.environ | {"DIGITS_BENCH_STORE": str(tmp_path / "store")}
+    dry = [subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env).stdout
+           for target in ("ui", "dashboard")]
+    assert f"--backend-store-uri sqlite:///{tmp_path}/store/mlflow.db" in dry[0]
+    assert f"optuna-dashboard sqlite:///{tmp_path}/store/optuna.db" in dry[1]
