@@ -9,13 +9,14 @@ from omegaconf import DictConfig
 
 from .config import CONF_DIR, validate
 from .errors import ConfigError, DataError, TrackingError, TrainingDiverged
+from .multirun import job_failed_in_multirun
 
 
 # an absolute config path: the same app whether run as `python -m digits_bench` or imported by `digits-bench`
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     code = run(cfg)
-    if code:
+    if code and not (code != 130 and job_failed_in_multirun(code)):  # a multirun goes on with its other jobs
         sys.exit(code)
 
 

@@ -18,9 +18,11 @@ from omegaconf import DictConfig
 from . import tracking
 
 log = logging.getLogger("digits_bench")
-LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
-# where Lightning's rank_zero_info() records are created (whichever module imported last sets it)
+LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
+# where Lightning's rank_zero_info() records are created (whichever module imported last sets it; mlflow.pytorch
+# imports the standalone `pytorch_lightning` package when it is installed, as lightning 2.6 installs it)
 RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                     "pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
                      "lightning_utilities.core.rank_zero")
 OWN_HANDLER = "digits_bench.console"
 

@@ -20,6 +20,18 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 PARENT_ENV = "DIGITS_BENCH_PARENT_RUN_ID"
+_failed_codes: list[int] = []  # exit statuses of this process's jobs that failed with a one-line error
+
+
+def job_failed_in_multirun(code: int) -> bool:
+    """Record a job that ended with a one-line error (already printed); True inside a multirun, whose other
+    jobs then still run, its parent run ends FAILED and its exit status is `code`. False in a single run."""
+    from hydra.types import RunMode
+
+    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+        return False
+    _failed_codes.append(code)
+    return True
 
 
 def job_tags() -> dict[str, str]:
@@ -62,15 +74,26 @@ class GroupMultirun(Callback):
         self.interrupted = True
         raise KeyboardInterrupt
 
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._codes_before = len(_failed_codes)
+
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        job = f"#{config.hydra.job.num}"
         if job_return.status == JobStatus.FAILED:
             error = job_return._return_value  # the job's exception (its .return_value would raise it)
-            job = f"#{config.hydra.job.num}"
-            self.failed.append(job)
-            print(f"multirun: job {job} failed: {type(error).__name__}: {str(error)[:300]}", file=sys.stderr, flush=True)
+            why = f"{type(error).__name__}: {str(error)[:300]}"
+        elif len(_failed_codes) > getattr(self, "_codes_before", 0):
+            why = f"exit status {_failed_codes[-1]}, error above"
+        else:
+            return
+        self.failed.append(job)
+        print(f"multirun: job {job} failed ({why}); the other jobs go on", file=sys.stderr, flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._close("FAILED" if self.failed else "FINISHED")
+        if self.failed:
+            print(f"multirun: {len(self.failed)} job(s) failed: {', '.join(self.failed)}", file=sys.stderr, flush=True)
+            sys.exit(max(_failed_codes, default=1))
 
     def _close_if_open(self) -> None:
         if self.parent is None:

@@ -27,6 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from .fingerprint import flatten
 from .errors import ConfigError, TrackingError
 
 log = logging.getLogger(__name__)
@@ -167,18 +168,6 @@ def environment_tags(accelerator: str) -> dict[str, str]:
         "device": device_name(accelerator),
         "host": platform.node(),
     }
-
-
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Dotted keys -> string values, exactly as users type them as overrides."""
-    flat: dict[str, str] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = str(value)
-    return flat
 
 
 def _is_noise(key: str) -> bool:

@@ -140,6 +140,12 @@ def _leave_process_group() -> None:
         torch.distributed.destroy_process_group()
 
 
+def _final_metrics(client: Any, run_id: str, started: float) -> dict[str, float]:
+    """Log the run's wall time (`time/wall_s`, start to last record), then read back every metric."""
+    client.log_metric(run_id, "time/wall_s", time.perf_counter() - started)
+    return {k: float(v) for k, v in client.get_run(run_id).data.metrics.items()}
+
+
 def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mapping[str, str] | None = None) -> TrainResult | None:
     """Validate, train, test the best-validation checkpoint once, and record it all in one MLflow run.
 
@@ -181,9 +187,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
             return None
         best = trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]
         if not cfg.evaluate_test:
-            client.log_metric(run_id, "time/wall_s", time.perf_counter() - started)
-            metrics = {k: float(v) for k, v in client.get_run(run_id).data.metrics.items()}
-            return TrainResult(run_id, metrics, best, n_params, choices)
+            return TrainResult(run_id, _final_metrics(client, run_id, started), best, n_params, choices)
 
         _test_once(cfg, module, datamodule, logger, best)
         log_run_report(client, run_id, module.test_outputs, *datamodule.tensors["test"])
@@ -191,8 +195,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
             client.log_artifact(run_id, best, "checkpoints")
         log_model(tracking.tracking_uri(cfg), run_id, module.net, cfg.data.mean, cfg.data.std, datamodule.tensors["test"][0],
                   epoch=max(trainer.current_epoch - 1, 0))
-        client.log_metric(run_id, "time/wall_s", time.perf_counter() - started)
-        metrics = {k: float(v) for k, v in client.get_run(run_id).data.metrics.items()}
+        metrics = _final_metrics(client, run_id, started)
         log.info("run %s: test/acc %.4f, best val/acc %.4f", run_id, metrics.get("test/acc", float("nan")),
                  trainer.checkpoint_callback.best_model_score or float("nan"))  # type: ignore[union-attr]
         return TrainResult(run_id, metrics, best, n_params, choices)

@@ -92,7 +92,7 @@ def test_early_stopping_ends_a_run_that_stops_improving(isolated_store: Path):
 
 @pytest.mark.parametrize("patience", ["0", "abc", "1.5"])
 def test_bad_patience_is_refused_before_a_run_exists(patience: str, isolated_store: Path):
-    with pytest.raises(ConfigError, match="early_stopping.patience must be an integer >= 1"):
+    with pytest.raises(ConfigError, match="early_stopping.patience must be"):
         train(compose(*TINY, f"early_stopping.patience={patience}"))
     assert all_runs(isolated_store) == []
 

@@ -153,7 +153,7 @@ def test_cuda_graphs_takes_only_true_false_or_null():
     from digits_bench.config import validate
     from digits_bench.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="cuda_graphs must be true, false or null"):
+    with pytest.raises(ConfigError, match="cuda_graphs must be true or false or null"):
         validate(compose("cuda_graphs=sometimes"))
     validate(compose("cuda_graphs=false"))
 

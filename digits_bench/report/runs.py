@@ -78,7 +78,7 @@ def load_runs(client: MlflowClient, experiment: str) -> tuple[pd.DataFrame, dict
                 "best_val_acc": max(curves[run.info.run_id], default=float("nan")),
                 "claimed_test_acc": _float(params.get("recipe.claimed_test_acc")),
                 "claim_kind": params.get("recipe.claim_kind", "tutorial"),
-                "tutorial": params.get("recipe.tutorial") if params.get("recipe.tutorial") not in (None, "None") else "",
+                "tutorial": params.get("recipe.tutorial") if params.get("recipe.tutorial") not in (None, "None", "null") else "",
                 "params": int(params.get("n_params", 0)),
                 "train_time_s": metrics.get("time/train_s", float("nan")),
                 "images_per_s": metrics.get("time/images_per_s", float("nan")),
