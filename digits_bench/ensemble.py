@@ -56,14 +56,28 @@ def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def recipe_runs(client, experiment: str, recipe: str) -> list[str]:
-    """FINISHED, test-scored single runs of `recipe` (by compare's tag or the preset's), oldest first."""
+    """FINISHED, test-scored single runs of ONE configuration of `recipe` on one kind of device, oldest first.
+
+    A recipe name alone is not a configuration: the members are the runs that share the most recent
+    run's config fingerprint and device kind, so a `data.subset`, `compile=true` or other-device run
+    of the same name never joins the ensemble.
+    """
+    from .fingerprint import device_kind
     from .report.runs import recipe_of
 
     found = client.get_experiment_by_name(experiment)
     runs = [] if found is None else client.search_runs(
         [found.experiment_id], filter_string="attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"], max_results=10_000)
-    return [r.info.run_id for r in runs
+    runs = [r for r in runs
             if recipe_of(r.data.tags) == recipe and "ensemble.members" not in r.data.tags and "test/acc" in r.data.metrics]
+    if not runs:
+        return []
+
+    def configuration(run) -> tuple[str | None, str]:
+        return run.data.tags.get("config.fingerprint"), device_kind(run.data.tags.get("device", ""))
+
+    latest = configuration(runs[-1])
+    return [r.info.run_id for r in runs if configuration(r) == latest]
 
 
 def load_members(client, run_ids: list[str], device: torch.device) -> list[Member]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from digits_bench.ensemble import load_members, probabilities, run_ensemble, shifted
+from digits_bench.ensemble import load_members, probabilities, recipe_runs, run_ensemble, shifted
 from digits_bench.report.runs import load_runs
 from digits_bench.train import train
 
@@ -24,7 +24,10 @@ def test_shifted_moves_ink_and_fills_the_border_with_background():
 
 
 def test_ensemble_is_chosen_on_validation_and_scored_on_test_once(isolated_store: Path):
+    other = train(compose("experiment=speedrun", *TINY, "trainer.max_epochs=2", "optimizer.lr=0.05"))  # same name, other config
     singles = [train(compose("experiment=speedrun", *TINY, "trainer.max_epochs=2", f"seed={seed}")) for seed in (0, 1)]
+    assert recipe_runs(client_for(isolated_store), "digits_bench", "speedrun") == [s.run_id for s in singles]
+    assert other.run_id not in recipe_runs(client_for(isolated_store), "digits_bench", "speedrun")
     result = run_ensemble("speedrun")
     assert result["chosen"] == max(result["val_acc"], key=result["val_acc"].get)
     client = client_for(isolated_store)
