@@ -7,9 +7,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from .config import CONF_DIR, validate
-from .errors import ConfigError, DataError, TrackingError, TrainingDiverged
-from .multirun import job_failed_in_multirun
+from digits_bench.config import CONF_DIR, validate
+from digits_bench.errors import ConfigError, DataError, TrackingError, TrainingDiverged
+from digits_bench.tracking.multirun import job_failed_in_multirun
 
 
 # an absolute config path: the same app whether run as `python -m digits_bench` or imported by `digits-bench`
@@ -28,8 +28,8 @@ def run(cfg: DictConfig) -> int:
     """
     try:
         validate(cfg)  # bad values fail in seconds, before the heavy imports below
-        from .multirun import job_tags
-        from .train import summary, train
+        from digits_bench.tracking.multirun import job_tags
+        from digits_bench.training.run import summary, train
 
         result = train(cfg, tags=job_tags())
     except (ConfigError, DataError, TrackingError) as err:

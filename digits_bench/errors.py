@@ -1,17 +1,109 @@
-"""User-facing errors: the CLI prints their message as one line and exits 2. Kept import-light on purpose."""
+"""The harness's errors and the one policy that says how each ends a run and a command.
+
+Every CLI verb goes through `digits_bench.cli.entry`, which prints an error as one line on stderr and
+exits with `outcome(error).exit_code`; every MLflow run is closed by `digits_bench.tracking.runs`
+with `outcome(error).status`. Kept import-light on purpose: the CLI fails on bad input in a second.
+
+Exit codes (README, "Exit codes"): 0 done, 1 a run or an input failed, 2 bad input or an unusable
+store, data or disk (nothing to fix in the code), 130 interrupted (Ctrl-C or SIGTERM).
+"""
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"  # MLflow's RunStatus names
 
 
-class ConfigError(ValueError):
+class DigitsBenchError(Exception):
+    """An expected failure: its message is the one line a user sees; `exit_code` is what the command returns."""
+
+    exit_code = EXIT_FAILED
+    prefix = ""  # put before the message on the console ("training diverged: ...")
+
+
+class ConfigError(DigitsBenchError, ValueError):
     """A config value that cannot work; the message names the key and what to do."""
 
+    exit_code = EXIT_BAD_INPUT
 
-class DataError(RuntimeError):
+
+class DataError(DigitsBenchError, RuntimeError):
     """The dataset is missing or corrupt; the message says how to fix it."""
 
+    exit_code = EXIT_BAD_INPUT
 
-class TrainingDiverged(RuntimeError):
+
+class TrackingError(DigitsBenchError, RuntimeError):
+    """The MLflow store cannot be opened or written; the message says where and what to do."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class ModelLoadError(DigitsBenchError, RuntimeError):
+    """The run, experiment, checkpoint or config does not give a model; the message says which and why."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class ImageError(DigitsBenchError, ValueError):
+    """One input file cannot be read as digits; the others still are. The message says why, in a few words."""
+
+    exit_code = EXIT_FAILED
+
+
+class TrainingDiverged(DigitsBenchError, RuntimeError):
     """The loss went NaN or infinite: the run stops and is recorded as FAILED."""
 
+    exit_code = EXIT_FAILED
+    prefix = "training diverged: "
 
-class TrackingError(RuntimeError):
-    """The MLflow store cannot be opened or written; the message says where and what to do."""
+
+class RunFailed(DigitsBenchError, RuntimeError):
+    """A run, a sweep or a group of runs ended without a result; the message says which and why."""
+
+    exit_code = EXIT_FAILED
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # the MLflow run status to close with
+    exit_code: int  # what the command returns
+    message: str | None  # the one line to print, None when there is nothing to say
+
+
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def disk_message(err: OSError) -> str:
+    """A file that could not be written: which, why, and what to do."""
+    where = err.filename or "a file"
+    if err.errno == errno.ENOSPC:
+        return f"disk full writing {where}; free space and run again"
+    if err.errno in UNWRITABLE:
+        return (f"cannot write {where} ({err.strerror}); make it writable or point DIGITS_BENCH_STORE / "
+                "DIGITS_BENCH_CHECKPOINTS elsewhere")
+    return f"cannot write {where} ({err.strerror or err})"
+
+
+def outcome(error: BaseException | None) -> Outcome:
+    """How something that ended with `error` (None: it succeeded) is recorded and reported: the one status policy."""
+    if error is None:
+        return Outcome(FINISHED, EXIT_OK, None)
+    if isinstance(error, KeyboardInterrupt):  # Ctrl-C, and SIGTERM (tracking.runs turns it into one)
+        return Outcome(KILLED, EXIT_INTERRUPTED, "interrupted")
+    if isinstance(error, SystemExit):
+        code = error.code if isinstance(error.code, int) else EXIT_FAILED
+        return Outcome(FINISHED if code == 0 else KILLED if code == EXIT_INTERRUPTED else FAILED, code, None)
+    if type(error).__name__ == "TrialPruned":  # optuna's: a trial stopped on purpose (not imported here)
+        return Outcome(KILLED, EXIT_OK, None)
+    if isinstance(error, DigitsBenchError):
+        return Outcome(FAILED, error.exit_code, f"{error.prefix}{error}")
+    if isinstance(error, OSError):
+        return Outcome(FAILED, EXIT_BAD_INPUT, disk_message(error))
+    return Outcome(FAILED, EXIT_FAILED, None)  # a bug: the traceback is the message

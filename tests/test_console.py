@@ -17,9 +17,9 @@ from lightning.pytorch import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from digits_bench.cli import VERBS
-from digits_bench.console import route_lightning_logs, ui_command
+from digits_bench.cli.console import route_lightning_logs, ui_command
 from digits_bench.errors import ConfigError
-from digits_bench.train import train
+from digits_bench.training.run import train
 
 from .conftest import ROOT, TINY, all_runs, compose, run_cli
 

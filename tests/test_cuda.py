@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from digits_bench.train import train
+from digits_bench.training.run import train
 
 from .conftest import TINY, all_runs, compose
 
@@ -57,7 +57,7 @@ def _gpu_fit(cuda_graphs: bool, *overrides: str):
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 
-    from digits_bench.train import build_module
+    from digits_bench.training.run import build_module
 
     cfg = compose(*TINY, "trainer=gpu", f"cuda_graphs={str(cuda_graphs).lower()}", *overrides)
     pl.seed_everything(cfg.seed, verbose=False)
@@ -71,7 +71,7 @@ def _gpu_fit(cuda_graphs: bool, *overrides: str):
 
 
 def test_graphed_and_eager_fits_reach_the_same_accuracy():
-    from digits_bench.graph_step import GraphedStep
+    from digits_bench.training.step import GraphedStep
 
     overrides = ("experiment=speedrun", "data.subset=2048", "data.batch_size=64", "trainer.max_epochs=3")
     graphed, graphed_trainer = _gpu_fit(True, *overrides)
@@ -91,7 +91,7 @@ def test_graphed_and_eager_fits_reach_the_same_accuracy():
 def _graphed_step(preprocess, batch_size: int = 32):
     from torch import nn
 
-    from digits_bench.graph_step import GraphedStep, TrainStep
+    from digits_bench.training.step import GraphedStep, TrainStep
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10)).cuda()

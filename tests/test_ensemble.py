@@ -8,7 +8,7 @@ import torch
 
 from digits_bench.ensemble import load_members, probabilities, recipe_runs, run_ensemble, shifted
 from digits_bench.report.runs import load_runs
-from digits_bench.train import train
+from digits_bench.training.run import train
 
 from .conftest import TINY, all_runs, client_for, compose, run_cli
 

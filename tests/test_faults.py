@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from digits_bench.errors import TrackingError
-from digits_bench.train import train
+from digits_bench.training.run import train
 
 from .conftest import ROOT, TINY, all_runs, client_for, compose, run_cli
 

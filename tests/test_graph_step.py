@@ -11,7 +11,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from digits_bench.train import build_module
+from digits_bench.training.run import build_module
 
 from .conftest import compose
 
@@ -63,9 +63,9 @@ def test_graph_safe_step_gives_bit_identical_weights(overrides: list[str]):
 
 def test_cuda_graphs_requested_on_cpu_falls_back_in_one_line(caplog: pytest.LogCaptureFixture):
     cfg = compose("model=linear", *SMALL, "trainer.max_epochs=1", "cuda_graphs=true")
-    with caplog.at_level(logging.WARNING, logger="digits_bench.module"):
+    with caplog.at_level(logging.WARNING, logger="digits_bench.training.module"):
         module, _ = _fit(cfg, None)
-    lines = [r.getMessage() for r in caplog.records if r.name == "digits_bench.module"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "digits_bench.training.module"]
     assert module.step_mode == "eager"
     assert lines == ["CUDA graphs off: they need a CUDA device — training eagerly"]
 
@@ -73,10 +73,10 @@ def test_cuda_graphs_requested_on_cpu_falls_back_in_one_line(caplog: pytest.LogC
 def test_auto_on_cpu_is_eager_and_silent(caplog: pytest.LogCaptureFixture):
     cfg = compose("model=linear", *SMALL, "trainer.max_epochs=1")
     assert cfg.cuda_graphs is None
-    with caplog.at_level(logging.INFO, logger="digits_bench.module"):
+    with caplog.at_level(logging.INFO, logger="digits_bench.training.module"):
         module, _ = _fit(cfg, None)
     assert module.step_mode == "eager" and module.warmup_seconds == 0.0
-    assert not [r for r in caplog.records if r.name == "digits_bench.module"]
+    assert not [r for r in caplog.records if r.name == "digits_bench.training.module"]
 
 
 class SingleDeviceStrategy:  # what choose_step_mode reads of a Trainer on one CUDA device, without needing one
@@ -102,7 +102,7 @@ def _trainer(strategy=SingleDeviceStrategy, precision: str = "bf16-mixed", world
     ],
 )
 def test_cuda_graphs_apply_on_one_cuda_device_and_say_why_not_elsewhere(trainer, overrides: list[str], says: str | None):
-    from digits_bench.graph_step import choose_step_mode
+    from digits_bench.training.step import choose_step_mode
 
     cfg = compose("experiment=speedrun", *overrides)
     net = torch.compile(torch.nn.Linear(2, 2)) if cfg.compile else torch.nn.Linear(2, 2)
@@ -160,11 +160,11 @@ def test_cuda_graphs_takes_only_true_false_or_null():
 
 def test_the_cli_training_path_runs_the_graph_safe_step(monkeypatch: pytest.MonkeyPatch, isolated_store):
     """MLflow, the LR monitor, checkpoints, the test pass and the report, with the step a GPU would capture."""
-    from digits_bench.train import train
+    from digits_bench.training.run import train
 
     from .conftest import TINY, all_runs
 
-    monkeypatch.setattr("digits_bench.module.choose_step_mode", lambda *args: ("graph_safe", None))
+    monkeypatch.setattr("digits_bench.training.module.choose_step_mode", lambda *args: ("graph_safe", None))
     result = train(compose("experiment=speedrun", *TINY, "trainer.max_epochs=2"))
     (run,) = all_runs(isolated_store)
     assert run.info.status == "FINISHED" and 0 <= result.metrics["test/acc"] <= 1

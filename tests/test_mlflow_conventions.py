@@ -10,7 +10,7 @@ import torch
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 from digits_bench.data import DatasetSpec, load_split
-from digits_bench.train import train
+from digits_bench.training.run import train
 
 from .conftest import TINY, client_for, compose
 

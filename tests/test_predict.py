@@ -24,7 +24,7 @@ from digits_bench.predict import ImageError, loading
 from digits_bench.predict.__main__ import main
 from digits_bench.predict.preprocess import read_page
 from digits_bench.predict.reader import classify, read_image
-from digits_bench.train import train
+from digits_bench.training.run import train
 
 from .conftest import DATA_DIR, ROOT, client_for, compose
 

@@ -20,7 +20,7 @@ from digits_bench import train as train_module
 from digits_bench.__main__ import run
 from digits_bench.errors import TrackingError
 from digits_bench.predict.loading import best_run
-from digits_bench.train import train
+from digits_bench.training.run import train
 
 from .conftest import ROOT, TINY, all_runs, client_for, compose, run_cli
 

@@ -94,7 +94,7 @@ CPU, H100 = "cpu (x86_64, 2 cores)", "NVIDIA H100 80GB HBM3"
 def _identified(*specs: tuple[list[str], int, str, float], first: int = 0) -> pd.DataFrame:
     """Runs as load_runs reads them from MLflow, for configs composed as the CLI would (no training needed)."""
     from digits_bench.config import compose_config, group_choices
-    from digits_bench.fingerprint import device_kind, training_keys
+    from digits_bench.config.fingerprint import device_kind, training_keys
     from digits_bench.report.runs import RUN_COLUMNS, identify, recipe_of
 
     rows, configs = [], {}

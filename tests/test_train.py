@@ -7,7 +7,7 @@ import pytest
 from lightning.pytorch import Callback
 
 from digits_bench.models import list_models
-from digits_bench.train import train
+from digits_bench.training.run import train
 
 from .conftest import TINY, all_runs, client_for, compose
 

@@ -8,7 +8,7 @@ import pytest
 
 from digits_bench.config import validate
 from digits_bench.errors import ConfigError
-from digits_bench.validation import MODEL_INITS, PRECISIONS
+from digits_bench.config.validation import MODEL_INITS, PRECISIONS
 
 from .conftest import ROOT, all_runs, compose, run_cli
 
@@ -85,7 +85,7 @@ def test_rule_names_match_the_code_that_uses_them():
 
 
 def test_trainer_combination_lightning_refuses_is_one_line_before_a_run(isolated_store: Path):
-    from digits_bench.train import train
+    from digits_bench.training.run import train
 
     with pytest.raises(ConfigError, match="^trainer: .*bogus"):
         train(compose("model=linear", "data.subset=128", "data.val_size=64", "trainer.strategy=bogus"))

@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..config import compose_config, validate
-from ..errors import ConfigError
-from ..tracking import device_name, git_commit
-from .one import TUTORIAL_GPU_IMAGES
+from digits_bench.config import compose_config, validate
+from digits_bench.errors import ConfigError
+from digits_bench.tracking import device_name, git_commit
+from digits_bench.bench.one import TUTORIAL_GPU_IMAGES
 
 MODELS = ("mlp_128_64", "lenet", "vgg_bn")
 ORDER = ("tutorial", "device_loop", "harness", "limit")

@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from .pipelines import PIPELINES, bench_config
+from digits_bench.bench.pipelines import PIPELINES, bench_config
 
 # On a GPU the tutorial pipeline is ~10x slower than the rest: it times this many images, 2 epochs, and
 # its epoch time is scaled to the full epoch, so the whole bench ends in minutes.

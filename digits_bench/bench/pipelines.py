@@ -3,7 +3,7 @@
 (a) tutorial: torchvision's MNIST Dataset with ToTensor/Normalize, a DataLoader, a plain loop
     (seed 001's pipeline, num_workers=0 as it has it);
 (b) device loop: the same plain loop over uint8 tensors already on the device;
-(c) harness: `digits_bench.train.train`, exactly the CLI path, Lightning and MLflow on;
+(c) harness: `digits_bench.training.run.train`, exactly the CLI path, Lightning and MLflow on;
 (d) limit: the fastest plain PyTorch loop we can write for the same model and recipe, the reference
     the harness is held to: on CUDA one CUDA graph per step (fused SGD, the run's autocast and memory
     format); on a CPU there are no graphs, so it is (b) with the harness's in-place preprocessing.
@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ..config import compose_config
-from ..data import DatasetSpec, DigitsDataModule
-from ..data.datamodule import holdout_split
-from ..data.sources import read_verified
+from digits_bench.config import compose_config
+from digits_bench.data import DatasetSpec, DigitsDataModule
+from digits_bench.data.datamodule import holdout_split
+from digits_bench.data.sources import read_verified
 
 
 def _sync(device: torch.device) -> None:
@@ -92,7 +92,7 @@ def tutorial(cfg: DictConfig, epochs: int) -> list[float]:
 def device_loop(cfg: DictConfig, epochs: int) -> list[float]:
     model, optimizer, device, train_idx = _setup(cfg)
     datamodule: DigitsDataModule = instantiate(cfg.data)
-    from ..data import load_split
+    from digits_bench.data import load_split
 
     images, labels = load_split(datamodule.spec, "train")
     images, labels = images[train_idx].to(device), labels[train_idx].to(device)
@@ -119,7 +119,7 @@ def limit(cfg: DictConfig, epochs: int) -> list[float]:
         model = model.to(memory_format=torch.channels_last)
     optimizer = instantiate(cfg.optimizer)(model.parameters(), **({"fused": True} if cuda else {}))
     datamodule: DigitsDataModule = instantiate(cfg.data)
-    from ..data import load_split
+    from digits_bench.data import load_split
 
     images, labels = load_split(datamodule.spec, "train")
     images, labels = images[train_idx].to(device), labels[train_idx].to(device)
@@ -167,11 +167,11 @@ def limit(cfg: DictConfig, epochs: int) -> list[float]:
 
 
 def harness(cfg: DictConfig, epochs: int) -> list[float]:
-    from ..train import train
+    from digits_bench.training.run import train
 
     result = train(cfg)
     assert result is not None
-    from .. import tracking
+    from digits_bench import tracking
 
     history = tracking.make_client(cfg).get_metric_history(result.run_id, "time/epoch_s")
     return [m.value for m in sorted(history, key=lambda m: m.step)]

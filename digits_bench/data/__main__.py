@@ -5,8 +5,8 @@ import sys
 
 from hydra.utils import instantiate
 
-from ..config import compose_config
-from .sources import DataError
+from digits_bench.config import compose_config
+from digits_bench.data.sources import DataError
 
 
 def main(argv: list[str]) -> int:

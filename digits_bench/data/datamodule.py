@@ -7,9 +7,9 @@ import numpy as np
 import lightning.pytorch as pl
 import torch
 
-from .device_batches import DeviceBatches
-from .idx import parse_idx
-from .sources import DatasetSpec, ensure_files, read_verified
+from digits_bench.data.device_batches import DeviceBatches
+from digits_bench.data.idx import parse_idx
+from digits_bench.data.sources import DatasetSpec, ensure_files, read_verified
 
 
 def load_split(spec: DatasetSpec, split: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from .idx import idx_bytes
+from digits_bench.errors import DataError
+from digits_bench.data.idx import idx_bytes
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from . import count_parameters, create_model, list_models, model_entry
+from digits_bench.models import count_parameters, create_model, list_models, model_entry
 
 
 def main() -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .init import initialize
-from .registry import register_model
+from digits_bench.models.init import initialize
+from digits_bench.models.registry import register_model
 
 
 @register_model("cnn_bn", seed="001", summary="PyTorch CNN 5-10-20-40 conv3x3 + BN, fc200-dropout-fc500-fc10")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .init import initialize
-from .registry import register_model
+from digits_bench.models.init import initialize
+from digits_bench.models.registry import register_model
 
 
 @register_model("cnn_tf", seed="002", summary="Keras CNN conv5x5(32)-pool, conv5x5(64)-pool, fc1024 (no activation), dropout 0.4, fc10")

@@ -5,8 +5,8 @@ from typing import Sequence
 
 from torch import nn
 
-from .init import initialize
-from .registry import register_model
+from digits_bench.models.init import initialize
+from digits_bench.models.registry import register_model
 
 
 def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:

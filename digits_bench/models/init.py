@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..validation import MODEL_INITS as INITS  # one list: the config check names them too
+from digits_bench.config.validation import MODEL_INITS as INITS  # one list: the config check names them too
 
 
 def initialize(model: nn.Module, scheme: str, scale: float = 0.07) -> nn.Module:

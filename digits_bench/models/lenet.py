@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .init import initialize
-from .registry import register_model
+from digits_bench.models.init import initialize
+from digits_bench.models.registry import register_model
 
 
 @register_model("lenet", seed="000", summary="MXNet LeNet: conv5x5(20)-tanh-pool, conv5x5(50)-tanh-pool, fc500-tanh, fc10")

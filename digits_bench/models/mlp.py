@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .init import initialize
-from .registry import register_model
+from digits_bench.models.init import initialize
+from digits_bench.models.registry import register_model
 
 
 def _mlp(hidden: list[int], dropout: float, num_classes: int) -> nn.Sequential:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .init import initialize
-from .registry import register_model
+from digits_bench.models.init import initialize
+from digits_bench.models.registry import register_model
 
 # Keras BatchNormalization defaults: momentum 0.99 (PyTorch counts 1 - 0.99), epsilon 1e-3.
 _BN = dict(momentum=0.01, eps=1e-3)

@@ -2,6 +2,6 @@
 
 Import-light on purpose: torch, Lightning and MLflow load only when a model is loaded.
 """
-from .errors import ImageError, ModelLoadError
+from digits_bench.errors import ImageError, ModelLoadError
 
 __all__ = ["ImageError", "ModelLoadError"]

@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from .errors import ImageError, ModelLoadError
+from digits_bench.errors import ImageError, ModelLoadError
 
 if TYPE_CHECKING:
-    from .loading import LoadedModel
-    from .reader import Reading
+    from digits_bench.predict.loading import LoadedModel
+    from digits_bench.predict.reader import Reading
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -46,7 +46,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def load_model(args: argparse.Namespace) -> LoadedModel:
-    from . import loading  # torch, Lightning and MLflow: imported once the arguments are known to be good
+    from digits_bench.predict import loading  # torch, Lightning and MLflow: imported once the arguments are known to be good
 
     if args.checkpoint is not None:
         return loading.from_checkpoint(args.checkpoint, args.config, args.tracking_uri)
@@ -92,8 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelLoadError as err:
         print(f"digits_bench: error: {err}", file=sys.stderr)
         return 2
-    from .reader import read_image
-    from .render import save_reading
+    from digits_bench.predict.reader import read_image
+    from digits_bench.predict.render import save_reading
 
     readings: list[Reading] = []
     results: list[dict] = []

@@ -18,12 +18,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import compose_config
-from .errors import ModelLoadError
+from digits_bench.config import compose_config
+from digits_bench.errors import ModelLoadError
 
 if TYPE_CHECKING:
-    from ..mlflow_model import DigitsNet
-    from ..module import DigitsClassifier
+    from digits_bench.tracking.model import DigitsNet
+    from digits_bench.training.module import DigitsClassifier
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 RANK_METRIC = "val/acc"  # models are chosen on validation, never on the test set
@@ -46,7 +46,7 @@ class LoadedModel:
 def store_client(uri: str | None = None) -> MlflowClient:
     """The store `python -m digits_bench` logs to (or `uri`); never creates an empty one."""
     if uri is None:
-        from .. import tracking  # imports Lightning: only when the store is not given
+        from digits_bench import tracking  # imports Lightning: only when the store is not given
 
         uri = tracking.tracking_uri(compose_config([]))
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
@@ -187,7 +187,7 @@ def build(cfg: DictConfig, checkpoint: Path) -> DigitsClassifier:
     """The run's DigitsClassifier (net and normalisation from cfg) with the checkpoint's weights, in eval mode."""
     import torch  # heavy; only once a model is really to be built
 
-    from ..train import build_module
+    from digits_bench.training.run import build_module
 
     # Inference on a few crops: never torch.compile; configs older than a flag get its default.
     cfg = OmegaConf.merge({"channels_last": False}, cfg, {"compile": False})

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage as ndi
 
-from .errors import ImageError
+from digits_bench.errors import ImageError
 
 MAX_SIDE = 1200        # larger photos are analysed downscaled: digits stay far larger than 20 px
 BOX, FIELD = 20, 28    # MNIST: ink scaled into 20×20, centred by mass in 28×28

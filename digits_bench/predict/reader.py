@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..module import DigitsClassifier
-from .preprocess import Page, read_page
+from digits_bench.training.module import DigitsClassifier
+from digits_bench.predict.preprocess import Page, read_page
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .reader import Reading
+from digits_bench.predict.reader import Reading
 
 BOX_COLOUR, TEXT_COLOUR = (220, 30, 30), (255, 255, 255)
 

@@ -13,11 +13,11 @@ import optuna
 import pandas as pd
 import torch
 
-from .. import tracking
-from ..config import compose_config
-from .plots import accuracy_vs_params, accuracy_vs_time, study_plots, validation_curves
-from .runs import load_runs, with_archive
-from .table import leaderboard, markdown, recipe_notes
+from digits_bench import tracking
+from digits_bench.config import compose_config
+from digits_bench.report.plots import accuracy_vs_params, accuracy_vs_time, study_plots, validation_curves
+from digits_bench.report.runs import load_runs, with_archive
+from digits_bench.report.table import leaderboard, markdown, recipe_notes
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -98,7 +98,7 @@ def main(argv: list[str]) -> int:
     accuracy_vs_time(board, out / "accuracy_vs_time.png")
     shown = runs[runs["run_id"].isin(" ".join(board["run_ids"]).split())]
     validation_curves(shown.assign(row=shown["run_id"].map(_row_labels(board))), curves, out / "validation_curves.png")
-    from ..sweep.runner import default_storage
+    from digits_bench.sweep.runner import default_storage
 
     old_studies = None if args.no_archive or not (out / "studies.csv").is_file() else pd.read_csv(out / "studies.csv")
     studies, frames = study_section(args.storage or default_storage(cfg), out, old_studies)

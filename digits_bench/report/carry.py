@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import compose_config, group_choices
-from ..errors import ConfigError
-from ..fingerprint import composed, deviation, device_kind, fingerprint, is_partial, model_default, preset, training_keys
-from .runs import RUN_COLUMNS, TEXT_COLUMNS, config_text
+from digits_bench.config import compose_config, group_choices
+from digits_bench.errors import ConfigError
+from digits_bench.config.fingerprint import composed, deviation, device_kind, fingerprint, is_partial, model_default, preset, training_keys
+from digits_bench.report.runs import RUN_COLUMNS, TEXT_COLUMNS, config_text
 
 
 def identified(rows: pd.DataFrame, overrides: list[str]) -> pd.DataFrame:

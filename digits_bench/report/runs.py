@@ -10,7 +10,7 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from ..fingerprint import GROUPS, columns_fingerprint, composed, deviation, device_kind, fingerprint, is_partial, model_default, preset, training_keys
+from digits_bench.config.fingerprint import GROUPS, columns_fingerprint, composed, deviation, device_kind, fingerprint, is_partial, model_default, preset, training_keys
 
 # One row per run; runs.csv keeps them in this order so an older file can be read back (missing columns empty).
 RUN_COLUMNS = ["recipe", "model", "optimizer", "aug", "schedule", "epochs", "batch_size", "seed", "test_acc", "best_val_acc",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..fingerprint import device_kind
+from digits_bench.config.fingerprint import device_kind
 
 COLUMNS = ["recipe", "device_kind", "model", "optimizer", "aug", "schedule", "epochs", "n_seeds", "test_acc_mean", "test_acc_std",
            "claimed_test_acc", "claim_kind", "vs_claim", "meets_claim", "seeds_at_claim", "best_val_acc", "params", "train_time_s", "images_per_s",

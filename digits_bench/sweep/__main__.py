@@ -5,12 +5,12 @@ import argparse
 import logging
 import sys
 
-from ..errors import ConfigError
+from digits_bench.errors import ConfigError
 
 # Per-trial chatter (Lightning's devices, tips, "fit stopped"; Optuna's per-trial lines and failed-trial
 # tracebacks; a run's own start/end lines) would bury the one progress line per trial.
 QUIET_LOGGERS = {"lightning": logging.ERROR, "lightning.pytorch": logging.ERROR, "lightning.fabric": logging.ERROR,
-                 "optuna": logging.ERROR, "digits_bench.train": logging.WARNING}
+                 "optuna": logging.ERROR, "digits_bench.training.run": logging.WARNING}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -42,7 +42,7 @@ def quiet() -> None:
 def main(argv: list[str]) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from .spec import load_sweep
+    from digits_bench.sweep.spec import load_sweep
 
     try:
         if args.workers < 1:
@@ -51,14 +51,14 @@ def main(argv: list[str]) -> int:
             raise ConfigError(f"--n-trials must be >= 1 (got {args.n_trials})")
         spec = load_sweep(args.sweep, overrides=args.overrides, n_trials=args.n_trials, name=args.name)
         if not args.worker_of:  # the launcher checked it already for its workers
-            from .check import check_sweep
+            from digits_bench.sweep.check import check_sweep
 
             check_sweep(spec)
     except ConfigError as err:
         print(f"digits_bench: error: {err}", file=sys.stderr)
         return 2
-    from ..tracking import sigterm_as_interrupt
-    from .runner import run_sweep, succeeded, work
+    from digits_bench.tracking import sigterm_as_interrupt
+    from digits_bench.sweep.runner import run_sweep, succeeded, work
 
     quiet()
 

@@ -12,9 +12,9 @@ from typing import Any, Iterator
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import compose_config, validate
-from ..errors import ConfigError
-from .spec import Param, SweepSpec, hydra_value
+from digits_bench.config import compose_config, validate
+from digits_bench.errors import ConfigError
+from digits_bench.sweep.spec import Param, SweepSpec, hydra_value
 
 _ABSENT = object()
 

@@ -12,7 +12,7 @@ from typing import Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .spec import SweepSpec
+from digits_bench.sweep.spec import SweepSpec
 
 
 def best_complete(trials: list[FrozenTrial], direction: str) -> FrozenTrial | None:

@@ -24,13 +24,13 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
-from .. import tracking
-from ..config import compose_config
-from ..errors import ConfigError
-from ..parent_run import child_tags, close_parent, open_parent
-from ..train import train
-from .progress import progress_callback
-from .spec import SweepSpec, make_pruner, make_sampler
+from digits_bench import tracking
+from digits_bench.config import compose_config
+from digits_bench.errors import ConfigError
+from digits_bench.tracking.parent_run import child_tags, close_parent, open_parent
+from digits_bench.training.run import train
+from digits_bench.sweep.progress import progress_callback
+from digits_bench.sweep.spec import SweepSpec, make_pruner, make_sampler
 
 log = logging.getLogger(__name__)
 PARENT_ATTR = "mlflow_parent_run_id"

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import optuna
 import yaml
 
-from ..errors import ConfigError
+from digits_bench.errors import ConfigError
 
 SWEEPS_DIR = Path(__file__).resolve().parents[2] / "sweeps"
 KINDS = ("float", "int", "categorical")

@@ -10,7 +10,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 
-from .errors import ConfigError, DataError
+from digits_bench.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,9 @@ def study_recipe(study_name: str, storage_url: str | None) -> Recipe:
     """The best completed trial of a study as Hydra overrides."""
     import optuna
 
-    from .config import compose_config
-    from .sweep.runner import BASE_ATTR, default_storage
-    from .sweep.spec import SweepSpec
+    from digits_bench.config import compose_config
+    from digits_bench.sweep.runner import BASE_ATTR, default_storage
+    from digits_bench.sweep.spec import SweepSpec
 
     url = storage_url or default_storage(compose_config([]))
     try:
@@ -42,8 +42,8 @@ def study_recipe(study_name: str, storage_url: str | None) -> Recipe:
 
 def run_compare(recipe: Recipe, seeds: list[int]) -> list[str]:
     """Train the recipe once per seed; returns the MLflow run ids."""
-    from .config import compose_config
-    from .train import train
+    from digits_bench.config import compose_config
+    from digits_bench.training.run import train
 
     run_ids = []
     for seed in seeds:
@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
             recipe = study_recipe(args.study, args.storage)
             recipe = Recipe(recipe.name, [*recipe.overrides, *args.overrides])
         else:
-            from .config import compose_config
+            from digits_bench.config import compose_config
 
             cfg = compose_config(args.overrides)
             name = cfg.recipe.name if cfg.recipe.name != "custom" else " ".join(args.overrides) or "default"
@@ -81,6 +81,3 @@ def main(argv: list[str]) -> int:
         return 2
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import DataError
+from digits_bench.errors import DataError
 
 NEVER_CARRIED = {"torch", "torchvision"}
 # Pure-Python packages with no wheel on PyPI: built here once, then found by `pip download`.
@@ -88,8 +88,8 @@ def download_wheels(out: Path, python_version: str, have: set[str]) -> list[Path
 
 def copy_mnist(out: Path) -> None:
     """Gzip the verified IDX files: a sixth of their size, and the data module reads .gz directly."""
-    from .config import compose_config
-    from .data.sources import SPLIT_FILES, DatasetSpec, read_verified
+    from digits_bench.config import compose_config
+    from digits_bench.data.sources import SPLIT_FILES, DatasetSpec, read_verified
 
     cfg = compose_config()
     spec = DatasetSpec.from_config(cfg.data.dataset)
@@ -140,6 +140,3 @@ def main(argv: list[str] | None = None) -> int:
           f"on the target: . {args.out}/install.sh")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

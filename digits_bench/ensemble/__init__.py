@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import ConfigError, DataError
+from digits_bench.errors import ConfigError, DataError
 
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (dx, dy) in pixels
 SPLIT_KEYS = ("data.dataset.name", "data.val_size", "data.split_seed")  # members must share one validation split
@@ -62,8 +62,8 @@ def recipe_runs(client, experiment: str, recipe: str) -> list[str]:
     run's config fingerprint and device kind, so a `data.subset`, `compile=true` or other-device run
     of the same name never joins the ensemble.
     """
-    from .fingerprint import device_kind
-    from .report.runs import recipe_of
+    from digits_bench.config.fingerprint import device_kind
+    from digits_bench.report.runs import recipe_of
 
     found = client.get_experiment_by_name(experiment)
     runs = [] if found is None else client.search_runs(
@@ -81,7 +81,7 @@ def recipe_runs(client, experiment: str, recipe: str) -> list[str]:
 
 
 def load_members(client, run_ids: list[str], device: torch.device) -> list[Member]:
-    from .predict.loading import from_run
+    from digits_bench.predict.loading import from_run
 
     members = []
     for run_id in run_ids:
@@ -113,9 +113,9 @@ def evaluate(members: list[Member], val: tuple[torch.Tensor, torch.Tensor], test
 
 
 def run_ensemble(recipe: str, experiment: str | None = None, min_members: int = 2) -> dict:
-    from . import tracking
-    from .config import compose_config
-    from .data import DigitsDataModule
+    from digits_bench import tracking
+    from digits_bench.config import compose_config
+    from digits_bench.data import DigitsDataModule
     from hydra.utils import instantiate
 
     base = compose_config([])
@@ -161,7 +161,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("recipe", help="the recipe whose runs to combine, e.g. best (train them with compare first)")
     parser.add_argument("--experiment", default=None, help="MLflow experiment holding the runs (default: the configured one)")
     args = parser.parse_args(argv)
-    from .predict.errors import ModelLoadError
+    from digits_bench.errors import ModelLoadError
 
     try:
         result = run_ensemble(args.recipe, args.experiment)
@@ -173,6 +173,3 @@ def main(argv: list[str]) -> int:
           f"tta={result['tta']})  test/acc={100 * result['test_acc']:.2f}%  run {result['run_id']}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

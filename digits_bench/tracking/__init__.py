@@ -27,11 +27,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from .fingerprint import flatten
-from .errors import ConfigError, TrackingError
+from digits_bench.config.fingerprint import flatten
+from digits_bench.errors import ConfigError, TrackingError
 
 log = logging.getLogger(__name__)
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ATTACH_ENV = "DIGITS_BENCH_RUN_ID"  # set for DDP worker processes that re-run the entry point
 
 

@@ -39,7 +39,7 @@ def job_tags() -> dict[str, str]:
     parent = os.environ.get(PARENT_ENV)
     if not parent:
         return {}
-    from .parent_run import child_tags
+    from digits_bench.tracking.parent_run import child_tags
 
     tags = child_tags(parent) | {"multirun.role": "job"}
     if HydraConfig.initialized() and HydraConfig.get().job.get("num") is not None:
@@ -57,8 +57,8 @@ class GroupMultirun(Callback):
         self.interrupted = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from .parent_run import open_parent
-        from .tracking import make_client
+        from digits_bench.tracking.parent_run import open_parent
+        from digits_bench.tracking import make_client
 
         overrides = " ".join(OmegaConf.to_container(config.hydra.overrides.task))  # type: ignore[arg-type]
         self.client = make_client(config)
@@ -98,12 +98,12 @@ class GroupMultirun(Callback):
     def _close_if_open(self) -> None:
         if self.parent is None:
             return
-        from .parent_run import outcome
+        from digits_bench.tracking.parent_run import outcome
 
         self._close("KILLED" if self.interrupted else outcome(self.client, self.parent))
 
     def _close(self, status: str) -> None:
-        from .parent_run import close_parent
+        from digits_bench.tracking.parent_run import close_parent
 
         if self.parent is None:
             return

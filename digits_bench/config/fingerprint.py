@@ -77,8 +77,8 @@ def device_kind(device: str) -> str:
 def _composed(overrides: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]] | None:
     from hydra.core.hydra_config import HydraConfig
 
-    from .config import compose_config
-    from .errors import ConfigError
+    from digits_bench.config import compose_config
+    from digits_bench.errors import ConfigError
 
     saved = HydraConfig.instance().cfg  # a caller mid-run keeps its own Hydra state
     try:
@@ -95,7 +95,7 @@ def preset(recipe: str, trainer: str | None = None) -> list[str] | None:
     """The overrides of `experiment=<recipe>` with the run's trainer option, or None when the recipe is no
     preset. The preset composed today is the robust reference: a run's deviation from it does not depend
     on which other runs happen to be in the store, and a run made before its preset changed says how."""
-    from .config import CONF_DIR
+    from digits_bench.config import CONF_DIR
 
     if not (CONF_DIR / "experiment" / f"{recipe}.yaml").is_file():
         return None

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .errors import ConfigError
+from digits_bench.errors import ConfigError
 
 TRAIN_POOL = 60_000
 TEST_POOL = 10_000

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .schedules import StepSchedule, tensor_schedule
+from digits_bench.schedules import StepSchedule, tensor_schedule
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Iterator
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
-from . import tracking
-from .errors import TrackingError
+from digits_bench import tracking
+from digits_bench.errors import TrackingError
 
 UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 

@@ -19,9 +19,9 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from .errors import TrainingDiverged
-from .graph_step import AUTOCAST, WARMUP_STEPS, GraphedStep, TrainStep, choose_step_mode
-from .schedules import SchedulerConfig, tensor_schedule
+from digits_bench.errors import TrainingDiverged
+from digits_bench.training.step import AUTOCAST, WARMUP_STEPS, GraphedStep, TrainStep, choose_step_mode
+from digits_bench.schedules import SchedulerConfig, tensor_schedule
 
 log = logging.getLogger(__name__)
 

@@ -14,23 +14,23 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-from . import tracking
-from .callbacks import TrainingClock
-from .checkpoint_io import AtomicCheckpointIO
-from .console import ResumeHint, route_lightning_logs, run_started, ui_command
-from .fingerprint import fingerprint
-from .lr_monitor import LearningRate
-from .mlflow_model import log_model
-from .config import group_choices, validate
-from .errors import ConfigError
-from .faults import store_faults
-from .data import DigitsDataModule
-from .mlflow_logger import RunLogger
-from .models import count_parameters
-from .module import DigitsClassifier
-from .progress import MiniBatchProgressBar
-from .run_report import log_run_report
-from .stop_signal import StopAllRanksOnSigterm
+from digits_bench import tracking
+from digits_bench.training.callbacks.clock import TrainingClock
+from digits_bench.training.checkpoint_io import AtomicCheckpointIO
+from digits_bench.cli.console import ResumeHint, route_lightning_logs, run_started, ui_command
+from digits_bench.config.fingerprint import fingerprint
+from digits_bench.training.callbacks.learning_rate import LearningRate
+from digits_bench.tracking.model import log_model
+from digits_bench.config import group_choices, validate
+from digits_bench.errors import ConfigError
+from digits_bench.tracking.faults import store_faults
+from digits_bench.data import DigitsDataModule
+from digits_bench.tracking.logger import RunLogger
+from digits_bench.models import count_parameters
+from digits_bench.training.module import DigitsClassifier
+from digits_bench.training.callbacks.progress import MiniBatchProgressBar
+from digits_bench.tracking.figures import log_run_report
+from digits_bench.training.callbacks.stop_signal import StopAllRanksOnSigterm
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from . import tracking
+from digits_bench import tracking
 
 PARENT_TAG = "mlflow.parentRunId"
 

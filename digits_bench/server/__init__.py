@@ -156,6 +156,3 @@ def main(argv: list[str]) -> int:
     print(f"# Optuna storage for sweeps: python -m digits_bench.sweep SWEEP --storage {info.database_url('optuna')}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -10,9 +10,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .errors import ConfigError
+from digits_bench.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
@@ -49,6 +49,6 @@ def group_choices() -> dict[str, str]:
 
 def validate(cfg: DictConfig) -> None:
     """Reject values that cannot train, before any data is read or any MLflow run exists (rules: validation.py)."""
-    from .validation import check_config
+    from digits_bench.config.validation import check_config
 
     check_config(cfg)
