@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-from digits_bench import train as train_module
+from digits_bench.training import run as train_module
 from digits_bench.__main__ import run
 from digits_bench.errors import TrackingError
 from digits_bench.predict.loading import best_run
