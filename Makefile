@@ -10,7 +10,7 @@ DASH_PORT ?= 8080
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train test ui dashboard models clean-runs system-deps
+.PHONY: help install data train test test-fast ui dashboard models clean-runs system-deps
 
 help:  ## list the targets (this is the default goal)
 	@echo "usage: make TARGET [VAR=value ...]   (the installed digits-bench command runs the same tools: digits-bench help)"
@@ -32,8 +32,12 @@ data: $(STAMP)  ## rebuild and md5-verify MNIST in data/MNIST/raw
 train: data  ## train the default model (override anything: make train ARGS="model=lenet trainer.max_epochs=3")
 	$(BIN)/python -m digits_bench $(ARGS)
 
-test: data system-deps  ## the test suite on 2 workers (ARGS="-k name" to pick)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 $(ARGS)
+# --dist load: each test to whichever worker is free, fits first (tests/conftest.py says which modules stay whole)
+test: data system-deps  ## the full suite on 2 workers, what CI runs (ARGS="-k name" to pick)
+	$(BIN)/python -m pytest -q -n 2 --dist load --durations=15 $(ARGS)
+
+test-fast: data system-deps  ## the tests that neither train nor start a CLI (-m "not fit"): under a minute
+	$(BIN)/python -m pytest -q -m "not fit" $(ARGS)
 
 # Debian packages the tests use: Fashion-MNIST's IDX files (the second dataset) and PostgreSQL (the team server).
 DEBS := dataset-fashion-mnist postgresql

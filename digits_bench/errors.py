@@ -95,6 +95,8 @@ def outcome(error: BaseException | None) -> Outcome:
     """How something that ended with `error` (None: it succeeded) is recorded and reported: the one status policy."""
     if error is None:
         return Outcome(FINISHED, EXIT_OK, None)
+    if isinstance(error, SystemExit) and isinstance(error.__context__, KeyboardInterrupt):
+        error = error.__context__  # Lightning's fit ends Ctrl-C (and SIGTERM) with sys.exit(1): still an interrupt
     if isinstance(error, KeyboardInterrupt):  # Ctrl-C, and SIGTERM (tracking.runs turns it into one)
         return Outcome(KILLED, EXIT_INTERRUPTED, "interrupted")
     if isinstance(error, SystemExit):

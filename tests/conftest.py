@@ -1,6 +1,7 @@
-"""Shared fixtures: an isolated MLflow store per test, the real MNIST files, and the CLI."""
+"""Shared fixtures: an isolated MLflow store per test, the real MNIST files, configs composed once, and the CLI."""
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -9,7 +10,9 @@ from typing import Sequence
 
 import pytest
 import torch
+from hydra.core.hydra_config import HydraConfig
 from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
 
 from digits_bench.config import compose_config
 from digits_bench.tracking import make_client
@@ -27,20 +30,61 @@ TINY = ["data.subset=512", "data.val_size=256", "data.test_subset=500", "data.ba
         "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
 
+# Modules whose tests share a costly module fixture (predict trains a model, server starts PostgreSQL and
+# MLflow): one worker runs all of such a module. An xdist_group mark with --dist loadgroup would say it,
+# but with pytest >= 9.2 loadgroup silently ignores the mark (pytest-xdist issue 1386).
+ONE_WORKER = {"tests/test_predict.py", "tests/test_server.py"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """For `-n 2 --dist load`: each test goes to whichever worker is free, ONE_WORKER modules whole."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TestOrModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER else nodeid
+
+    return TestOrModule(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """On test workers, fits first: the long tests start early and the short pure ones fill the end."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("fit") is None)
+
+
 @pytest.fixture(autouse=True)
 def isolated_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own SQLite MLflow store and checkpoint folder; the data is shared."""
     store = tmp_path / "mlruns"
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("DIGITS_BENCH_RUN_ID", raising=False)
+    monkeypatch.delenv("DIGITS_BENCH_RUNS", raising=False)
     monkeypatch.setenv("DIGITS_BENCH_STORE", str(store))
     monkeypatch.setenv("DIGITS_BENCH_CHECKPOINTS", str(tmp_path / "checkpoints"))
     monkeypatch.setenv("DIGITS_BENCH_DATA", str(DATA_DIR))
     return store
 
 
-def compose(*overrides: str):
-    return compose_config(list(overrides))
+_COMPOSED: dict[tuple[str, ...], tuple[DictConfig, DictConfig]] = {}
+
+
+def compose(*overrides: str) -> DictConfig:
+    """compose_config(overrides), composed once a session: Hydra takes ~0.1 s to compose, a test needs a copy.
+
+    Paths read the environment when accessed (oc.env), not when composed, so a cached config follows
+    each test's store. HydraConfig is set to this composition's, as compose_config leaves it, so
+    group_choices() answers for the config just returned.
+    """
+    if overrides not in _COMPOSED:
+        cfg = compose_config(overrides)
+        _COMPOSED[overrides] = (cfg, HydraConfig.instance().cfg)
+    cfg, hydra = _COMPOSED[overrides]
+    HydraConfig.instance().cfg = hydra  # read-only (set_config made it so): shared, not copied
+    return copy.deepcopy(cfg)
 
 
 def client_for(store: Path) -> MlflowClient:
@@ -62,3 +106,4 @@ def run_cli(args: Sequence[str], timeout: float = 300, module: str = "digits_ben
 
 
 __all__ = ["TINY", "all_runs", "client_for", "compose", "make_client", "run_cli"]
+

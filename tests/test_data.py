@@ -135,3 +135,28 @@ def test_chunks_hold_the_same_batches_in_the_same_order():
     items = [y for _, y in chunked]
     assert [len(y) for y in items] == [256, 256, 256, 242]
     assert torch.equal(torch.cat(items), torch.cat([y for _, y in single]))
+
+
+def test_a_run_hashes_each_data_file_once(monkeypatch: pytest.MonkeyPatch):
+    from digits_bench.data import sources
+
+    hashed: list[int] = []
+    real = sources._md5
+    monkeypatch.setattr(sources, "_md5", lambda data: hashed.append(len(data)) or real(data))
+    datamodule = instantiate(compose("data.subset=1000", "data.val_size=500").data)
+    datamodule.prepare_data()
+    datamodule.prepare_data()  # Lightning calls it again for fit and for test
+    datamodule.setup("fit")
+    assert len(hashed) == 4  # the four IDX files, verified before any run exists, read once more without hashing
+
+
+def test_normalise_is_the_training_statistics_standardisation():
+    from digits_bench.data import normalise
+
+    pixels = torch.tensor([[0, 255], [51, 128]], dtype=torch.uint8).expand(3, 2, 2)
+    x = normalise(pixels, 0.1307, 0.3081)
+    assert x.shape == (3, 1, 2, 2) and x.dtype == torch.float32
+    expected = (pixels.double() / 255 - 0.1307) / 0.3081
+    assert torch.allclose(x[:, 0].double(), expected, rtol=1e-6, atol=0)
+    floats = pixels.float().unsqueeze(1)
+    assert torch.equal(normalise(floats, 0.1307, 0.3081), x) and floats.max() == 255  # the caller's tensor is left alone

@@ -23,6 +23,7 @@ def test_shifted_moves_ink_and_fills_the_border_with_background():
     assert int(shifted(edge, 1, 0).sum()) == 0 and bool((shifted(edge, -1, 0)[0, :, 26] == 255).all())
 
 
+@pytest.mark.fit
 def test_ensemble_is_chosen_on_validation_and_scored_on_test_once(isolated_store: Path):
     other = train(compose("experiment=speedrun", *TINY, "trainer.max_epochs=2", "optimizer.lr=0.05"))  # same name, other config
     singles = [train(compose("experiment=speedrun", *TINY, "trainer.max_epochs=2", f"seed={seed}")) for seed in (0, 1)]
@@ -52,6 +53,7 @@ def test_ensemble_is_chosen_on_validation_and_scored_on_test_once(isolated_store
     assert row["test_acc"] == pytest.approx(result["test_acc"]) and row["claimed_test_acc"] != row["claimed_test_acc"]  # NaN: no claim
 
 
+@pytest.mark.fit
 def test_ensemble_without_runs_is_one_clear_line():
     result = run_cli(["best"], module="digits_bench.ensemble")
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -18,6 +18,7 @@ from digits_bench.training.run import train
 from .conftest import ROOT, TINY, all_runs, client_for, compose, run_cli
 
 
+@pytest.mark.fit
 def test_sigkilled_run_resumes_into_the_same_mlflow_run(tmp_path: Path, isolated_store: Path):
     args = ["model=lenet", "model.init=torch", "data.subset=3000", "data.val_size=500", "data.test_subset=500",
             "trainer.max_epochs=4", "trainer.enable_progress_bar=false"]
@@ -45,6 +46,7 @@ def test_sigkilled_run_resumes_into_the_same_mlflow_run(tmp_path: Path, isolated
     assert "test/acc" in runs[0].data.metrics
 
 
+@pytest.mark.fit
 def test_resume_of_unknown_run_is_one_clear_line(isolated_store: Path):
     result = run_cli(["resume=0123456789abcdef"], timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -52,6 +54,7 @@ def test_resume_of_unknown_run_is_one_clear_line(isolated_store: Path):
     assert last.startswith("digits_bench: error: resume=0123456789abcdef: no such run")
 
 
+@pytest.mark.fit
 def test_same_seed_same_metrics_on_cpu(isolated_store: Path):
     overrides = [*TINY, "model=cnn_bn", "aug=on", "trainer.max_epochs=2", "trainer.deterministic=true", "seed=7"]
     first, second = train(compose(*overrides)), train(compose(*overrides))
@@ -65,6 +68,7 @@ def test_same_seed_same_metrics_on_cpu(isolated_store: Path):
     assert client.get_metric_history(third.run_id, "train/loss")[0].value != client.get_metric_history(first.run_id, "train/loss")[0].value
 
 
+@pytest.mark.fit
 def test_unwritable_store_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -79,6 +83,7 @@ def test_unwritable_store_is_one_clear_error(tmp_path: Path, monkeypatch: pytest
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
+@pytest.mark.fit
 @pytest.mark.skipif(not FASHION.is_dir() and shutil.which("apt-get") is None, reason="needs Debian's dataset-fashion-mnist")
 def test_fashion_mnist_runs_every_model_through_a_sweep(tmp_path: Path, isolated_store: Path):
     assert FASHION.is_dir(), "make test installs Debian's dataset-fashion-mnist (make system-deps)"

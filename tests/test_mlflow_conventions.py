@@ -15,6 +15,8 @@ from digits_bench.training.run import train
 from .conftest import TINY, client_for, compose
 
 # 8 mini-batches an epoch, one Lightning step each: Lightning's own step would read 8, 16 where the epoch reads 0, 1
+pytestmark = pytest.mark.fit
+
 OVERRIDES = ["model=lenet", "optimizer=adamw", *TINY, "trainer.max_epochs=2", "data.chunk_batches=1"]
 
 

@@ -73,6 +73,16 @@ def test_init_schemes_differ_and_unknown_fails():
         create_model("resnet")
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_the_datasets_number_of_classes_reaches_the_model(name: str):
+    from digits_bench.training.run import build_module
+
+    module = build_module(compose(f"model={name}", "data.num_classes=12"))
+    module.net.eval()
+    assert module.net(torch.zeros(2, 1, 28, 28)).shape == (2, 12)
+
+
+@pytest.mark.fit
 def test_models_table_cli():
     result = run_cli([], module="digits_bench.models", timeout=120)
     assert result.returncode == 0, result.stderr

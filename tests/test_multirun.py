@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT, TINY, all_runs
+
+pytestmark = pytest.mark.fit
 
 
 def multirun(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:

@@ -62,6 +62,7 @@ def test_a_corrupt_gz_is_not_unpacked(tmp_path: Path):
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".gz"] * 4
 
 
+@pytest.mark.fit
 @pytest.mark.parametrize("have, says", [("missing.txt", "does not exist"), ("numpy\nmlflow\n", "lists no torch")])
 def test_kit_refuses_in_one_line_and_leaves_the_old_kit(tmp_path: Path, have: str, says: str):
     old = tmp_path / "kit"

@@ -28,6 +28,8 @@ from digits_bench.training.run import train
 
 from .conftest import DATA_DIR, ROOT, client_for, compose
 
+pytestmark = pytest.mark.fit  # every test but one reads with the model trained once for the module
+
 EXPERIMENT = "predict_tests"
 # lenet, one epoch on 12k images: ~96-97% test accuracy in well under a minute on two CPU cores
 TRAIN = ["model=lenet", "model.init=torch", "optimizer=adam", "optimizer.lr=0.002", "trainer.max_epochs=1",
@@ -54,7 +56,7 @@ class Trained:
 
     def env(self) -> dict[str, str]:
         """This module's store for a CLI subprocess, found as training would find it."""
-        env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "DIGITS_BENCH_RUN_ID")}
+        env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "DIGITS_BENCH_RUNS")}
         return env | {"DIGITS_BENCH_STORE": str(self.store), "DIGITS_BENCH_CHECKPOINTS": str(self.root / "checkpoints"),
                       "DIGITS_BENCH_DATA": str(DATA_DIR)}
 
@@ -72,7 +74,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     root = tmp_path_factory.mktemp("predict")
     with pytest.MonkeyPatch.context() as env:
         env.delenv("MLFLOW_TRACKING_URI", raising=False)
-        env.delenv("DIGITS_BENCH_RUN_ID", raising=False)
+        env.delenv("DIGITS_BENCH_RUNS", raising=False)
         env.setenv("DIGITS_BENCH_STORE", str(root / "mlruns"))
         env.setenv("DIGITS_BENCH_CHECKPOINTS", str(root / "checkpoints"))
         env.setenv("DIGITS_BENCH_DATA", str(DATA_DIR))
@@ -238,7 +240,10 @@ def test_cli_reads_good_files_and_reports_each_bad_one(trained: Trained, tmp_pat
     images = report["images"]
     assert [i["file"] for i in images] == list(map(str, files))
     assert images[0]["text"] == "2017" and images[-1]["text"] == "7"
-    assert [d["digit"] for d in images[0]["digits"]] == [2, 0, 1, 7] and all(0 < d["prob"] <= 1 for d in images[0]["digits"])
+    assert [d["digit"] for d in images[0]["digits"]] == [2, 0, 1, 7]
+    expected = read_image(trained.module, year).as_dict()["digits"]  # the CLI reports what the library reads
+    assert [d["box"] for d in images[0]["digits"]] == [d["box"] for d in expected]
+    assert [d["prob"] for d in images[0]["digits"]] == pytest.approx([d["prob"] for d in expected], abs=1e-3)
     assert all("error" in i for i in images[1:5])
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["year_annotated.png", "year_digit0_2.png", "year_digit1_0.png", "year_digit2_1.png", "year_digit3_7.png",

@@ -35,6 +35,7 @@ def one_error_line(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.mark.fit
 def test_four_processes_on_a_new_store_all_finish(isolated_store: Path):
     assert not isolated_store.exists()
     command = [sys.executable, "-m", "digits_bench", *MINI]
@@ -49,6 +50,7 @@ def test_four_processes_on_a_new_store_all_finish(isolated_store: Path):
     assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
 
 
+@pytest.mark.fit
 def test_two_cpu_processes_without_spawn_finish_with_test_metrics(isolated_store: Path):
     result = run_cli([*MINI, "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"], timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -68,6 +70,7 @@ def _processes_using(store: Path) -> list[int]:
     return [pid for pid in found if pid != os.getpid()]
 
 
+@pytest.mark.fit
 def test_sigterm_stops_every_process_of_a_multi_process_run(tmp_path: Path, isolated_store: Path):
     args = ["model=lenet", "data.subset=20000", "data.val_size=500", "data.test_subset=100", "trainer.max_epochs=20",
             "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "trainer.devices=2"]
@@ -87,6 +90,39 @@ def test_sigterm_stops_every_process_of_a_multi_process_run(tmp_path: Path, isol
     assert [r.info.status for r in all_runs(isolated_store)] == ["KILLED"]
 
 
+def test_a_signal_stops_what_was_registered_then_interrupts():
+    """SIGINT and SIGTERM share one handler: it stops what must stop with the process (a multi-process run's
+    launched ranks), then raises KeyboardInterrupt, which closes a run KILLED; the previous handler comes back."""
+    from digits_bench.tracking import signals
+
+    stopped: list[str] = []
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with signals.interrupts(before_raising=lambda: stopped.append("launched ranks")):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)  # the handler raises long before this ends
+    assert stopped == ["launched ranks"] and signals.received()
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_run_ids_reach_the_processes_a_run_starts_through_one_variable():
+    from digits_bench.tracking import runs
+
+    before = {k for k in os.environ if k.startswith("DIGITS_BENCH")}
+    try:
+        runs.hand_on("parent", "p" * 32)
+        runs.hand_on("run", "r" * 32)
+        assert {k for k in os.environ if k.startswith("DIGITS_BENCH")} - before == {runs.HANDOFF}
+        assert (runs.handed("run"), runs.handed("parent")) == ("r" * 32, "p" * 32)
+        runs.hand_on("run", None)
+        assert (runs.handed("run"), runs.handed("parent")) == (None, "p" * 32)
+    finally:
+        runs.hand_on("run", None)
+        runs.hand_on("parent", None)
+    assert runs.HANDOFF not in os.environ
+
+
+@pytest.mark.fit
 def test_crash_after_fit_leaves_the_run_failed(monkeypatch: pytest.MonkeyPatch, isolated_store: Path):
     def broken_report(*args, **kwargs):
         raise RuntimeError("report step crashed")
@@ -99,6 +135,7 @@ def test_crash_after_fit_leaves_the_run_failed(monkeypatch: pytest.MonkeyPatch, 
     assert "test/acc" in only.data.metrics  # it did get that far: fit and test were done, yet not FINISHED
 
 
+@pytest.mark.fit
 def test_resume_of_a_finished_run_is_refused_in_one_line(capsys: pytest.CaptureFixture, isolated_store: Path):
     finished = train(compose(*MINI))
     capsys.readouterr()
@@ -128,6 +165,7 @@ def test_predict_best_skips_a_finished_run_without_a_model(tmp_path: Path, isola
     assert best_run(client, "picks") == runs["with-model"]
 
 
+@pytest.mark.fit
 def test_diverging_run_is_failed_with_one_line(capsys: pytest.CaptureFixture, isolated_store: Path):
     assert run(compose(*TINY, "model=mlp_128_64", "optimizer.lr=1e6", "trainer.max_epochs=3")) == 1
     line = one_error_line(capsys.readouterr().err)
@@ -135,6 +173,7 @@ def test_diverging_run_is_failed_with_one_line(capsys: pytest.CaptureFixture, is
     assert [r.info.status for r in all_runs(isolated_store)] == ["FAILED"]
 
 
+@pytest.mark.fit
 def test_read_only_artifacts_folder_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
                                                 isolated_store: Path):
     # Tests may run as root, which ignores chmod: raise what a read-only artifacts/ folder raises.
@@ -148,6 +187,7 @@ def test_read_only_artifacts_folder_is_one_line(monkeypatch: pytest.MonkeyPatch,
     assert [r.info.status for r in all_runs(isolated_store)] == ["FAILED"]
 
 
+@pytest.mark.fit
 def test_full_store_disk_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, isolated_store: Path):
     def disk_full(self, *args, **kwargs):
         raise MlflowException("(sqlite3.OperationalError) database or disk is full")
@@ -158,6 +198,7 @@ def test_full_store_disk_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: py
     assert "database or disk is full" in line and "DIGITS_BENCH_STORE" in line and "start again" in line
 
 
+@pytest.mark.fit
 def test_full_checkpoint_disk_leaves_no_truncated_checkpoint_and_resume_works(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, isolated_store: Path):
     real_save, calls = torch.save, []
@@ -186,6 +227,7 @@ def test_full_checkpoint_disk_leaves_no_truncated_checkpoint_and_resume_works(
     assert client_for(isolated_store).get_run(resumed.run_id).info.status == "FINISHED"
 
 
+@pytest.mark.fit
 def test_unreachable_tracking_server_fails_fast_naming_mlflow_tracking_uri(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     with pytest.raises(TrackingError, match="cannot reach the MLflow server http://127.0.0.1:9") as caught:

@@ -13,6 +13,7 @@ from digits_bench.report.plots import pareto_front
 from .conftest import TINY, all_runs
 
 
+@pytest.mark.fit
 def test_report_matches_the_runs_it_read(tmp_path: Path, isolated_store: Path):
     run_compare(Recipe("tiny-linear", ["model=linear", *TINY]), seeds=[0, 1])
     run_compare(Recipe("tiny-mlp", ["model=mlp_128_64", "model.init=torch", *TINY]), seeds=[0])
@@ -35,6 +36,41 @@ def test_report_matches_the_runs_it_read(tmp_path: Path, isolated_store: Path):
     assert "tiny-linear" in (out / "leaderboard.md").read_text()
 
 
+def test_the_leaderboard_reads_the_time_to_accuracy_the_training_clock_writes(isolated_store: Path):
+    """One function names the metric for writer and reader: the clock logs the leaderboard's levels whatever
+    `time_to_val_acc` asks for, and the report's columns are exactly those seconds."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from digits_bench.report.runs import load_runs
+    from digits_bench.tracking.store import artifact_root, experiment_id, make_client
+    from digits_bench.training.callbacks.clock import TrainingClock
+
+    from .conftest import compose
+
+    epochs: list[dict[str, float]] = []
+    module = SimpleNamespace(device=torch.device("cpu"), warmup_seconds=0.0, log_dict=lambda metrics, **_: epochs.append(dict(metrics)))
+    clock = TrainingClock(thresholds=[0.5])  # a config that names neither of the leaderboard's levels
+    for val_acc in (0.4, 0.992, 0.997):
+        trainer = SimpleNamespace(callback_metrics={"val/acc": torch.tensor(val_acc)}, world_size=1, sanity_checking=False)
+        clock.on_train_epoch_start(trainer, module)
+        clock.on_train_epoch_end(trainer, module)
+    assert sorted(clock.reached) == [0.5, 0.99, 0.995] and clock.reached[0.5] == clock.reached[0.99] < clock.reached[0.995]
+
+    cfg = compose()
+    client = make_client(cfg)
+    run_id = client.create_run(experiment_id(client, cfg.tracking.experiment, artifact_root(cfg))).info.run_id
+    for step, metrics in enumerate(epochs):
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, value, step=step)
+    client.log_metric(run_id, "test/acc", 0.99)
+    client.set_terminated(run_id, "FINISHED")
+    frame, _ = load_runs(client, cfg.tracking.experiment)
+    row = frame.set_index("run_id").loc[run_id]
+    assert row["time_to_val_99_s"] == pytest.approx(clock.reached[0.99]) and row["time_to_val_995_s"] == pytest.approx(clock.reached[0.995])
+
+
 def test_report_without_runs_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     assert report_main(["--out", str(tmp_path / "r")]) == 2
     assert "no finished, test-scored runs" in capsys.readouterr().err
@@ -45,6 +81,7 @@ def test_pareto_front_keeps_only_undominated_recipes():
     assert pareto_front(board, "train_time_s")["recipe"].tolist() == ["a", "b", "d"]
 
 
+@pytest.mark.fit
 def test_report_keeps_runs_from_an_earlier_report_that_this_store_lacks(tmp_path: Path, isolated_store: Path):
     """results/ accumulates: rows committed from another machine survive a report built on this one."""
     run_compare(Recipe("tiny-linear", ["model=linear", *TINY]), seeds=[0])

@@ -20,8 +20,8 @@ from digits_bench import server
 from .conftest import ROOT
 from .test_sweep import TINY_BASE
 
-pytestmark = pytest.mark.skipif(not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")),
-                                reason="PostgreSQL not installed (make system-deps installs it)")
+pytestmark = [pytest.mark.fit, pytest.mark.skipif(not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")),
+                                                   reason="PostgreSQL not installed (make system-deps installs it)")]
 
 
 def free_port() -> int:

@@ -7,11 +7,13 @@ import subprocess
 import sys
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
+from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from digits_bench.compare import study_recipe
@@ -71,7 +73,12 @@ def test_bad_sweep_file_is_rejected(tmp_path: Path):
         load_sweep("does-not-exist")
 
 
-def test_tiny_sweep_prunes_and_records_parent_and_children(tmp_path: Path, isolated_store: Path):
+@pytest.mark.fit
+def test_tiny_sweep_prunes_and_records_parent_and_children(tmp_path: Path, isolated_store: Path, monkeypatch: pytest.MonkeyPatch):
+    closed: list[tuple[str, str]] = []  # every status written, in order: each run's must be written once
+    set_terminated = MlflowClient.set_terminated
+    monkeypatch.setattr(MlflowClient, "set_terminated",
+                        lambda self, run_id, status=None, *a, **k: closed.append((run_id, status)) or set_terminated(self, run_id, status, *a, **k))
     # trial 0 learns, trial 1 (lr 1e-6) cannot keep up with it and must be pruned after its first epoch
     spec = load_sweep(str(sweep_file(tmp_path, "tiny", enqueue=[{"optimizer.lr": 0.2}, {"optimizer.lr": 1e-6}])))
     study = run_sweep(spec, storage_url(tmp_path))
@@ -84,6 +91,8 @@ def test_tiny_sweep_prunes_and_records_parent_and_children(tmp_path: Path, isola
     assert len(runs) == 3 and all(r.data.tags["mlflow.parentRunId"] == top.info.run_id for r in runs)
     by_trial = {int(r.data.tags["sweep.trial"]): r for r in runs}
     assert by_trial[1].data.tags["sweep.state"] == "PRUNED" and by_trial[1].info.status == "KILLED"
+    assert set(Counter(run_id for run_id, _ in closed).values()) == {1} and len(closed) == 4  # 3 trials and the parent
+    assert [status for run_id, status in closed if run_id == by_trial[1].info.run_id] == ["KILLED"]  # never FAILED first
     assert by_trial[0].data.tags["sweep.state"] == "COMPLETE" and by_trial[0].info.status == "FINISHED"
     assert by_trial[0].data.params["optimizer.lr"] == "0.2"
     assert "test/acc" not in by_trial[0].data.metrics  # trials are chosen on validation only
@@ -95,6 +104,7 @@ def test_tiny_sweep_prunes_and_records_parent_and_children(tmp_path: Path, isola
     assert "model=mlp_128_64" in recipe.overrides and f"optimizer.lr={study.best_params['optimizer.lr']!r}" in recipe.overrides
 
 
+@pytest.mark.fit
 def test_nan_trial_is_recorded_failed_and_the_sweep_goes_on(tmp_path: Path, isolated_store: Path):
     spec = load_sweep(str(sweep_file(tmp_path, "nan", n_trials=2, pruner={"type": "none"},
                                      enqueue=[{"optimizer.lr": 1e6}, {"optimizer.lr": 0.1}],
@@ -113,6 +123,7 @@ def sweep_process(path: Path, url: str, *extra: str) -> subprocess.Popen:
                             cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+@pytest.mark.fit
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_sweep_resumes_and_loses_no_trial(how: signal.Signals, tmp_path: Path, isolated_store: Path):
     path = sweep_file(tmp_path, "resume", n_trials=3, pruner={"type": "none"},
@@ -150,16 +161,17 @@ def test_killed_sweep_resumes_and_loses_no_trial(how: signal.Signals, tmp_path: 
     assert parent(isolated_store, "resume").info.status == "FINISHED"
 
 
+@pytest.mark.fit
 def test_two_workers_on_sqlite_lose_nothing(tmp_path: Path, isolated_store: Path):
-    path = sweep_file(tmp_path, "pair", n_trials=6, pruner={"type": "none"})
+    path = sweep_file(tmp_path, "pair", n_trials=4, pruner={"type": "none"})
     url = storage_url(tmp_path)
     result = subprocess.run([sys.executable, "-m", "digits_bench.sweep", str(path), "--storage", url, "--workers", "2"],
                             cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     study = optuna.load_study(study_name="pair", storage=url)
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 6
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
     runs = children(isolated_store, "pair")
-    assert len(runs) == 6 and all(r.info.status == "FINISHED" for r in runs)
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
     assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {r.info.run_id for r in runs}
     assert parent(isolated_store, "pair").info.status == "FINISHED"
 
@@ -185,6 +197,7 @@ def sweep_main(capfd: pytest.CaptureFixture[str]):
         logging.getLogger(name).setLevel(level)
 
 
+@pytest.mark.fit
 def test_cli_overrides_reach_every_trial_with_one_progress_line_each(sweep_main, tmp_path: Path, isolated_store: Path):
     # a base without the quiet flags: the sweep itself must keep trials from printing bars and summaries
     loud_base = [o for o in TINY_BASE if "enable_" not in o]
@@ -214,6 +227,7 @@ def test_cli_overrides_reach_every_trial_with_one_progress_line_each(sweep_main,
     assert len(children(isolated_store, "cli")) == 2
 
 
+@pytest.mark.fit
 def test_all_failed_sweep_exits_nonzero_with_parent_failed(sweep_main, tmp_path: Path, isolated_store: Path):
     path = sweep_file(tmp_path, "doomed", n_trials=2, pruner={"type": "none"},
                       space={"optimizer.lr": {"type": "float", "low": 1e6, "high": 1e7, "log": True}})
@@ -224,6 +238,7 @@ def test_all_failed_sweep_exits_nonzero_with_parent_failed(sweep_main, tmp_path:
     assert parent(isolated_store, "doomed").info.status == "FAILED"
 
 
+@pytest.mark.fit
 @pytest.mark.parametrize(("body", "message"), [
     ("- optimizer.lr\n- model\n", "must be a mapping of name, base, space, n_trials, ... (got a list)"),
     ("name: x\nspace: {optimizer.lr: [1\n", "not valid YAML"),
@@ -243,6 +258,7 @@ def test_malformed_sweep_file_is_one_line(body: str, message: str, tmp_path: Pat
     assert len(lines) == 1 and lines[0].startswith("digits_bench: error: sweep") and message in lines[0], lines
 
 
+@pytest.mark.fit
 @pytest.mark.parametrize(("space", "overrides", "message"), [
     ({"optimizer.lrr": {"type": "float", "low": 1e-3, "high": 0.1}}, [],
      "space key 'optimizer.lrr' is not in the composed config; did you mean 'optimizer.lr'?"),

@@ -21,6 +21,9 @@ BAD = [
     (["schedule=steps", "schedule.boundaries=[6,1,11]"], "schedule.boundaries must be increasing"),
     (["schedule=cosine", "schedule.min_factor=1.5"], "schedule.min_factor must be between 0 and 1"),
     (["schedule=onecycle", "schedule.pct_start=0"], "schedule.pct_start must be > 0 and < 1"),
+    (["optimizer.lr=0"], "optimizer.lr must be > 0"),
+    (["optimizer.lr=-0.1"], "optimizer.lr must be > 0"),
+    (["optimizer.lr=fast"], "optimizer.lr must be a number"),
     (["optimizer.lr=nan"], "optimizer.lr must be a finite number (got nan)"),
     (["optimizer.lr=inf"], "optimizer.lr must be a finite number (got inf)"),
     (["optimizer.lr=-inf"], "optimizer.lr must be a finite number"),
@@ -29,10 +32,15 @@ BAD = [
     (["optimizer=adam", "optimizer.eps=0"], "optimizer.eps must be > 0"),
     (["optimizer=momentum", "optimizer.nesterov=maybe"], "optimizer.nesterov must be true or false"),
     (["trainer.accelerator=tpu"], "trainer.accelerator=tpu but no TPU is available here"),
+    (["trainer.accelerator=abacus"], "trainer.accelerator must be one of"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs must be >= 1"),
     (["trainer.precision=bogus"], "trainer.precision must be one of transformer-engine, transformer-engine-float16, 16-true, 16-mixed"),
     (["trainer.devices=0"], "trainer.devices must be a count >= 1"),
     (["trainer.num_nodes=0"], "trainer.num_nodes must be >= 1"),
+    (["data.batch_size=0"], "data.batch_size must be >= 1"),
     (["data.eval_batch_size=0"], "data.eval_batch_size must be >= 1 (got 0)"),
+    (["data.val_size=0"], "data.val_size must be between 1 and 59999"),
+    (["data.val_size=60000"], "data.val_size must be between 1 and 59999"),
     (["data.chunk_batches=0"], "data.chunk_batches must be >= 1"),
     (["data.std=0"], "data.std must be > 0"),
     (["data.subset=59000"], "data.subset must be between 1 and 55000"),
@@ -92,9 +100,10 @@ def test_trainer_combination_lightning_refuses_is_one_line_before_a_run(isolated
     assert all_runs(isolated_store) == []
 
 
-@pytest.mark.parametrize("overrides", [["schedule=steps", "schedule.factors=[-0.1,1.0,0.1,0.01]"], ["trainer.precision=bogus"],
-                                       ["model.dropout=abc"], ["trainer.accelerator=tpu"]])
+@pytest.mark.fit
+@pytest.mark.parametrize("overrides", [["schedule=steps", "schedule.factors=[-0.1,1.0,0.1,0.01]"], ["trainer.accelerator=tpu"]])
 def test_cli_bad_value_is_one_line_exit_2_no_run(overrides: list[str], isolated_store: Path):
+    """The CLI's path for every rule above (each rule's message is checked in-process, in seconds)."""
     result = run_cli(overrides, timeout=120)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from digits_bench.cli.entry import command
 from digits_bench.config import compose_config, validate
-from digits_bench.errors import ConfigError
+from digits_bench.errors import RunFailed
 from digits_bench.tracking import device_name, git_commit
 from digits_bench.bench.one import TUTORIAL_GPU_IMAGES
 
@@ -33,7 +34,8 @@ def measure(model: str, pipeline: str, subset: int | None, epochs: int, override
     env = os.environ | {"DIGITS_BENCH_STORE": store}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
-        raise RuntimeError(f"{model}/{pipeline} failed:\n{done.stderr[-2000:]}")
+        sys.stderr.write(done.stderr[-2000:])
+        raise RunFailed(f"{model}/{pipeline} failed (exit {done.returncode}); its output is above")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -50,7 +52,8 @@ def ratios(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def main(argv: list[str]) -> int:
+@command
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m digits_bench.bench", description=__doc__)
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--pipelines", nargs="+", default=list(ORDER), choices=ORDER, help="a subset, for a quick look")
@@ -59,12 +62,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", default="results")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for all pipelines, e.g. trainer=gpu")
     args = parser.parse_intermixed_args(argv)
-    try:  # a bad model or override fails here, in one line, before minutes of measuring
-        for model in args.models:
-            validate(compose_config([f"model={model}", *args.overrides]))
-    except ConfigError as err:
-        print(f"digits_bench: error: {err}", file=sys.stderr)
-        return 2
+    for model in args.models:  # a bad model or override fails here, in one line, before minutes of measuring
+        validate(compose_config([f"model={model}", *args.overrides]))
     subset = args.subset or (None if torch.cuda.is_available() else 20_000)
     rows = []
     with tempfile.TemporaryDirectory() as store:
@@ -99,7 +98,6 @@ def main(argv: list[str]) -> int:
     )
     (out / "bench.md").write_text(text)
     print(summary.to_string())
-    return 0
 
 
 if __name__ == "__main__":

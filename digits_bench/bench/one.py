@@ -10,12 +10,14 @@ import sys
 import torch
 
 from digits_bench.bench.pipelines import PIPELINES, bench_config
+from digits_bench.cli.entry import command
 
 # On a GPU the tutorial pipeline is ~10x slower than the rest: it times this many images, 2 epochs, and
 # its epoch time is scaled to the full epoch, so the whole bench ends in minutes.
 TUTORIAL_GPU_IMAGES = 10_000
 
 
+@command
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
@@ -40,4 +42,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -171,9 +171,10 @@ def harness(cfg: DictConfig, epochs: int) -> list[float]:
 
     result = train(cfg)
     assert result is not None
-    from digits_bench import tracking
+    from digits_bench.names import Metric
+    from digits_bench.tracking.store import make_client
 
-    history = tracking.make_client(cfg).get_metric_history(result.run_id, "time/epoch_s")
+    history = make_client(cfg).get_metric_history(result.run_id, Metric.EPOCH_S)
     return [m.value for m in sorted(history, key=lambda m: m.step)]
 
 

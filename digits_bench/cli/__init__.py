@@ -2,7 +2,8 @@
 
 Bare overrides (or `train OVERRIDES`) train through Hydra, with Hydra's help and tab completion
 (`eval "$(digits-bench -sc install=bash)"`); every other verb runs its module's main, exactly
-as `python -m digits_bench.<module>` does.
+as `python -m digits_bench.<module>` does. Each main goes through `cli.entry.command`: one console
+set-up, and every error one line with its exit code.
 """
 from __future__ import annotations
 
@@ -62,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int | None:
         print(usage())
         return 0
     if verb != "train":
-        entry: Callable[..., int | None] = importlib.import_module(VERBS[verb][0]).main
-        return entry() if verb == "models" else entry(args[1:])
+        verb_main: Callable[[list[str]], int] = importlib.import_module(VERBS[verb][0]).main
+        return verb_main(args[1:])
     if "-sc" in args and _complete(args):
         return 0
     if args and args[0] == "train":

@@ -1,4 +1,8 @@
-"""What a run prints: every log line once, no third-party tips, and where to find the run.
+"""The one console set-up, called by every command as it starts (`digits_bench.cli.entry`), never on import.
+
+Our own messages at INFO and everyone else's at WARNING, as bare text; Lightning's through one path,
+without its tips and repeats; the warnings that are by design silenced; a verb's own quiet loggers.
+Import-light on purpose: a command's `--help` and bad arguments answer in a second.
 
 Lightning gives its loggers their own stderr handlers (`lightning` with an `INFO:` prefix) and,
 when the root logger already has a handler at import time (Hydra's), also lets them propagate
@@ -6,18 +10,23 @@ there: every message appears twice. `route_lightning_logs()` leaves exactly one 
 """
 from __future__ import annotations
 
+import importlib
 import logging
+import os
 import sys
-from pathlib import Path
-from typing import Any
+import warnings
+from typing import Mapping
 
-import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback
-from omegaconf import DictConfig
-
-from digits_bench import tracking
-
-log = logging.getLogger("digits_bench")
+# Each by design: preprocessing lives in the LightningModule; the test-only Trainer restores weights without
+# the callbacks that wrote the checkpoint; we log per epoch; Lightning's own use of a deprecated torch API;
+# Optuna's heartbeats and plots are "experimental" (ExperimentalWarning), and we rely on them knowingly.
+IGNORED_WARNINGS = (
+    ".*overridden `on_after_batch_transfer`",
+    ".*callbacks used to create the checkpoint need to be provided",
+    ".*smaller than the logging interval",
+    ".*isinstance\\(treespec, LeafSpec\\)` is deprecated",
+    ".*(is experimental \\(supported from v|is an experimental feature)",
+)
 LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
 # where Lightning's rank_zero_info() records are created (whichever module imported last sets it; mlflow.pytorch
 # imports the standalone `pytorch_lightning` package when it is installed, as lightning 2.6 installs it)
@@ -25,6 +34,28 @@ RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.
                      "pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
                      "lightning_utilities.core.rank_zero")
 OWN_HANDLER = "digits_bench.cli.console"
+
+
+def setup_console(quiet: Mapping[str, int] | None = None) -> None:
+    """Set up logging, warnings and Lightning's output for a command; idempotent.
+
+    `quiet` maps logger names to a higher level for this command (a sweep's per-trial chatter). Lightning,
+    Optuna and MLflow set their own logger's level when first imported, so the package of each name is
+    imported first: the level set here is the one that stays.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # under Hydra, its job_logging already did
+    logging.getLogger("digits_bench").setLevel(logging.INFO)
+    # MLflow's own handler would print "Creating initial MLflow database tables..." on a new store: it reads
+    # this when imported (here, and in the processes a command starts), or it was imported already (a test)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    if "mlflow" in sys.modules:
+        logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
+    for pattern in IGNORED_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    for name, level in (quiet or {}).items():
+        importlib.import_module(name.partition(".")[0])
+        logging.getLogger(name).setLevel(level)
+    route_lightning_logs()
 
 
 class LightningNoise(logging.Filter):
@@ -50,9 +81,9 @@ class LightningNoise(logging.Filter):
 def route_lightning_logs() -> None:
     """One handler for Lightning's messages, plain text, tips and repeats dropped; idempotent.
 
-    With a configured root logger (the Hydra CLI) Lightning's messages propagate to it and
-    nowhere else; without one (sweep, compare, bench) the `lightning` logger keeps one plain
-    stderr handler of ours, as Lightning would print them.
+    With a configured root logger (every command, through setup_console) Lightning's messages
+    propagate to it and nowhere else; without one (a library caller) the `lightning` logger
+    keeps one plain stderr handler of ours, as Lightning would print them.
     """
     for name in RANK_ZERO_LOGGERS:
         logger = logging.getLogger(name)
@@ -75,51 +106,3 @@ def route_lightning_logs() -> None:
             handler.setFormatter(logging.Formatter("%(message)s"))
             top.addHandler(handler)
         top.propagate = False
-
-
-def _in_project_root() -> bool:
-    return Path.cwd().resolve() == tracking.PROJECT_ROOT and (tracking.PROJECT_ROOT / "Makefile").is_file()
-
-
-def ui_command(cfg: DictConfig) -> str:
-    """The command that shows this store in the MLflow UI, exactly as a user can paste it."""
-    uri = tracking.tracking_uri(cfg)
-    if not uri.startswith("sqlite:///"):
-        return f"open {uri}" if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri}"
-    store = Path(cfg.tracking.store_dir).expanduser().resolve()
-    if _in_project_root():  # `make ui` reads the store from DIGITS_BENCH_STORE only if the shell exported it
-        return "make ui" if store == tracking.PROJECT_ROOT / "mlruns" else f"make ui STORE={store}"
-    return f"mlflow ui --backend-store-uri {uri}"
-
-
-def run_url(cfg: DictConfig, experiment_id: str, run_id: str) -> str:
-    """The run's page: on the server, or on `make ui`'s default address."""
-    uri = tracking.tracking_uri(cfg)
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
-
-
-def run_started(cfg: DictConfig, experiment_id: str, run_id: str, checkpoint_dir: Path) -> str:
-    """Printed before the first epoch: the id to resume or look up, and where to look."""
-    return (f"run {run_id} {'resumed' if cfg.get('resume') else 'started'}  (experiment {cfg.tracking.experiment}, store {tracking.tracking_uri(cfg)})\n"
-            f"  watch it: {ui_command(cfg)}  ->  {run_url(cfg, experiment_id, run_id)}\n"
-            f"  checkpoints: {checkpoint_dir}")
-
-
-class ResumeHint(Callback):
-    """On Ctrl-C / SIGTERM during fit, say how to continue the run (Lightning then exits)."""
-
-    def __init__(self, run_id: str, checkpoint_dir: Path) -> None:
-        self.run_id, self.checkpoint_dir = run_id, checkpoint_dir
-
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, KeyboardInterrupt) or trainer.global_rank != 0:
-            return
-        if (self.checkpoint_dir / "last.ckpt").is_file():
-            log.info("interrupted: run %s is KILLED; continue it from its last finished epoch with "
-                     "`python -m digits_bench resume=%s`", self.run_id, self.run_id)
-        else:
-            log.info("interrupted before the first epoch finished: run %s has no checkpoint to resume; start it again", self.run_id)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}

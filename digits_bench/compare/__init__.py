@@ -7,10 +7,11 @@ and the trial's parameters. Runs are tagged `compare.recipe` so `make report` ca
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 
-from digits_bench.errors import ConfigError, DataError
+from digits_bench.cli.entry import command
+from digits_bench.errors import ConfigError
+from digits_bench.names import Metric, Tag
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,15 @@ def run_compare(recipe: Recipe, seeds: list[int]) -> list[str]:
     run_ids = []
     for seed in seeds:
         cfg = compose_config([*recipe.overrides, f"seed={seed}", "evaluate_test=true"])
-        result = train(cfg, tags={"compare.recipe": recipe.name, "compare.seed": str(seed)})
+        result = train(cfg, tags={Tag.COMPARE_RECIPE: recipe.name, Tag.COMPARE_SEED: str(seed)})
         assert result is not None
-        print(f"{recipe.name} seed {seed}: test/acc={result.metrics.get('test/acc', float('nan')):.4f}  run {result.run_id}")
+        print(f"{recipe.name} seed {seed}: {Metric.TEST_ACC}={result.metrics.get(Metric.TEST_ACC, float('nan')):.4f}  run {result.run_id}")
         run_ids.append(result.run_id)
     return run_ids
 
 
-def main(argv: list[str]) -> int:
+@command
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m digits_bench.compare", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=seed004_vgg_bn")
     parser.add_argument("--study", help="re-train the best trial of this Optuna study instead")
@@ -63,21 +65,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
     parser.add_argument("--first-seed", type=int, default=0)
     args = parser.parse_intermixed_args(argv)
-    try:
-        if args.seeds < 1:
-            raise ConfigError(f"--seeds must be >= 1 (got {args.seeds})")
-        if args.study:
-            recipe = study_recipe(args.study, args.storage)
-            recipe = Recipe(recipe.name, [*recipe.overrides, *args.overrides])
-        else:
-            from digits_bench.config import compose_config
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1 (got {args.seeds})")
+    if args.study:
+        recipe = study_recipe(args.study, args.storage)
+        recipe = Recipe(recipe.name, [*recipe.overrides, *args.overrides])
+    else:
+        from digits_bench.config import compose_config
 
-            cfg = compose_config(args.overrides)
-            name = cfg.recipe.name if cfg.recipe.name != "custom" else " ".join(args.overrides) or "default"
-            recipe = Recipe(name, list(args.overrides))
-        run_compare(recipe, list(range(args.first_seed, args.first_seed + args.seeds)))
-    except (ConfigError, DataError) as err:
-        print(f"digits_bench: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        cfg = compose_config(args.overrides)
+        name = cfg.recipe.name if cfg.recipe.name != "custom" else " ".join(args.overrides) or "default"
+        recipe = Recipe(name, list(args.overrides))
+    run_compare(recipe, list(range(args.first_seed, args.first_seed + args.seeds)))
 

@@ -5,20 +5,16 @@ import sys
 
 from hydra.utils import instantiate
 
+from digits_bench.cli.entry import command
 from digits_bench.config import compose_config
-from digits_bench.data.sources import DataError
 
 
-def main(argv: list[str]) -> int:
+@command
+def main(argv: list[str]) -> None:
     cfg = compose_config(argv)
     datamodule = instantiate(cfg.data)
-    try:
-        datamodule.prepare_data()
-    except DataError as err:
-        print(f"digits_bench: error: {err}", file=sys.stderr)
-        return 2
+    datamodule.prepare_data()  # a missing or corrupt file: DataError, one line and exit 2
     print(f"{datamodule.spec.name}: IDX files verified in {datamodule.spec.raw_dir}")
-    return 0
 
 
 if __name__ == "__main__":

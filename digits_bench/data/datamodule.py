@@ -9,13 +9,15 @@ import torch
 
 from digits_bench.data.device_batches import DeviceBatches
 from digits_bench.data.idx import parse_idx
-from digits_bench.data.sources import DatasetSpec, ensure_files, read_verified
+from digits_bench.data.sources import DatasetSpec, ensure_files, read_unverified, read_verified
 
 
-def load_split(spec: DatasetSpec, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(uint8 images N×28×28, int64 labels N) of 'train' or 'test', md5-verified."""
-    images = parse_idx(read_verified(spec, f"{split}_images"), f"{spec.name} {split} images")
-    labels = parse_idx(read_verified(spec, f"{split}_labels"), f"{spec.name} {split} labels")
+def load_split(spec: DatasetSpec, split: str, verified: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 images N×28×28, int64 labels N) of 'train' or 'test', md5-verified unless `verified` says
+    ensure_files already did it in this run."""
+    read = read_unverified if verified else read_verified
+    images = parse_idx(read(spec, f"{split}_images"), f"{spec.name} {split} images")
+    labels = parse_idx(read(spec, f"{split}_labels"), f"{spec.name} {split} labels")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
@@ -60,17 +62,17 @@ class DigitsDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         if not self._prepared:  # Lightning calls this again for fit and for test: verify the md5s once
             ensure_files(self.spec)
-            self._prepared = True
+            self._prepared = True  # setup() then reads the files without hashing them again
 
     def setup(self, stage: str | None = None) -> None:
         if self.tensors:
             return
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-        images, labels = load_split(self.spec, "train")
+        images, labels = load_split(self.spec, "train", verified=self._prepared)
         train_idx, val_idx = holdout_split(len(labels), self.val_size, self.split_seed)
         if self.subset is not None:
             train_idx = train_idx[: self.subset]
-        test_x, test_y = load_split(self.spec, "test")
+        test_x, test_y = load_split(self.spec, "test", verified=self._prepared)
         if self.test_subset is not None:
             test_x, test_y = test_x[: self.test_subset], test_y[: self.test_subset]
         splits = {"train": (images[train_idx], labels[train_idx]), "val": (images[val_idx], labels[val_idx]), "test": (test_x, test_y)}
@@ -91,10 +93,6 @@ class DigitsDataModule(pl.LightningDataModule):
             # DDP syncs gradients once per forward of the wrapped module: one batch per training step there
             chunk=self.chunk_batches if train and (trainer is None or trainer.world_size == 1) else 1,
         )
-
-    def train_steps_per_epoch(self) -> int:
-        """Optimizer steps per epoch (on this rank), what step-wise schedules are sized by."""
-        return self._batches("train", train=True).batches
 
     def train_dataloader(self) -> DeviceBatches:
         return self._batches("train", train=True)

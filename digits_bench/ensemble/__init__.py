@@ -9,14 +9,15 @@ which `make report` lists beside the single runs.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from digits_bench.errors import ConfigError, DataError
+from digits_bench.cli.entry import command
+from digits_bench.errors import ConfigError
+from digits_bench.names import Metric, Param, Tag
 
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (dx, dy) in pixels
 SPLIT_KEYS = ("data.dataset.name", "data.val_size", "data.split_seed")  # members must share one validation split
@@ -69,12 +70,12 @@ def recipe_runs(client, experiment: str, recipe: str) -> list[str]:
     runs = [] if found is None else client.search_runs(
         [found.experiment_id], filter_string="attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"], max_results=10_000)
     runs = [r for r in runs
-            if recipe_of(r.data.tags) == recipe and "ensemble.members" not in r.data.tags and "test/acc" in r.data.metrics]
+            if recipe_of(r.data.tags) == recipe and Tag.ENSEMBLE_MEMBERS not in r.data.tags and Metric.TEST_ACC in r.data.metrics]
     if not runs:
         return []
 
     def configuration(run) -> tuple[str | None, str]:
-        return run.data.tags.get("config.fingerprint"), device_kind(run.data.tags.get("device", ""))
+        return run.data.tags.get(Tag.FINGERPRINT), device_kind(run.data.tags.get(Tag.DEVICE, ""))
 
     latest = configuration(runs[-1])
     return [r.info.run_id for r in runs if configuration(r) == latest]
@@ -88,7 +89,7 @@ def load_members(client, run_ids: list[str], device: torch.device) -> list[Membe
         loaded = from_run(client, run_id)
         run = client.get_run(run_id)
         members.append(Member(run_id, loaded.module.to(device).eval(), loaded.cfg,
-                              run.data.metrics.get("time/train_s", float("nan")), int(run.data.params.get("n_params", 0))))
+                              run.data.metrics.get(Metric.TRAIN_S, float("nan")), int(run.data.params.get(Param.N_PARAMS, 0))))
     splits = {tuple(OmegaConf.select(m.cfg, k) for k in SPLIT_KEYS) for m in members}
     if len(splits) > 1:
         raise ConfigError(f"the runs were validated on different splits {sorted(splits)}; ensemble runs of one recipe only")
@@ -113,14 +114,15 @@ def evaluate(members: list[Member], val: tuple[torch.Tensor, torch.Tensor], test
 
 
 def run_ensemble(recipe: str, experiment: str | None = None, min_members: int = 2) -> dict:
-    from digits_bench import tracking
     from digits_bench.config import compose_config
     from digits_bench.data import DigitsDataModule
+    from digits_bench.tracking import runs
+    from digits_bench.tracking.store import environment_tags, make_client
     from hydra.utils import instantiate
 
     base = compose_config([])
     experiment = experiment or base.tracking.experiment
-    client = tracking.make_client(base)
+    client = make_client(base)
     run_ids = recipe_runs(client, experiment, recipe)
     if len(run_ids) < min_members:
         raise ConfigError(f"recipe {recipe!r} has {len(run_ids)} finished run(s) in experiment {experiment!r}; "
@@ -133,43 +135,36 @@ def run_ensemble(recipe: str, experiment: str | None = None, min_members: int = 
     result = evaluate(members, data.tensors["val"], data.tensors["test"])
 
     first = client.get_run(members[0].run_id)
-    cfg = OmegaConf.merge(members[0].cfg, {"tracking": {"experiment": experiment, "run_name": f"{recipe}+ensemble"}, "resume": None})
-    tags = tracking.environment_tags(device.type) | {k: v for k, v in first.data.tags.items() if k.startswith("choice.")}
-    tags |= {"compare.recipe": f"{recipe}+ensemble", "mlflow.runName": f"{recipe}+ensemble",
-             "ensemble.members": " ".join(result["members"]), "ensemble.chosen": result["chosen"]}
-    with tracking.mlflow_run(cfg, tags) as (client, run_id):
-        params = {"model.name": f"{members[0].cfg.model.name}×{len(result['members'])}", "ensemble.tta": result["tta"],
-                  "trainer.max_epochs": members[0].cfg.trainer.max_epochs, "data.batch_size": members[0].cfg.data.batch_size,
-                  "seed": -1, "n_params": sum(m.n_params for m in members if m.run_id in result["members"]),
-                  "recipe.claimed_test_acc": OmegaConf.select(members[0].cfg, "recipe.ensemble_claimed_test_acc"),
-                  "recipe.claim_kind": "target",
-                  "recipe.tutorial": f"{recipe}: the validation-chosen of best single run / ensemble / ensemble+shift TTA "
-                                     f"over {len(members)} runs"}
+    tags = environment_tags(device.type) | {k: v for k, v in first.data.tags.items() if k.startswith(Tag.CHOICE_PREFIX)}
+    tags |= {Tag.COMPARE_RECIPE: f"{recipe}+ensemble", Tag.RUN_NAME: f"{recipe}+ensemble",
+             Tag.ENSEMBLE_MEMBERS: " ".join(result["members"]), Tag.ENSEMBLE_CHOSEN: result["chosen"]}
+    with runs.single(base, tags, experiment=experiment) as (client, run_id):
+        params = {Param.MODEL: f"{members[0].cfg.model.name}×{len(result['members'])}", "ensemble.tta": result["tta"],
+                  Param.EPOCHS: members[0].cfg.trainer.max_epochs, Param.BATCH_SIZE: members[0].cfg.data.batch_size,
+                  Param.SEED: -1, Param.N_PARAMS: sum(m.n_params for m in members if m.run_id in result["members"]),
+                  Param.CLAIMED_TEST_ACC: OmegaConf.select(members[0].cfg, "recipe.ensemble_claimed_test_acc"),
+                  Param.CLAIM_KIND: "target",
+                  Param.TUTORIAL: f"{recipe}: the validation-chosen of best single run / ensemble / ensemble+shift TTA "
+                                  f"over {len(members)} runs"}
         for key, value in params.items():
             client.log_param(run_id, key, value)
-        for name, acc in result["val_acc"].items():
-            client.log_metric(run_id, f"val/acc_{name}", acc)
-        client.log_metric(run_id, "val/acc", result["val_acc"][result["chosen"]])
-        client.log_metric(run_id, "test/acc", result["test_acc"])
-        client.log_metric(run_id, "time/train_s", sum(m.train_s for m in members if m.run_id in result["members"]))
+        for name, value in result["val_acc"].items():
+            client.log_metric(run_id, f"{Metric.VAL_ACC}_{name}", value)
+        client.log_metric(run_id, Metric.VAL_ACC, result["val_acc"][result["chosen"]])
+        client.log_metric(run_id, Metric.TEST_ACC, result["test_acc"])
+        client.log_metric(run_id, Metric.TRAIN_S, sum(m.train_s for m in members if m.run_id in result["members"]))
         result["run_id"] = run_id
     return result
 
 
-def main(argv: list[str]) -> int:
+@command
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m digits_bench.ensemble", description=__doc__.splitlines()[0])
     parser.add_argument("recipe", help="the recipe whose runs to combine, e.g. best (train them with compare first)")
     parser.add_argument("--experiment", default=None, help="MLflow experiment holding the runs (default: the configured one)")
     args = parser.parse_args(argv)
-    from digits_bench.errors import ModelLoadError
-
-    try:
-        result = run_ensemble(args.recipe, args.experiment)
-    except (ConfigError, DataError, ModelLoadError) as err:
-        print(f"digits_bench: error: {err}", file=sys.stderr)
-        return 2
+    result = run_ensemble(args.recipe, args.experiment)
     vals = "  ".join(f"{k}={100 * v:.2f}%" for k, v in result["val_acc"].items())
     print(f"validation: {vals}\nchosen on validation: {result['chosen']} ({len(result['members'])} model(s), "
           f"tta={result['tta']})  test/acc={100 * result['test_acc']:.2f}%  run {result['run_id']}")
-    return 0
 

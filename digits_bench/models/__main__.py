@@ -1,13 +1,19 @@
 """`python -m digits_bench.models`: the registered models with their trainable parameter counts."""
 from __future__ import annotations
 
+import argparse
+import sys
+
 from rich.console import Console
 from rich.table import Table
 
+from digits_bench.cli.entry import command
 from digits_bench.models import count_parameters, create_model, list_models, model_entry
 
 
-def main() -> None:
+@command
+def main(argv: list[str]) -> None:
+    argparse.ArgumentParser(prog="python -m digits_bench.models", description=__doc__.split(": ", 1)[1]).parse_args(argv)
     table = Table(title="digits_bench models")
     for column in ("name", "params", "seed", "architecture"):
         table.add_column(column, justify="right" if column == "params" else "left")
@@ -18,4 +24,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

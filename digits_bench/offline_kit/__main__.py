@@ -3,4 +3,4 @@ import sys
 
 from digits_bench.offline_kit import main
 
-sys.exit(main())
+sys.exit(main(sys.argv[1:]))

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from digits_bench.errors import ImageError, ModelLoadError
+from digits_bench.cli.entry import command, error_line
+from digits_bench.errors import ConfigError, ImageError
 
 if TYPE_CHECKING:
     from digits_bench.predict.loading import LoadedModel
@@ -79,19 +80,16 @@ def _unique_stem(path: Path, used: set[str]) -> str:
     return stem
 
 
+# An existing SQLite store needs no migration notes on stderr; errors are ours to report.
+@command(quiet={"mlflow": logging.ERROR, "alembic": logging.ERROR})
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.save is not None:
             args.save.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        print(f"digits_bench: error: cannot create --save folder {args.save} ({err.strerror})", file=sys.stderr)
-        return 2
-    try:
-        model = load_model(args)
-    except ModelLoadError as err:
-        print(f"digits_bench: error: {err}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"cannot create --save folder {args.save} ({err.strerror})") from None
+    model = load_model(args)
     from digits_bench.predict.reader import read_image
     from digits_bench.predict.render import save_reading
 
@@ -103,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             reading = read_image(model.module, path)
         except ImageError as err:
-            print(f"digits_bench: error: {path}: {err}", file=sys.stderr)
+            error_line(f"{path}: {err}")
             results.append({"file": str(path), "error": str(err)})
             failed += 1
             continue
@@ -113,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 results[-1]["saved"] = [str(p) for p in save_reading(reading, args.save, _unique_stem(path, stems))]
             except OSError as err:  # read, but not saved (a full disk): still a failure to report
-                print(f"digits_bench: error: {path}: cannot save to {args.save} ({err.strerror or err})", file=sys.stderr)
+                error_line(f"{path}: cannot save to {args.save} ({err.strerror or err})")
                 failed += 1
     if args.json:
         source = {"model": model.cfg.model.name, "source": model.source, "run_id": model.run_id, "checkpoint": model.checkpoint}
@@ -125,8 +123,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # `... | head`: the reader left; say nothing more
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+    sys.exit(main(sys.argv[1:]))

@@ -6,7 +6,6 @@ its config from beside it, from `--config`, or from the run its folder is named 
 """
 from __future__ import annotations
 
-import logging
 import os
 import re
 import tempfile
@@ -20,18 +19,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from digits_bench.config import compose_config
 from digits_bench.errors import ModelLoadError
+from digits_bench.names import Metric
 
 if TYPE_CHECKING:
     from digits_bench.tracking.model import DigitsNet
     from digits_bench.training.module import DigitsClassifier
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-RANK_METRIC = "val/acc"  # models are chosen on validation, never on the test set
+RANK_METRIC = Metric.VAL_ACC  # models are chosen on validation, never on the test set
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-
-# An existing SQLite store needs no migration notes on stderr; errors are ours to report.
-for _name in ("mlflow", "alembic"):
-    logging.getLogger(_name).setLevel(logging.ERROR)
 
 
 @dataclass

@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 import platform
 import sys
-import warnings
 from pathlib import Path
 
 import optuna
@@ -14,12 +13,12 @@ import pandas as pd
 import torch
 
 from digits_bench import tracking
+from digits_bench.cli.entry import command
 from digits_bench.config import compose_config
+from digits_bench.errors import ConfigError
 from digits_bench.report.plots import accuracy_vs_params, accuracy_vs_time, study_plots, validation_curves
 from digits_bench.report.runs import load_runs, with_archive
 from digits_bench.report.table import leaderboard, markdown, recipe_notes
-
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def _study_line(name: str, frame: pd.DataFrame, plots: list[Path]) -> str:
@@ -63,7 +62,8 @@ def _row_labels(board: pd.DataFrame) -> dict[str, str]:
     return {run: recipe for recipe, runs in zip(board["recipe"], board["run_ids"]) for run in runs.split()}
 
 
-def main(argv: list[str]) -> int:
+@command(quiet={"optuna": logging.WARNING})
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m digits_bench.report", description=__doc__)
     parser.add_argument("--out", default="results", help="output folder (default results/)")
     parser.add_argument("--storage", default=None, help="Optuna storage with the studies to plot (default: local SQLite)")
@@ -72,7 +72,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--all", action="store_true",
                         help="also show rows of runs on a data subset or cut short (fewer epochs than their preset)")
     args = parser.parse_args(argv)
-    logging.getLogger("optuna").setLevel(logging.WARNING)
     cfg = compose_config([])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,16 +81,13 @@ def main(argv: list[str]) -> int:
     if not args.no_archive:
         try:
             runs, curves, carried = with_archive(runs, curves, out / "runs.csv")
-        except ValueError as err:
-            print(f"digits_bench: error: {err}", file=sys.stderr)
-            return 2
+        except ValueError as err:  # an unreadable or foreign runs.csv
+            raise ConfigError(str(err)) from None
     if runs.empty:
-        print(f"digits_bench: error: no finished, test-scored runs in {tracking.tracking_uri(cfg)}; run `make train` or compare first", file=sys.stderr)
-        return 2
+        raise ConfigError(f"no finished, test-scored runs in {tracking.tracking_uri(cfg)}; run `make train` or compare first")
     board = leaderboard(runs, include_partial=args.all)
     if board.empty:
-        print("digits_bench: error: every run is on a data subset or cut short; `--all` shows them", file=sys.stderr)
-        return 2
+        raise ConfigError("every run is on a data subset or cut short; `--all` shows them")
     board.to_csv(out / "leaderboard.csv", index=False)
     runs.sort_values(["recipe", "seed"]).to_csv(out / "runs.csv", index=False)
     accuracy_vs_params(board, out / "accuracy_vs_params.png")
@@ -124,7 +120,6 @@ def main(argv: list[str]) -> int:
     (out / "leaderboard.md").write_text(header + body)
     print(markdown(board))
     print(f"\nwrote {out}/leaderboard.md, leaderboard.csv, runs.csv and plots")
-    return 0
 
 
 if __name__ == "__main__":

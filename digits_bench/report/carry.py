@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from digits_bench.cli.entry import command
 from digits_bench.config import compose_config, group_choices
 from digits_bench.errors import ConfigError
 from digits_bench.config.fingerprint import composed, deviation, device_kind, fingerprint, is_partial, model_default, preset, training_keys
@@ -50,7 +51,8 @@ def identified(rows: pd.DataFrame, overrides: list[str]) -> pd.DataFrame:
     return out
 
 
-def main(argv: list[str]) -> int:
+@command
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m digits_bench.report.carry", description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path, help="a runs.csv written by `python -m digits_bench.report` on another machine")
     parser.add_argument("overrides", nargs="*", help="the Hydra overrides those runs were made with (none: rows without a "
@@ -58,19 +60,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=Path("results"), help="the results folder whose runs.csv gets the rows")
     parser.add_argument("--recipe", help="only the rows of this recipe (a runs.csv often mixes several commands)")
     args = parser.parse_intermixed_args(argv)
-    try:
-        if not args.source.is_file():
-            raise ConfigError(f"no file {args.source}")
-        rows = pd.read_csv(args.source, dtype=dict.fromkeys(TEXT_COLUMNS, str)).reindex(columns=RUN_COLUMNS)
-        if args.recipe:
-            rows = rows[rows["recipe"] == args.recipe]
-        if rows.empty:
-            raise ConfigError(f"{args.source} has no rows{f' of recipe {args.recipe!r}' if args.recipe else ''}")
-        if args.overrides:  # else carried as recorded: fingerprinted from their columns by the next report
-            rows = identified(rows, args.overrides)
-    except ConfigError as err:
-        print(f"digits_bench: error: {err}", file=sys.stderr)
-        return 2
+    if not args.source.is_file():
+        raise ConfigError(f"no file {args.source}")
+    rows = pd.read_csv(args.source, dtype=dict.fromkeys(TEXT_COLUMNS, str)).reindex(columns=RUN_COLUMNS)
+    if args.recipe:
+        rows = rows[rows["recipe"] == args.recipe]
+    if rows.empty:
+        raise ConfigError(f"{args.source} has no rows{f' of recipe {args.recipe!r}' if args.recipe else ''}")
+    if args.overrides:  # else carried as recorded: fingerprinted from their columns by the next report
+        rows = identified(rows, args.overrides)
     target = args.out / "runs.csv"
     existing = pd.read_csv(target, dtype=dict.fromkeys(TEXT_COLUMNS, str)).reindex(columns=RUN_COLUMNS) if target.is_file() else None
     if existing is not None:
@@ -79,7 +77,6 @@ def main(argv: list[str]) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     merged.to_csv(target, index=False)
     print(f"carried {len(rows)} runs from {args.source} into {target} ({'fingerprint ' + rows['fingerprint'].iloc[0] if args.overrides and len(rows) else 'as recorded'})")
-    return 0
 
 
 if __name__ == "__main__":

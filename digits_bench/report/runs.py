@@ -11,6 +11,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from digits_bench.config.fingerprint import GROUPS, columns_fingerprint, composed, deviation, device_kind, fingerprint, is_partial, model_default, preset, training_keys
+from digits_bench.names import LEADERBOARD_VAL_ACC, Metric, Param, Tag, choice, time_to_val_acc
 
 # One row per run; runs.csv keeps them in this order so an older file can be read back (missing columns empty).
 RUN_COLUMNS = ["recipe", "model", "optimizer", "aug", "schedule", "epochs", "batch_size", "seed", "test_acc", "best_val_acc",
@@ -20,15 +21,17 @@ TEXT_COLUMNS = ["recipe", "model", "optimizer", "aug", "schedule", "claim_kind",
                 "device_kind", "fingerprint", "deviation", "config"]
 # What a run recorded in runs.csv before fingerprints: a carried row without one is fingerprinted from these.
 RECORDED = ["recipe", "model", "optimizer", "aug", "schedule", "epochs", "batch_size"]
+# The time-to-accuracy columns, by the validation accuracy they time (the training clock always logs these).
+TIME_TO_VAL = dict(zip(("time_to_val_99_s", "time_to_val_995_s"), LEADERBOARD_VAL_ACC))
 
 
 def recipe_of(tags: dict[str, str], model: str | None = None) -> str:
     """compare's recipe name, else the preset's, else the model's (the row's deviation spells out the rest)."""
-    if tags.get("compare.recipe"):
-        return tags["compare.recipe"]
-    if tags.get("recipe") and tags["recipe"] != "custom":
-        return tags["recipe"]
-    return model or tags.get("mlflow.runName", "custom")
+    if tags.get(Tag.COMPARE_RECIPE):
+        return tags[Tag.COMPARE_RECIPE]
+    if tags.get(Tag.RECIPE) and tags[Tag.RECIPE] != "custom":
+        return tags[Tag.RECIPE]
+    return model or tags.get(Tag.RUN_NAME, "custom")
 
 
 def _float(value: str | None) -> float:
@@ -57,40 +60,40 @@ def load_runs(client: MlflowClient, experiment: str) -> tuple[pd.DataFrame, dict
     rows, curves, configs = [], {}, {}
     for run in runs:
         metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
-        if "test/acc" not in metrics:
+        if Metric.TEST_ACC not in metrics:
             continue
-        history = sorted(client.get_metric_history(run.info.run_id, "val/acc"), key=lambda m: m.step)
+        history = sorted(client.get_metric_history(run.info.run_id, Metric.VAL_ACC), key=lambda m: m.step)
         curves[run.info.run_id] = [m.value for m in history]
         config = _run_config(client, run.info.run_id)
         if config is not None:
-            configs[run.info.run_id] = (training_keys(config), {k.removeprefix("choice."): v for k, v in tags.items() if k.startswith("choice.")})
+            configs[run.info.run_id] = (training_keys(config), {k.removeprefix(Tag.CHOICE_PREFIX): v for k, v in tags.items()
+                                                                if k.startswith(Tag.CHOICE_PREFIX)})
         rows.append(
             {
-                "recipe": recipe_of(tags, params.get("model.name")),
-                "model": params.get("model.name"),
-                "optimizer": tags.get("choice.optimizer"),
-                "aug": tags.get("choice.aug"),
-                "schedule": tags.get("choice.schedule"),
-                "epochs": int(params.get("trainer.max_epochs", 0)),
-                "batch_size": int(params.get("data.batch_size", 0)),
-                "seed": int(params.get("seed", -1)),
-                "test_acc": metrics["test/acc"],
+                "recipe": recipe_of(tags, params.get(Param.MODEL)),
+                "model": params.get(Param.MODEL),
+                "optimizer": tags.get(choice("optimizer")),
+                "aug": tags.get(choice("aug")),
+                "schedule": tags.get(choice("schedule")),
+                "epochs": int(params.get(Param.EPOCHS, 0)),
+                "batch_size": int(params.get(Param.BATCH_SIZE, 0)),
+                "seed": int(params.get(Param.SEED, -1)),
+                "test_acc": metrics[Metric.TEST_ACC],
                 "best_val_acc": max(curves[run.info.run_id], default=float("nan")),
-                "claimed_test_acc": _float(params.get("recipe.claimed_test_acc")),
-                "claim_kind": params.get("recipe.claim_kind", "tutorial"),
-                "tutorial": params.get("recipe.tutorial") if params.get("recipe.tutorial") not in (None, "None", "null") else "",
-                "params": int(params.get("n_params", 0)),
-                "train_time_s": metrics.get("time/train_s", float("nan")),
-                "images_per_s": metrics.get("time/images_per_s", float("nan")),
-                "time_to_val_99_s": metrics.get("time/to_val_acc_0.99_s", float("nan")),
-                "time_to_val_995_s": metrics.get("time/to_val_acc_0.995_s", float("nan")),
-                "device": tags.get("device", "?"),
-                "git_commit": tags.get("git_commit", "?")[:12],
+                "claimed_test_acc": _float(params.get(Param.CLAIMED_TEST_ACC)),
+                "claim_kind": params.get(Param.CLAIM_KIND, "tutorial"),
+                "tutorial": params.get(Param.TUTORIAL) if params.get(Param.TUTORIAL) not in (None, "None", "null") else "",
+                "params": int(params.get(Param.N_PARAMS, 0)),
+                "train_time_s": metrics.get(Metric.TRAIN_S, float("nan")),
+                "images_per_s": metrics.get(Metric.IMAGES_PER_S, float("nan")),
+                **{column: metrics.get(time_to_val_acc(level), float("nan")) for column, level in TIME_TO_VAL.items()},
+                "device": tags.get(Tag.DEVICE, "?"),
+                "git_commit": tags.get(Tag.GIT_COMMIT, "?")[:12],
                 "run_id": run.info.run_id,
                 "start_time": run.info.start_time,
                 "val_curve": " ".join(f"{v:.5f}" for v in curves[run.info.run_id]),
-                "device_kind": device_kind(tags.get("device", "?")),
-                "preset": tags.get("recipe") if tags.get("recipe") not in (None, "custom") else "",
+                "device_kind": device_kind(tags.get(Tag.DEVICE, "?")),
+                "preset": tags.get(Tag.RECIPE) if tags.get(Tag.RECIPE) not in (None, "custom") else "",
             }
         )
     frame = pd.DataFrame(rows, columns=[*RUN_COLUMNS, "preset"])

@@ -20,6 +20,9 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from digits_bench.cli.entry import command
+from digits_bench.errors import EXIT_BAD_INPUT, DigitsBenchError
+
 STATE_FILE = "server.json"
 
 
@@ -40,8 +43,10 @@ class ServerInfo:
         return f"postgresql+psycopg2://postgres@{self.host}:{self.pg_port}/{name}"
 
 
-class ServerError(RuntimeError):
-    pass
+class ServerError(DigitsBenchError, RuntimeError):
+    """The tracking stack cannot start or be found: a broken set-up, nothing to fix in the code."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 def _pg_bin(tool: str) -> str:
@@ -130,7 +135,8 @@ def stop(state_dir: Path) -> None:
     (Path(info.state_dir) / STATE_FILE).unlink(missing_ok=True)
 
 
-def main(argv: list[str]) -> int:
+@command
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m digits_bench.server", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("start", "stop", "status"))
     parser.add_argument("--state-dir", default=".server", help="where PostgreSQL data, artifacts and logs live")
@@ -145,14 +151,11 @@ def main(argv: list[str]) -> int:
         elif args.action == "stop":
             stop(state)
             print("stopped")
-            return 0
+            return
         else:
             info = load(state)
-    except (ServerError, subprocess.CalledProcessError) as err:
-        detail = getattr(err, "stderr", "") or ""
-        print(f"digits_bench: error: {err} {detail.strip()[-300:]}", file=sys.stderr)
-        return 2
+    except subprocess.CalledProcessError as err:  # PostgreSQL's tools: their last words say why
+        raise ServerError(f"{err} {(err.stderr or '').strip()[-300:]}") from None
     print(f"export MLFLOW_TRACKING_URI={info.tracking_uri}")
     print(f"# Optuna storage for sweeps: python -m digits_bench.sweep SWEEP --storage {info.database_url('optuna')}")
-    return 0
 

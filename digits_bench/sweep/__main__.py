@@ -5,7 +5,8 @@ import argparse
 import logging
 import sys
 
-from digits_bench.errors import ConfigError
+from digits_bench.cli.entry import command
+from digits_bench.errors import ConfigError, RunFailed
 
 # Per-trial chatter (Lightning's devices, tips, "fit stopped"; Optuna's per-trial lines and failed-trial
 # tracebacks; a run's own start/end lines) would bury the one progress line per trial.
@@ -33,58 +34,40 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def quiet() -> None:
-    """Called after Lightning is imported: it sets its own logger's level on import."""
-    for name, level in QUIET_LOGGERS.items():
-        logging.getLogger(name).setLevel(level)
-
-
-def main(argv: list[str]) -> int:
+@command(quiet=QUIET_LOGGERS)
+def main(argv: list[str]) -> None:
     args = parse(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     from digits_bench.sweep.spec import load_sweep
 
-    try:
-        if args.workers < 1:
-            raise ConfigError(f"--workers must be >= 1 (got {args.workers})")
-        if args.n_trials is not None and args.n_trials < 1:
-            raise ConfigError(f"--n-trials must be >= 1 (got {args.n_trials})")
-        spec = load_sweep(args.sweep, overrides=args.overrides, n_trials=args.n_trials, name=args.name)
-        if not args.worker_of:  # the launcher checked it already for its workers
-            from digits_bench.sweep.check import check_sweep
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1 (got {args.workers})")
+    if args.n_trials is not None and args.n_trials < 1:
+        raise ConfigError(f"--n-trials must be >= 1 (got {args.n_trials})")
+    spec = load_sweep(args.sweep, overrides=args.overrides, n_trials=args.n_trials, name=args.name)
+    if not args.worker_of:  # the launcher checked it already for its workers
+        from digits_bench.sweep.check import check_sweep
 
-            check_sweep(spec)
-    except ConfigError as err:
-        print(f"digits_bench: error: {err}", file=sys.stderr)
-        return 2
-    from digits_bench.tracking import sigterm_as_interrupt
+        check_sweep(spec)
     from digits_bench.sweep.runner import run_sweep, succeeded, work
-
-    quiet()
+    from digits_bench.tracking.signals import interrupts
 
     passthrough = [args.sweep, *args.overrides] + (["--n-trials", str(args.n_trials)] if args.n_trials else []) + (
         ["--name", args.name] if args.name else [])
     try:
-        with sigterm_as_interrupt():  # SIGTERM between trials stops as cleanly as during one
+        with interrupts():  # SIGTERM between trials stops as cleanly as during one
             if args.worker_of:
                 work(spec, args.storage, args.worker_of, args.worker_index)
-                return 0
+                return
             study = run_sweep(spec, args.storage, args.workers, passthrough)
     except KeyboardInterrupt:
-        print(f"digits_bench: sweep {spec.name!r} interrupted; rerun the same command to resume it", file=sys.stderr)
-        return 130
-    except ConfigError as err:
-        print(f"digits_bench: error: {err}", file=sys.stderr)
-        return 2
+        raise KeyboardInterrupt(f"rerun the same command to resume sweep {spec.name!r}") from None
     frame = study.trials_dataframe(attrs=("number", "value", "state", "params"))
     print(frame.to_string(index=False))
     if not succeeded(study):
         errors = [t.user_attrs["error"] for t in study.trials if "error" in t.user_attrs]
         first = f"; first error: {errors[0].splitlines()[0][:300]}" if errors else ""
-        print(f"digits_bench: error: sweep {spec.name!r}: no trial completed ({len(study.trials)} ran){first}", file=sys.stderr)
-        return 1
+        raise RunFailed(f"sweep {spec.name!r}: no trial completed ({len(study.trials)} ran){first}")
     print(f"best trial {study.best_trial.number}: {spec.metric}={study.best_value:.4f} {study.best_params}")
-    return 0
 
 
 if __name__ == "__main__":

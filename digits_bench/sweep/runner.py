@@ -12,22 +12,21 @@ import math
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import optuna
-from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
-from digits_bench import tracking
 from digits_bench.config import compose_config
-from digits_bench.errors import ConfigError
-from digits_bench.tracking.parent_run import child_tags, close_parent, open_parent
+from digits_bench.errors import ConfigError, RunFailed
+from digits_bench.names import TRIAL_RUN_ATTR, Tag
+from digits_bench.tracking import runs
+from digits_bench.tracking.store import enable_wal, make_client, store_lock
 from digits_bench.training.run import train
 from digits_bench.sweep.progress import progress_callback
 from digits_bench.sweep.spec import SweepSpec, make_pruner, make_sampler
@@ -38,8 +37,6 @@ BASE_ATTR = "base_overrides"  # lets `compare --study` rebuild the best trial's 
 # Trials are quiet: the sweep prints one progress line per trial instead (a sweep's base or
 # command line can turn either back on).
 QUIET = ("trainer.enable_progress_bar=false", "trainer.enable_model_summary=false")
-# Heartbeats and stale-trial failing are what make a killed sweep resumable; we rely on them knowingly.
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def default_storage(cfg: DictConfig) -> str:
@@ -61,8 +58,8 @@ def make_storage(url: str, spec: SweepSpec) -> RDBStorage:
     if not url.startswith("sqlite:///"):
         return storage({})
     db = Path(url.removeprefix("sqlite:///"))
-    with tracking.store_lock(db):  # workers starting together on a new study database create its schema once
-        tracking.enable_wal(db)
+    with store_lock(db):  # workers starting together on a new study database create its schema once
+        enable_wal(db)
         return storage({"connect_args": {"timeout": 60}})
 
 
@@ -121,41 +118,40 @@ class Objective:
     def _trial_run(self, trial_number: int) -> str | None:
         runs = self.client.search_runs(
             [self.client.get_run(self.parent_run_id).info.experiment_id],
-            filter_string=f"tags.`sweep.study` = '{self.spec.name}' and tags.`sweep.trial` = '{trial_number}'",
+            filter_string=f"tags.`{Tag.SWEEP_STUDY}` = '{self.spec.name}' and tags.`{Tag.SWEEP_TRIAL}` = '{trial_number}'",
             order_by=["attributes.start_time DESC"], max_results=1,
         )
         return runs[0].info.run_id if runs else None
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = {p.key: p.suggest(trial) for p in self.spec.space}
-        tags = child_tags(self.parent_run_id) | {"sweep.study": self.spec.name, "sweep.trial": str(trial.number),
-                                                  "sweep.role": "trial"}
+        tags = runs.child_tags(self.parent_run_id) | {Tag.SWEEP_STUDY: self.spec.name, Tag.SWEEP_TRIAL: str(trial.number),
+                                                       Tag.SWEEP_ROLE: "trial"}
         pruning = PyTorchLightningPruningCallback(trial, monitor=self.spec.metric)
         try:
             cfg = compose_config([*QUIET, *self.spec.overrides(params), "evaluate_test=false"])
-            result = train(cfg, callbacks=[pruning], tags=tags)
-            pruning.check_pruned()  # under DDP the callback only stops the trainer; this raises TrialPruned
+            # under DDP the callback only stops the trainer; check_pruned raises TrialPruned, inside the run
+            result = train(cfg, callbacks=[pruning], tags=tags, after_fit=pruning.check_pruned)
         except optuna.TrialPruned:
             run_id = self._trial_run(trial.number)
-            if run_id:  # a pruned trial is stopped on purpose: KILLED, not the FAILED an exception leaves
-                trial.set_user_attr("mlflow_run_id", run_id)
-                self.client.set_tag(run_id, "sweep.state", "PRUNED")
-                self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+            if run_id:  # tracking.runs closed it KILLED: a pruned trial is stopped on purpose
+                trial.set_user_attr(TRIAL_RUN_ATTR, run_id)
+                self.client.set_tag(run_id, Tag.SWEEP_STATE, "PRUNED")
             raise
         except Exception as err:
             trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:1000])
             run_id = self._trial_run(trial.number)
             if run_id:
-                self.client.set_tag(run_id, "sweep.state", "FAIL")
+                self.client.set_tag(run_id, Tag.SWEEP_STATE, "FAIL")
             raise  # the progress line reports it
         assert result is not None
-        trial.set_user_attr("mlflow_run_id", result.run_id)
+        trial.set_user_attr(TRIAL_RUN_ATTR, result.run_id)
         history = [m.value for m in self.client.get_metric_history(result.run_id, self.spec.metric)]
         if not history or not all(math.isfinite(v) for v in history):
             trial.set_user_attr("error", f"{self.spec.metric} missing or not finite")
-            self.client.set_tag(result.run_id, "sweep.state", "FAIL")
+            self.client.set_tag(result.run_id, Tag.SWEEP_STATE, "FAIL")
             raise optuna.TrialPruned(f"{self.spec.metric} missing or not finite")
-        self.client.set_tag(result.run_id, "sweep.state", "COMPLETE")
+        self.client.set_tag(result.run_id, Tag.SWEEP_STATE, "COMPLETE")
         return max(history) if self.spec.direction == "maximize" else min(history)
 
 
@@ -165,14 +161,13 @@ def close_killed_trial_runs(study: optuna.Study, objective: "Objective") -> None
         if "error" in trial.user_attrs:
             continue
         run_id = objective._trial_run(trial.number)
-        if run_id and objective.client.get_run(run_id).info.status == "RUNNING":
-            objective.client.set_tag(run_id, "sweep.state", "FAIL")
-            objective.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+        if run_id and objective.client.get_run(run_id).info.status == "RUNNING":  # stopped from outside, as by Ctrl-C
+            runs.close(objective.client, run_id, KeyboardInterrupt(), {Tag.SWEEP_STATE: "FAIL"})
 
 
 def work(spec: SweepSpec, storage_url: str, parent_run_id: str, worker: int = 0) -> None:
     """One worker: take trials until the study's budget is spent, waiting out trials others still run."""
-    client = tracking.make_client(compose_config([]))
+    client = make_client(compose_config([]))
     study = open_study(spec, make_storage(storage_url, spec), create=False, worker=worker)
     objective = Objective(spec, parent_run_id, client)
     progress = progress_callback(spec, counted)
@@ -196,29 +191,30 @@ def parent_run(client: MlflowClient, cfg: DictConfig, spec: SweepSpec, study: op
     run_id = study.user_attrs.get(PARENT_ATTR)
     if run_id is not None:
         try:
-            client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            runs.reopen(client, run_id)
             return run_id
         except Exception:  # the MLflow store was wiped or changed: start a new parent
             log.info("parent run %s not found; creating a new one", run_id)
-    tags = {"sweep.study": spec.name, "sweep.role": "parent", "sweep.storage": storage_url, "sweep.file": str(spec.path),
+    tags = {Tag.SWEEP_STUDY: spec.name, Tag.SWEEP_ROLE: "parent", "sweep.storage": storage_url, "sweep.file": str(spec.path),
             "sweep.base": " ".join(spec.base)[:5000]}  # the file's base and the command line's overrides
-    run_id = open_parent(client, cfg, f"sweep:{spec.name}", tags)
+    run_id = runs.open_parent(client, cfg, f"sweep:{spec.name}", tags)
     client.log_param(run_id, "n_trials", spec.n_trials)
     client.log_text(run_id, spec.path.read_text() if spec.path else "", "sweep.yaml")
     study.set_user_attr(PARENT_ATTR, run_id)
     return run_id
 
 
-def finish_parent(client: MlflowClient, parent_run_id: str, study: optuna.Study, status: str) -> None:
+def finish_parent(client: MlflowClient, parent_run_id: str, study: optuna.Study, error: BaseException | None) -> None:
+    """Tag the parent with how many trials ended how and the best one, and close it by how the sweep ended."""
     trials = study.get_trials(deepcopy=False)
     tags = {f"trials.{state.name.lower()}": str(sum(t.state == state for t in trials)) for state in TrialState}
     if any(t.state == TrialState.COMPLETE for t in trials):
         best = study.best_trial
-        tags |= {"best_trial": str(best.number), "best_value": f"{best.value:.6f}", "best_params": str(best.params)}
-        if "mlflow_run_id" in best.user_attrs:
-            tags["best_run_id"] = best.user_attrs["mlflow_run_id"]
-            client.set_tag(best.user_attrs["mlflow_run_id"], "sweep.best", "true")
-    close_parent(client, parent_run_id, status, tags)
+        tags |= {Tag.BEST_TRIAL: str(best.number), "best_value": f"{best.value:.6f}", "best_params": str(best.params)}
+        if TRIAL_RUN_ATTR in best.user_attrs:
+            tags[Tag.BEST_RUN_ID] = best.user_attrs[TRIAL_RUN_ATTR]
+            client.set_tag(best.user_attrs[TRIAL_RUN_ATTR], Tag.SWEEP_BEST, "true")
+    runs.close(client, parent_run_id, error, tags)
 
 
 def succeeded(study: optuna.Study) -> bool:
@@ -230,10 +226,10 @@ def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1,
     """Create or resume the study, run `workers` processes on it, and close the parent run."""
     cfg = compose_config([])
     storage_url = storage_url or default_storage(cfg)
-    client = tracking.make_client(cfg)
+    client = make_client(cfg)
     study = open_study(spec, make_storage(storage_url, spec), create=True)
     parent = parent_run(client, cfg, spec, study, storage_url)
-    status = RunStatus.to_string(RunStatus.FAILED)
+    error: BaseException | None = None
     try:
         if workers <= 1:
             work(spec, storage_url, parent)
@@ -250,11 +246,12 @@ def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1,
                     process.wait()
                 raise
             if any(codes):
-                raise RuntimeError(f"sweep workers exited with {codes}")
-        status = RunStatus.to_string(RunStatus.FINISHED if succeeded(study) else RunStatus.FAILED)
-    except KeyboardInterrupt:
-        status = RunStatus.to_string(RunStatus.KILLED)
+                raise RunFailed(f"sweep {spec.name!r}: workers exited with {codes}")
+        if not succeeded(study):
+            error = RunFailed(f"sweep {spec.name!r}: no trial completed")
+    except BaseException as err:
+        error = err
         raise
     finally:
-        finish_parent(client, parent, study, status)
+        finish_parent(client, parent, study, error)
     return study

@@ -9,6 +9,7 @@ import optuna
 import yaml
 
 from digits_bench.errors import ConfigError
+from digits_bench.names import Metric
 
 SWEEPS_DIR = Path(__file__).resolve().parents[2] / "sweeps"
 KINDS = ("float", "int", "categorical")
@@ -40,7 +41,7 @@ class SweepSpec:
     base: tuple[str, ...]
     space: tuple[Param, ...]
     n_trials: int
-    metric: str = "val/acc"
+    metric: str = Metric.VAL_ACC
     direction: str = "maximize"
     sampler: dict[str, Any] = field(default_factory=lambda: {"type": "tpe", "seed": 0})
     pruner: dict[str, Any] = field(default_factory=lambda: {"type": "median"})
@@ -190,7 +191,7 @@ def load_sweep(name_or_path: str, overrides: Sequence[str] = (), **changes: Any)
         base=(*raw.get("base", []), *overrides),
         space=space,
         n_trials=n_trials,
-        metric=str(raw.get("metric", "val/acc")),
+        metric=str(raw.get("metric", Metric.VAL_ACC)),
         direction=raw.get("direction", "maximize"),
         sampler=dict(raw.get("sampler", {"type": "tpe", "seed": 0})),
         pruner=dict(raw.get("pruner", {"type": "median"})),

@@ -2,18 +2,14 @@
 from __future__ import annotations
 
 import errno
-import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
-from digits_bench import tracking
-from digits_bench.errors import TrackingError
-
-UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+from digits_bench.errors import UNWRITABLE, TrackingError
+from digits_bench.tracking.store import STORE_ERRORS, store_error, tracking_uri
 
 
 def resume_hint(cfg: DictConfig, run_id: str) -> str:
@@ -37,6 +33,5 @@ def store_faults(cfg: DictConfig, run_id: str) -> Iterator[None]:
             raise TrackingError(f"cannot write {where} ({err.strerror}); make it writable, "
                                 f"or set DIGITS_BENCH_STORE / DIGITS_BENCH_CHECKPOINTS to a writable folder") from None
         raise
-    except (sqlite3.Error, MlflowException) as err:
-        message = str(tracking.store_error(tracking.tracking_uri(cfg), err))
-        raise TrackingError(f"{message}; {resume_hint(cfg, run_id)}") from None
+    except STORE_ERRORS as err:  # OSError is handled above: what is left is the store's own
+        raise TrackingError(f"{store_error(tracking_uri(cfg), err)}; {resume_hint(cfg, run_id)}") from None

@@ -12,6 +12,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from digits_bench.names import Metric, acc, loss  # noqa: E402
+
 
 def metric_history(client: MlflowClient, run_id: str, keys: list[str]) -> pd.DataFrame:
     """One row per logged epoch, one column per metric, read back from MLflow itself."""
@@ -27,9 +29,9 @@ def metric_history(client: MlflowClient, run_id: str, keys: list[str]) -> pd.Dat
 
 def plot_curves(history: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, what in zip(axes, ("loss", "acc")):
+    for ax, (what, name) in zip(axes, (("loss", loss), ("acc", acc))):
         for split in ("train", "val"):
-            key = f"{split}/{what}"
+            key = name(split)
             if key in history:
                 ax.plot(history.index, history[key], marker="o", label=split)
         ax.set(xlabel="epoch", ylabel=what, title=f"{what} per epoch")
@@ -96,7 +98,7 @@ def log_run_report(client: MlflowClient, run_id: str, outputs: dict[str, torch.T
     """Write every figure and table into a temporary folder and log it under the run's `report/`."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        history = metric_history(client, run_id, ["train/loss", "val/loss", "train/acc", "val/acc"])
+        history = metric_history(client, run_id, [Metric.TRAIN_LOSS, Metric.VAL_LOSS, Metric.TRAIN_ACC, Metric.VAL_ACC])
         history.to_csv(out / "history.csv")
         plot_curves(history, out / "curves.png")
         plot_confusion(outputs["confusion"], out / "confusion_matrix.png")

@@ -1,10 +1,12 @@
-"""Lightning's MLFlowLogger, attached to a run that tracking.mlflow_run owns, with MLflow's conventions."""
+"""Lightning's MLFlowLogger, attached to a run that tracking.runs owns, with MLflow's conventions."""
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+from digits_bench.names import Metric
 
 
 class RunLogger(MLFlowLogger):
@@ -17,7 +19,7 @@ class RunLogger(MLFlowLogger):
 
     Lightning's finalize() marks the run FINISHED as soon as fit() returns, before the test set, the
     report and the model are stored; a crash in between would leave a FINISHED run without a model.
-    Here finalize() only flushes queued metrics: the run's status is set by tracking.mlflow_run alone.
+    Here finalize() only flushes queued metrics: the run's status is set by tracking.runs alone.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -27,11 +29,11 @@ class RunLogger(MLFlowLogger):
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         metrics = dict(metrics)
-        epoch = metrics.pop("epoch", None)
+        epoch = metrics.pop(Metric.EPOCH, None)
         if epoch is not None:
             step = max(int(epoch), self._last_epoch)
             if step > self._last_epoch:
-                metrics["epoch"] = step
+                metrics[Metric.EPOCH] = step
                 self._last_epoch = step
         if metrics:
             super().log_metrics(metrics, step)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from typing import Any
 
 import mlflow
@@ -19,8 +18,9 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from torch import nn
 
+from digits_bench.data.normalise import normalise
+
 ARTIFACT = "model"
-EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_ID"
 
 
 class DigitsNet(nn.Module):
@@ -36,10 +36,7 @@ class DigitsNet(nn.Module):
         return images.float()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float()
-        if x.dim() == 3:
-            x = x.unsqueeze(1)
-        return self.net((x / 255.0 - self.mean) / self.std)
+        return self.net(normalise(images, self.mean, self.std))
 
 
 def inference_net(net: nn.Module, mean: float, std: float) -> DigitsNet:
@@ -52,6 +49,8 @@ def inference_net(net: nn.Module, mean: float, std: float) -> DigitsNet:
 def log_model(tracking_uri: str, run_id: str, net: nn.Module, mean: float, std: float, images: torch.Tensor, epoch: int = 0) -> Any:
     """Log the network into the run under `model/`, with a signature inferred from real test images;
     the metrics of `epoch` (the last, where the test metrics are) are linked to the logged model.
+    The model is created in its run's experiment first: left to itself, MLflow files it under the
+    process's active experiment (Default, artifacts in ./mlruns), not its run's.
 
     Requirements are given, not inferred: inferring them imports and probes the environment in a
     subprocess (seconds per run); this model needs torch only (and this package for its class).
@@ -65,16 +64,12 @@ def log_model(tracking_uri: str, run_id: str, net: nn.Module, mean: float, std: 
     quiet = logging.getLogger("mlflow")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # no "model logged" chatter on the console of every run
-    # MLflow files a model under the process's active experiment (Default, artifacts in ./mlruns), not its run's
-    previous = os.environ.get(EXPERIMENT_ENV)
-    os.environ[EXPERIMENT_ENV] = MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(run_id)
+    logged = client.create_logged_model(run.info.experiment_id, name=ARTIFACT, source_run_id=run_id, params=run.data.params)
     try:
         with _use_tracking_uri(tracking_uri):
-            return mlflow.pytorch.log_model(model, name=ARTIFACT, run_id=run_id, signature=signature, step=epoch,
-                                          pip_requirements=requirements, serialization_format="pickle")
+            return mlflow.pytorch.log_model(model, name=ARTIFACT, run_id=run_id, model_id=logged.model_id, signature=signature,
+                                          step=epoch, pip_requirements=requirements, serialization_format="pickle")
     finally:
         quiet.setLevel(level)
-        if previous is None:
-            os.environ.pop(EXPERIMENT_ENV, None)
-        else:
-            os.environ[EXPERIMENT_ENV] = previous

@@ -1,16 +1,14 @@
 """Hydra multirun (`python -m digits_bench -m model=lenet,mlp_128_64`): its jobs grouped under one MLflow parent run.
 
-A Hydra callback (registered in conf/config.yaml under hydra.callbacks) opens the
-parent when the multirun starts and closes it when it ends, through the same
-`parent_run` code as a sweep. Each job finds the parent in DIGITS_BENCH_PARENT_RUN_ID,
-which also reaches jobs that launcher plugins start in other processes.
+A Hydra callback (registered in conf/config.yaml under hydra.callbacks) opens the parent when
+the multirun starts and closes it when it ends, through `tracking.runs` as a sweep's parent is.
+The parent is handed down to the jobs (`runs.hand_on`), which reaches jobs that launcher
+plugins start in other processes too, and each job's run nests under it.
 Kept import-light: Hydra instantiates the callback on every run, single runs included.
 """
 from __future__ import annotations
 
 import atexit
-import os
-import signal
 import sys
 from typing import Any
 
@@ -19,7 +17,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-PARENT_ENV = "DIGITS_BENCH_PARENT_RUN_ID"
+from digits_bench.names import Tag
+
 _failed_codes: list[int] = []  # exit statuses of this process's jobs that failed with a one-line error
 
 
@@ -35,15 +34,14 @@ def job_failed_in_multirun(code: int) -> bool:
 
 
 def job_tags() -> dict[str, str]:
-    """Tags that nest this job's run under the multirun's parent; none outside a multirun."""
-    parent = os.environ.get(PARENT_ENV)
-    if not parent:
-        return {}
-    from digits_bench.tracking.parent_run import child_tags
+    """Tags that mark this job's run as a multirun's job (the run nests under the parent by itself); none outside one."""
+    from digits_bench.tracking.runs import handed
 
-    tags = child_tags(parent) | {"multirun.role": "job"}
+    if not handed("parent"):
+        return {}
+    tags = {Tag.MULTIRUN_ROLE: "job"}
     if HydraConfig.initialized() and HydraConfig.get().job.get("num") is not None:
-        tags["multirun.job"] = str(HydraConfig.get().job.num)
+        tags[Tag.MULTIRUN_JOB] = str(HydraConfig.get().job.num)
     return tags
 
 
@@ -54,25 +52,19 @@ class GroupMultirun(Callback):
         self.client: Any = None
         self.parent: str | None = None
         self.failed: list[str] = []
-        self.interrupted = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from digits_bench.tracking.parent_run import open_parent
-        from digits_bench.tracking import make_client
+        from digits_bench.tracking import runs, signals
+        from digits_bench.tracking.store import make_client
 
         overrides = " ".join(OmegaConf.to_container(config.hydra.overrides.task))  # type: ignore[arg-type]
         self.client = make_client(config)
-        tags = {"multirun.role": "parent", "multirun.overrides": overrides[:5000]}
-        self.parent = open_parent(self.client, config, f"multirun:{overrides}"[:250], tags)
-        os.environ[PARENT_ENV] = self.parent
+        tags = {Tag.MULTIRUN_ROLE: "parent", "multirun.overrides": overrides[:5000]}
+        self.parent = runs.open_parent(self.client, config, f"multirun:{overrides}"[:250], tags)
+        runs.hand_on("parent", self.parent)
         atexit.register(self._close_if_open)  # a failed job ends Hydra's multirun before on_multirun_end
-        for signum in (signal.SIGINT, signal.SIGTERM):  # so the parent of a stopped multirun reads KILLED
-            signal.signal(signum, self._stop)
+        signals.install()  # for the whole multirun: a stop between jobs ends it KILLED too
         print(f"multirun: MLflow parent run {self.parent} groups its jobs", flush=True)
-
-    def _stop(self, signum: int, frame: Any) -> None:
-        self.interrupted = True
-        raise KeyboardInterrupt
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._codes_before = len(_failed_codes)
@@ -90,23 +82,28 @@ class GroupMultirun(Callback):
         print(f"multirun: job {job} failed ({why}); the other jobs go on", file=sys.stderr, flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._close("FAILED" if self.failed else "FINISHED")
+        from digits_bench.errors import RunFailed
+
+        self._close(RunFailed(f"{len(self.failed)} job(s) failed: {', '.join(self.failed)}") if self.failed else None)
         if self.failed:
             print(f"multirun: {len(self.failed)} job(s) failed: {', '.join(self.failed)}", file=sys.stderr, flush=True)
             sys.exit(max(_failed_codes, default=1))
 
     def _close_if_open(self) -> None:
+        """At exit, when the multirun ended early: KILLED when it was stopped (a signal, or a job of it was), else FAILED."""
         if self.parent is None:
             return
-        from digits_bench.tracking.parent_run import outcome
+        from digits_bench.errors import KILLED, RunFailed
+        from digits_bench.tracking import runs, signals
 
-        self._close("KILLED" if self.interrupted else outcome(self.client, self.parent))
+        stopped = signals.received() or any(r.info.status == KILLED for r in runs.children(self.client, self.parent))
+        self._close(KeyboardInterrupt() if stopped else RunFailed("the multirun ended before its last job"))
 
-    def _close(self, status: str) -> None:
-        from digits_bench.tracking.parent_run import close_parent
+    def _close(self, error: BaseException | None) -> None:
+        from digits_bench.tracking import runs
 
         if self.parent is None:
             return
         parent, self.parent = self.parent, None
-        os.environ.pop(PARENT_ENV, None)
-        close_parent(self.client, parent, status, {"multirun.failed_jobs": str(len(self.failed))} if self.failed else None)
+        runs.hand_on("parent", None)
+        runs.close(self.client, parent, error, {"multirun.failed_jobs": str(len(self.failed))} if self.failed else None)

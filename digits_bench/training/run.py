@@ -6,7 +6,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import lightning.pytorch as pl
 import torch
@@ -14,10 +14,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-from digits_bench import tracking
+from digits_bench.names import Metric, Param, Tag, choice
+from digits_bench.tracking import runs
+from digits_bench.tracking.store import environment_tags, tracking_uri
 from digits_bench.training.callbacks.clock import TrainingClock
 from digits_bench.training.checkpoint_io import AtomicCheckpointIO
-from digits_bench.cli.console import ResumeHint, route_lightning_logs, run_started, ui_command
+from digits_bench.cli.console import route_lightning_logs
+from digits_bench.cli.run_messages import ResumeHint, run_started, ui_command
 from digits_bench.config.fingerprint import fingerprint
 from digits_bench.training.callbacks.learning_rate import LearningRate
 from digits_bench.tracking.model import log_model
@@ -30,16 +33,9 @@ from digits_bench.models import count_parameters
 from digits_bench.training.module import DigitsClassifier
 from digits_bench.training.callbacks.progress import MiniBatchProgressBar
 from digits_bench.tracking.figures import log_run_report
-from digits_bench.training.callbacks.stop_signal import StopAllRanksOnSigterm
+from digits_bench.training.callbacks.stop_signal import StopAllRanksOnSignal
 
 log = logging.getLogger(__name__)
-
-# Both are by design: preprocessing lives in the LightningModule, and the test-only Trainer
-# restores weights from a checkpoint without the callbacks that wrote it.
-warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
-warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint need to be provided.*")
-warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")  # we log per epoch
-warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")  # inside Lightning
 
 
 @dataclass
@@ -52,8 +48,9 @@ class TrainResult:
 
 
 def build_module(cfg: DictConfig) -> DigitsClassifier:
-    """Model, optimizer, schedule and augmentation, each instantiated from its own config group."""
-    net = instantiate(cfg.model)
+    """Model, optimizer, schedule and augmentation, each instantiated from its own config group; the model gets
+    the dataset's number of classes."""
+    net = instantiate(cfg.model, num_classes=cfg.data.num_classes)
     if cfg.channels_last:  # weights and inputs both NHWC, or convolutions fall back to a slow path
         net = net.to(memory_format=torch.channels_last)
     if cfg.compile:
@@ -67,23 +64,22 @@ def build_module(cfg: DictConfig) -> DigitsClassifier:
         std=cfg.data.std,
         num_classes=cfg.data.num_classes,
         channels_last=cfg.channels_last,
-        batch_size=cfg.data.batch_size,
         cuda_graphs=cfg.get("cuda_graphs"),
     )
 
 
 def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> list[Callback]:
     callbacks: list[Callback] = [
-        ModelCheckpoint(dirpath=checkpoint_dir, filename="best-epoch{epoch:02d}", monitor="val/acc", mode="max",
+        ModelCheckpoint(dirpath=checkpoint_dir, filename="best-epoch{epoch:02d}", monitor=Metric.VAL_ACC, mode="max",
                         save_top_k=1, save_last=True, auto_insert_metric_name=False),
         LearningRate(),
         TrainingClock(tuple(cfg.time_to_val_acc)),
-        StopAllRanksOnSigterm(),
+        StopAllRanksOnSignal(),
         *extra,
     ]
     patience = OmegaConf.select(cfg, "early_stopping.patience")
     if patience is not None:
-        callbacks.append(EarlyStopping(monitor="val/acc", mode="max", patience=patience,
+        callbacks.append(EarlyStopping(monitor=Metric.VAL_ACC, mode="max", patience=patience,
                                        min_delta=cfg.early_stopping.min_delta, verbose=True))
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(MiniBatchProgressBar(refresh_rate=cfg.progress_refresh))
@@ -97,12 +93,21 @@ def default_run_name(cfg: DictConfig, overrides: list[str]) -> str:
     return " ".join([base, *shown])[:250]
 
 
+def typed_overrides() -> list[str]:
+    """The overrides the user typed (CLI) or passed to compose_config, from Hydra's record of them."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return [str(o) for o in HydraConfig.get().overrides.task]
+
+
 def _run_tags(cfg: DictConfig, choices: dict[str, str], extra: Mapping[str, str] | None) -> dict[str, str]:
     """Environment, chosen config options, the typed overrides, recipe, fingerprint and a readable run name."""
-    overrides = tracking.typed_overrides()
-    tags = tracking.environment_tags(cfg.trainer.accelerator) | {f"choice.{k}": v for k, v in choices.items()}
-    tags |= {"recipe": cfg.recipe.name, "overrides": " ".join(overrides)[:5000], "config.fingerprint": fingerprint(cfg),
-             "mlflow.runName": cfg.tracking.run_name or default_run_name(cfg, overrides)}
+    overrides = typed_overrides()
+    tags = environment_tags(cfg.trainer.accelerator) | {choice(k): v for k, v in choices.items()}
+    tags |= {Tag.RECIPE: cfg.recipe.name, Tag.OVERRIDES: " ".join(overrides)[:5000], Tag.FINGERPRINT: fingerprint(cfg),
+             Tag.RUN_NAME: cfg.tracking.run_name or default_run_name(cfg, overrides)}
     return tags | dict(extra or {})
 
 
@@ -142,21 +147,24 @@ def _leave_process_group() -> None:
 
 def _final_metrics(client: Any, run_id: str, started: float) -> dict[str, float]:
     """Log the run's wall time (`time/wall_s`, start to last record), then read back every metric."""
-    client.log_metric(run_id, "time/wall_s", time.perf_counter() - started)
+    client.log_metric(run_id, Metric.WALL_S, time.perf_counter() - started)
     return {k: float(v) for k, v in client.get_run(run_id).data.metrics.items()}
 
 
-def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mapping[str, str] | None = None) -> TrainResult | None:
+def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mapping[str, str] | None = None,
+          after_fit: Callable[[], None] | None = None) -> TrainResult | None:
     """Validate, train, test the best-validation checkpoint once, and record it all in one MLflow run.
 
     `callbacks` join the standard ones (sweeps add pruning); `tags` are added to the
-    MLflow run (sweeps link trials to their parent). With `evaluate_test=false`
+    MLflow run (sweeps link trials to their parent); `after_fit` runs on rank 0 once fit is
+    over, inside the run, so what it raises closes the run (a DDP trial that its pruning
+    callback stopped raises TrialPruned there). With `evaluate_test=false`
     (sweep trials) the test set is not touched. Returns None in DDP worker
     processes other than rank 0. `time/wall_s` is the run's wall time from here to its last record.
     """
     started = time.perf_counter()
     if cfg.get("resume"):
-        cfg = tracking.run_config(cfg, str(cfg.resume))
+        cfg = runs.run_config(cfg, str(cfg.resume))
         last = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / str(cfg.resume) / "last.ckpt"
         if not last.is_file():
             raise ConfigError(f"resume={cfg.resume}: no checkpoint at {last}; the run never finished an epoch here")
@@ -170,8 +178,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
     n_params = count_parameters(module.net)
     choices = group_choices()
 
-    with tracking.mlflow_run(cfg, _run_tags(cfg, choices, tags)) as (client, run_id), store_faults(cfg, run_id):
-        logger = RunLogger(tracking_uri=tracking.tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous)
+    with runs.single(cfg, _run_tags(cfg, choices, tags)) as (client, run_id), store_faults(cfg, run_id):
+        logger = RunLogger(tracking_uri=tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous)
         checkpoint_dir = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
         extra = [*(callbacks or []), ResumeHint(run_id, checkpoint_dir)]
         trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, extra),
@@ -180,11 +188,13 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         if trainer.global_rank == 0:
             log.info(run_started(cfg, client.get_run(run_id).info.experiment_id, run_id, checkpoint_dir))
         if trainer.global_rank == 0 and resume_from is None:
-            tracking.log_config(client, run_id, cfg, {"n_params": n_params})
+            runs.log_config(client, run_id, cfg, {Param.N_PARAMS: n_params})
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         _leave_process_group()
         if trainer.global_rank != 0:
             return None
+        if after_fit is not None:
+            after_fit()
         best = trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]
         if not cfg.evaluate_test:
             return TrainResult(run_id, _final_metrics(client, run_id, started), best, n_params, choices)
@@ -193,21 +203,23 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         log_run_report(client, run_id, module.test_outputs, *datamodule.tensors["test"])
         if cfg.tracking.log_checkpoint:
             client.log_artifact(run_id, best, "checkpoints")
-        log_model(tracking.tracking_uri(cfg), run_id, module.net, cfg.data.mean, cfg.data.std, datamodule.tensors["test"][0],
+        log_model(tracking_uri(cfg), run_id, module.net, cfg.data.mean, cfg.data.std, datamodule.tensors["test"][0],
                   epoch=max(trainer.current_epoch - 1, 0))
         metrics = _final_metrics(client, run_id, started)
-        log.info("run %s: test/acc %.4f, best val/acc %.4f", run_id, metrics.get("test/acc", float("nan")),
-                 trainer.checkpoint_callback.best_model_score or float("nan"))  # type: ignore[union-attr]
+        best_val = trainer.checkpoint_callback.best_model_score or float("nan")  # type: ignore[union-attr]
+        log.info("run %s: %s %.4f, best %s %.4f", run_id, Metric.TEST_ACC, metrics.get(Metric.TEST_ACC, float("nan")),
+                 Metric.VAL_ACC, best_val)
         return TrainResult(run_id, metrics, best, n_params, choices)
 
 
 def summary(result: TrainResult, cfg: DictConfig) -> str:
     """What a user needs after `make train`: the numbers and where to look."""
     m: dict[str, Any] = result.metrics
+    nan = float("nan")
     return (
         f"run {result.run_id}  recipe={cfg.recipe.name}  params={result.n_params:,}\n"
-        f"  test/acc={m.get('test/acc', float('nan')):.4f}  test/loss={m.get('test/loss', float('nan')):.4f}  "
-        f"val/acc(last)={m.get('val/acc', float('nan')):.4f}  train time={m.get('time/train_s', float('nan')):.1f}s\n"
-        f"  MLflow: {tracking.tracking_uri(cfg)}  experiment={cfg.tracking.experiment}  ({ui_command(cfg)})\n"
+        f"  {Metric.TEST_ACC}={m.get(Metric.TEST_ACC, nan):.4f}  {Metric.TEST_LOSS}={m.get(Metric.TEST_LOSS, nan):.4f}  "
+        f"{Metric.VAL_ACC}(last)={m.get(Metric.VAL_ACC, nan):.4f}  train time={m.get(Metric.TRAIN_S, nan):.1f}s\n"
+        f"  MLflow: {tracking_uri(cfg)}  experiment={cfg.tracking.experiment}  ({ui_command(cfg)})\n"
         f"  best checkpoint: {result.best_checkpoint}"
     )

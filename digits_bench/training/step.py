@@ -1,11 +1,11 @@
-"""The training step as a CUDA graph: one replay per mini-batch instead of hundreds of kernel launches from Python.
+"""The one training step, and when it runs as a CUDA graph.
 
-On a fast GPU the eager step is bound by host overhead (2-3.5 ms per optimizer step on an H100 for a
-model whose kernels take a fraction of that). `TrainStep` writes the whole step so that it can be
-captured: preprocessing and augmentation (random draws on the device), forward, loss, backward, the
-optimizer step, the learning rate (a tensor computed from a step-counter tensor) and the epoch's
-metrics (sums in device tensors). Nothing in it reads a value back to the host. `GraphedStep` runs it
-eagerly for a few warm-up steps (cuDNN autotune, optimizer state), captures it once, then copies each
+`TrainStep` is one optimizer step on a uint8 mini-batch, written so that it can be captured:
+preprocessing and augmentation (random draws on the device), forward, loss, backward, the optimizer
+step, the learning rate (the schedule's tensor form, from a step-counter tensor) and the epoch's
+metrics (sums in device tensors). Nothing in it reads a value back to the host. Wherever a graph
+does not apply (CPU, DDP, torch.compile, ...) it runs as is; on one CUDA device `GraphedStep` runs
+it for a few warm-up steps (cuDNN autotune, optimizer state), captures it once, then copies each
 mini-batch into the graph's input buffers and replays it.
 
 `choose_step_mode` decides per fit whether the graph applies, and says in one line why not.
@@ -13,30 +13,37 @@ mini-batch into the graph's input buffers and replays it.
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
-import logging
+import enum
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from digits_bench.schedules import StepSchedule, tensor_schedule
-
-log = logging.getLogger(__name__)
+from digits_bench.optimizers import OptimizerFactory, capturable_options, optimizer_class
+from digits_bench.schedules import Schedule
 
 WARMUP_STEPS = 3  # eager steps before capture: cuDNN autotune, lazy inits, optimizer state (momentum buffers)
 AUTOCAST = {"32-true": None, "32": None, "bf16-mixed": torch.bfloat16}
 
 
+class StepMode(enum.Enum):
+    """How the training step runs in one fit, chosen once when it is set up."""
+
+    PLAIN = "plain"  # called as is
+    GRAPHED = "graphed"  # captured once as a CUDA graph, then replayed
+
+
 class TrainStep:
     """One optimizer step on a uint8 mini-batch, every operation capturable in a CUDA graph.
 
-    The rate follows the schedule exactly as the Python schedulers set it: the rate of step k is in
-    force during step k and the next one is computed right after the optimizer step. It lives in one
-    device tensor per parameter group (float32 on CUDA, where fused optimizers read it; float64
-    elsewhere, so the eager form uses exactly the Python schedulers' rates).
+    The rate of step k is in force during step k; the next one is computed right after the optimizer
+    step, as torch's schedulers set it. It lives in one device tensor per parameter group (float32 on
+    CUDA, where fused optimizers read it; float64 elsewhere, the schedule's exact rate).
+
+    `backward` is loss.backward() unless given: uncaptured under Lightning it is the strategy's
+    (manual_backward: DDP's gradient all-reduce, loss scaling). With a GradScaler (precision
+    16-mixed, never graphed) the optimizer step is the scaler's, skipped on overflow.
     """
 
     def __init__(
@@ -45,18 +52,19 @@ class TrainStep:
         preprocess: Callable[[torch.Tensor], torch.Tensor],
         optimizer: torch.optim.Optimizer,
         base_lrs: list[float],
-        schedule: StepSchedule | None,
+        schedule: Schedule,
         first_step: int,
         autocast: torch.dtype | None,
         device: torch.device,
+        backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
+        scaler: torch.amp.GradScaler | None = None,
     ) -> None:
         self.net, self.preprocess, self.optimizer, self.schedule = net, preprocess, optimizer, schedule
-        self.device = device
-        self.autocast = autocast
+        self.device, self.autocast, self.backward, self.scaler = device, autocast, backward, scaler
         self.step = torch.tensor(first_step, dtype=torch.int64, device=device)
         lr_dtype = torch.float32 if device.type == "cuda" else torch.float64
         self.base_lrs = [float(lr) for lr in base_lrs]  # the configured rates (a resumed optimizer holds scheduled ones)
-        self.lrs = [torch.tensor(lr, dtype=lr_dtype, device=device) for lr in self.base_lrs]
+        self.lrs = [torch.zeros((), dtype=lr_dtype, device=device) for _ in self.base_lrs]
         self._schedule_rates()
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         self.correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -64,9 +72,8 @@ class TrainStep:
         self.publish_lrs()
 
     def _schedule_rates(self) -> None:
-        if self.schedule is not None:
-            for lr, base in zip(self.lrs, self.base_lrs):
-                lr.copy_(self.schedule.lr(self.step, base))
+        for lr, base in zip(self.lrs, self.base_lrs):
+            lr.copy_(self.schedule.lr(self.step, base))
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast is None:
@@ -80,8 +87,12 @@ class TrainStep:
             logits = self.net(self.preprocess(images))
             loss = F.cross_entropy(logits, labels)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.backward(loss)
+        if self.scaler is None:
+            self.optimizer.step()
+        else:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         with torch.no_grad():
             self.step += 1
             self._schedule_rates()
@@ -149,24 +160,14 @@ class GraphedStep:
             self.graph = graph
 
 
-def _takes(factory: Callable[..., Any], name: str) -> bool:
-    func = factory.func if isinstance(factory, functools.partial) else factory
-    try:
-        return name in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def choose_step_mode(
-    requested: bool | None, trainer: Any, net: nn.Module, optimizer: Callable[..., Any], schedule: Callable[..., Any]
-) -> tuple[str, str | None]:
-    """("graphed" | "eager", why the graph does not apply or None); requested None means on where it applies."""
+def choose_step_mode(requested: bool | None, trainer: Any, net: nn.Module, optimizer: OptimizerFactory) -> tuple[StepMode, str | None]:
+    """(the mode, why the graph does not apply or None); `requested` is cuda_graphs: None means wherever it applies."""
     if requested is False:
-        return "eager", None
+        return StepMode.PLAIN, None
     reasons = []
     if trainer.strategy.root_device.type != "cuda":
         if requested is None:
-            return "eager", None  # nothing to fall back from on a CPU
+            return StepMode.PLAIN, None  # nothing to fall back from on a CPU
         reasons.append("they need a CUDA device")
     if trainer.world_size != 1 or type(trainer.strategy).__name__ != "SingleDeviceStrategy":
         reasons.append(f"strategy {type(trainer.strategy).__name__} (one device only)")
@@ -174,12 +175,9 @@ def choose_step_mode(
         reasons.append("compile=true (torch.compile makes its own graphs)")
     if str(trainer.precision) not in AUTOCAST:
         reasons.append(f"precision {trainer.precision} (needs 32-true or bf16-mixed)")
-    if not _takes(optimizer, "fused"):
-        reasons.append("the optimizer has no fused (capturable) form")
-    try:
-        tensor_schedule(schedule, epochs=1, steps_per_epoch=1)
-    except LookupError as err:
-        reasons.append(str(err))
+    if capturable_options(optimizer) is None:
+        name = getattr(optimizer_class(optimizer), "__qualname__", str(optimizer))
+        reasons.append(f"optimizer {name} has no capturable form declared in digits_bench/optimizers/__init__.py")
     if reasons:
-        return "eager", "CUDA graphs off: " + "; ".join(reasons) + " — training eagerly"
-    return "graphed", None
+        return StepMode.PLAIN, "CUDA graphs off: " + "; ".join(reasons) + " — training without them"
+    return StepMode.GRAPHED, None

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import lightning.pytorch as pl
 import torch
+
+from digits_bench.names import LEADERBOARD_VAL_ACC, Metric, time_to_val_acc
 
 
 def _sync(module: pl.LightningModule) -> None:
@@ -15,7 +17,8 @@ def _sync(module: pl.LightningModule) -> None:
 
 class TrainingClock(pl.Callback):
     """Logs per epoch `time/epoch_s`, `time/train_s` (cumulative), `time/images_per_s`, `time/warmup_s`,
-    and once each `time/to_val_acc_<t>_s`: the training wall time at which validation accuracy first reached t.
+    and once each `time/to_val_acc_<t>_s`: the training wall time at which validation accuracy first reached t,
+    for the given thresholds and the leaderboard's (names.LEADERBOARD_VAL_ACC), which the report reads.
 
     The clock stops when validation starts, so evaluation is never counted. Neither is warm-up: the
     seconds the module spent in its first steps on a GPU (cuDNN autotune, CUDA graph capture), which
@@ -23,8 +26,8 @@ class TrainingClock(pl.Callback):
     process is not slower than the rest by a one-off cost.
     """
 
-    def __init__(self, thresholds: tuple[float, ...] = (0.99, 0.995)) -> None:
-        self.thresholds = tuple(thresholds)
+    def __init__(self, thresholds: Sequence[float] = ()) -> None:
+        self.thresholds = tuple(sorted({*thresholds, *LEADERBOARD_VAL_ACC}))
         self.train_seconds = 0.0
         self.reached: dict[float, float] = {}
         self._start: float | None = None
@@ -56,17 +59,17 @@ class TrainingClock(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._stop(pl_module)
         metrics = {
-            "time/epoch_s": self._epoch_seconds,
-            "time/train_s": self.train_seconds,
-            "time/images_per_s": self._images * trainer.world_size / max(self._epoch_seconds, 1e-9),
-            "time/warmup_s": getattr(pl_module, "warmup_seconds", 0.0),
+            Metric.EPOCH_S: self._epoch_seconds,
+            Metric.TRAIN_S: self.train_seconds,
+            Metric.IMAGES_PER_S: self._images * trainer.world_size / max(self._epoch_seconds, 1e-9),
+            Metric.WARMUP_S: getattr(pl_module, "warmup_seconds", 0.0),
         }
-        val_acc = trainer.callback_metrics.get("val/acc")
+        val_acc = trainer.callback_metrics.get(Metric.VAL_ACC)
         if val_acc is not None:
             for threshold in self.thresholds:
                 if threshold not in self.reached and float(val_acc) >= threshold:
                     self.reached[threshold] = self.train_seconds
-                    metrics[f"time/to_val_acc_{threshold:g}_s"] = self.train_seconds
+                    metrics[time_to_val_acc(threshold)] = self.train_seconds
         pl_module.log_dict(metrics, rank_zero_only=True)
 
     def state_dict(self) -> dict[str, Any]:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 
+from digits_bench.names import Metric
+
 
 class LearningRate(pl.Callback):
     """Logs `lr`, the rate of the first parameter group at the start of each epoch (where one-cycle or
@@ -13,4 +15,4 @@ class LearningRate(pl.Callback):
             return
         rate = float(trainer.optimizers[0].param_groups[0]["lr"])  # at full precision: self.log would make it float32
         for logger in trainer.loggers:
-            logger.log_metrics({"lr": rate, "epoch": trainer.current_epoch})
+            logger.log_metrics({Metric.LR: rate, Metric.EPOCH: trainer.current_epoch})

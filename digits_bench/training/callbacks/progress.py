@@ -1,7 +1,7 @@
 """A progress bar that counts mini-batches, what the rate and ETA should be measured in.
 
-A Lightning training batch packs `data.chunk_batches` mini-batches (one optimizer step each), so
-Lightning's own bar counts chunks ("28/28" for 550 steps) and its rate means little.
+A Lightning training batch may pack several mini-batches (one optimizer step each; DeviceBatches says
+how many), so Lightning's own bar counts chunks ("28/28" for 550 steps) and its rate means little.
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
+from digits_bench.data import DeviceBatches
+
 
 class MiniBatchProgressBar(TQDMProgressBar):
     """Epoch bar in mini-batches: total, position, rate (batch/s) and ETA; validation accuracy in the postfix.
@@ -19,17 +21,15 @@ class MiniBatchProgressBar(TQDMProgressBar):
     `refresh_rate` is in mini-batches too; the bar moves at most once per Lightning batch.
     """
 
-    def _loader_sizes(self) -> tuple[int, int | None]:
+    def _batches_through(self, item: int) -> int:
+        """Mini-batches done once training batch `item` of the epoch is."""
         loader = self.trainer.train_dataloader
-        return max(1, int(getattr(loader, "chunk", 1))), getattr(loader, "batches", None)
+        return loader.batches_through(item) if isinstance(loader, DeviceBatches) else item + 1
 
     @property
     def total_train_batches(self) -> int | float:
         total = super().total_train_batches
-        chunk, batches = self._loader_sizes()
-        if batches is None or not math.isfinite(total):
-            return total
-        return min(int(total) * chunk, int(batches))
+        return self._batches_through(int(total) - 1) if math.isfinite(total) else total
 
     def init_train_tqdm(self) -> Tqdm:
         bar = super().init_train_tqdm()
@@ -40,8 +40,7 @@ class MiniBatchProgressBar(TQDMProgressBar):
         bar = self.train_progress_bar
         if bar is None or bar.disable:
             return
-        chunk, _ = self._loader_sizes()
-        n = (batch_idx + 1) * chunk
+        n = self._batches_through(batch_idx)
         if bar.total is not None:
             n = min(n, int(bar.total))
         if n - bar.n >= self.refresh_rate or n == bar.total:

@@ -1,0 +1,95 @@
+"""Every name the harness writes into MLflow and reads back: metrics, tags, params.
+
+Writers (training, sweeps, compare, ensembles) and readers (report, ensemble, predict, sweeps)
+both take their names from here, so renaming one cannot silently empty a leaderboard column.
+A name built from a value (a split, a threshold, a config group) is built by one function here.
+A tag written only for people to read in MLflow's UI (`sweep.storage`, `torch_version`) stays with its writer.
+"""
+from __future__ import annotations
+
+from typing import Final
+
+
+def loss(split: str) -> str:
+    """`train/loss`, `val/loss`, `test/loss`: the mean cross-entropy of a split."""
+    return f"{split}/loss"
+
+
+def acc(split: str) -> str:
+    """`train/acc`, `val/acc`, `test/acc`: the accuracy of a split."""
+    return f"{split}/acc"
+
+
+def time_to_val_acc(threshold: float) -> str:
+    """The training seconds at which validation accuracy first reached `threshold`: `time/to_val_acc_0.99_s`."""
+    return f"time/to_val_acc_{threshold:g}_s"
+
+
+class Metric:
+    """Logged per epoch (at step = epoch), or once at the end (the test set, the wall time)."""
+
+    TRAIN_LOSS: Final = loss("train")
+    TRAIN_ACC: Final = acc("train")
+    VAL_LOSS: Final = loss("val")
+    VAL_ACC: Final = acc("val")  # what checkpoints, early stopping, sweeps and `predict --best` choose by
+    TEST_LOSS: Final = loss("test")
+    TEST_ACC: Final = acc("test")
+    EPOCH: Final = "epoch"
+    LR: Final = "lr"
+    EPOCH_S: Final = "time/epoch_s"
+    TRAIN_S: Final = "time/train_s"  # cumulative training time, evaluation and warm-up excluded
+    IMAGES_PER_S: Final = "time/images_per_s"
+    WARMUP_S: Final = "time/warmup_s"
+    WALL_S: Final = "time/wall_s"
+
+
+# The validation accuracies whose time the leaderboard reports (its time_to_val_99_s and
+# time_to_val_995_s columns): the training clock always logs them, whatever `time_to_val_acc` adds.
+LEADERBOARD_VAL_ACC: Final = (0.99, 0.995)
+
+
+class Tag:
+    """Set once, when a run is created or closed."""
+
+    RUN_NAME: Final = "mlflow.runName"
+    PARENT_RUN_ID: Final = "mlflow.parentRunId"  # nests a run under its sweep or multirun in MLflow's UI
+    CHOICE_PREFIX: Final = "choice."
+    RECIPE: Final = "recipe"  # the experiment preset's recipe.name, `custom` without one
+    OVERRIDES: Final = "overrides"
+    FINGERPRINT: Final = "config.fingerprint"
+    DEVICE: Final = "device"
+    GIT_COMMIT: Final = "git_commit"
+    COMPARE_RECIPE: Final = "compare.recipe"  # the recipe name `make report` groups compare's and ensembles' runs by
+    COMPARE_SEED: Final = "compare.seed"
+    ENSEMBLE_MEMBERS: Final = "ensemble.members"
+    ENSEMBLE_CHOSEN: Final = "ensemble.chosen"
+    SWEEP_STUDY: Final = "sweep.study"
+    SWEEP_ROLE: Final = "sweep.role"  # parent or trial
+    SWEEP_TRIAL: Final = "sweep.trial"
+    SWEEP_STATE: Final = "sweep.state"  # the trial's Optuna state: COMPLETE, PRUNED, FAIL
+    SWEEP_BEST: Final = "sweep.best"
+    BEST_TRIAL: Final = "best_trial"  # on a sweep's parent: its best trial's number and MLflow run
+    BEST_RUN_ID: Final = "best_run_id"
+    MULTIRUN_ROLE: Final = "multirun.role"  # parent or job
+    MULTIRUN_JOB: Final = "multirun.job"
+
+
+def choice(group: str) -> str:
+    """The tag naming which option of a config group a run used: `choice.model` = `lenet`."""
+    return f"{Tag.CHOICE_PREFIX}{group}"
+
+
+class Param:
+    """Every resolved config key is a param (`tracking.runs.log_config`); these are the ones code reads back."""
+
+    N_PARAMS: Final = "n_params"
+    MODEL: Final = "model.name"
+    EPOCHS: Final = "trainer.max_epochs"
+    BATCH_SIZE: Final = "data.batch_size"
+    SEED: Final = "seed"
+    CLAIMED_TEST_ACC: Final = "recipe.claimed_test_acc"
+    CLAIM_KIND: Final = "recipe.claim_kind"
+    TUTORIAL: Final = "recipe.tutorial"
+
+
+TRIAL_RUN_ATTR: Final = "mlflow_run_id"  # the Optuna user attribute holding a trial's MLflow run id

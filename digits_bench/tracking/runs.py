@@ -1,0 +1,176 @@
+"""The lifecycle of every MLflow run the harness makes: opened, attached to and closed here, and only here.
+
+A single run (a training run, which a sweep trial, a compare seed or a multirun job also is, or
+an ensemble's) or a parent grouping runs (a sweep's trials, a multirun's jobs) is closed exactly
+once, with the status `digits_bench.errors.outcome` gives for how it ended: FINISHED, FAILED or
+KILLED, never left RUNNING and never rewritten. The processes this one starts (DDP ranks that
+re-run the entry point, multirun jobs a launcher plugin runs elsewhere) find the run ids they
+join in one environment variable, HANDOFF, read and written by `handed` and `hand_on` alone.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator, Literal, Mapping
+
+from mlflow.entities import Param
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from digits_bench.config.fingerprint import flatten
+from digits_bench.errors import FINISHED, ConfigError, outcome
+from digits_bench.names import Tag
+from digits_bench.tracking import signals
+from digits_bench.tracking.store import (STORE_ERRORS, artifact_root, environment_tags, experiment_id, make_client,
+                                         store_error, tracking_uri)
+
+log = logging.getLogger(__name__)
+HANDOFF = "DIGITS_BENCH_RUNS"  # JSON: {"run": the run a DDP rank joins, "parent": the group a multirun job nests under}
+Role = Literal["run", "parent"]
+
+
+def _handoff() -> dict[str, str]:
+    try:
+        ids = json.loads(os.environ.get(HANDOFF) or "{}")
+    except ValueError:
+        return {}
+    return ids if isinstance(ids, dict) else {}
+
+
+def handed(role: Role) -> str | None:
+    """The run id handed down as `role` by the process that started this one, or None."""
+    return _handoff().get(role)
+
+
+def hand_on(role: Role, run_id: str | None) -> None:
+    """Hand `run_id` down as `role` to the processes this one starts from now on; None stops handing it."""
+    ids = _handoff()
+    if run_id is None:
+        ids.pop(role, None)
+    else:
+        ids[role] = run_id
+    if ids:
+        os.environ[HANDOFF] = json.dumps(ids)
+    else:
+        os.environ.pop(HANDOFF, None)
+
+
+def create(client: MlflowClient, cfg: DictConfig, tags: Mapping[str, str], experiment: str | None = None) -> str:
+    """A new RUNNING run in `experiment` (default: the config's), nested under the multirun handed down, if any."""
+    parent = handed("parent")
+    nesting = child_tags(parent) if parent else {}
+    found = experiment_id(client, experiment or cfg.tracking.experiment, artifact_root(cfg))
+    return client.create_run(found, tags=nesting | dict(tags)).info.run_id
+
+
+def reopen(client: MlflowClient, run_id: str) -> None:
+    """Mark an ended run RUNNING again, to continue it (`resume=`, a sweep run again)."""
+    client.update_run(run_id, status="RUNNING")
+
+
+def close(client: MlflowClient, run_id: str, error: BaseException | None, tags: Mapping[str, str] | None = None) -> None:
+    """Tag the run and end it with the status `outcome(error)` gives (None: it succeeded), after every queued metric.
+
+    A store that fails now (a full disk) must not hide the error that ended the run: only a
+    run that succeeded turns it into an error of its own.
+    """
+    status = outcome(error).status
+    try:
+        for key, value in (tags or {}).items():
+            client.set_tag(run_id, key, value)
+        client._tracking_client.store.flush_async_logging()  # a no-op for synchronous logging
+        client.set_terminated(run_id, status)
+    except STORE_ERRORS as err:
+        if error is None:
+            raise store_error(client.tracking_uri, err) from None
+        log.warning("could not mark run %s %s: %s", run_id, status, (str(err).splitlines() or [type(err).__name__])[0])
+
+
+@contextmanager
+def single(cfg: DictConfig, tags: Mapping[str, str], experiment: str | None = None) -> Iterator[tuple[MlflowClient, str]]:
+    """One run that is not a group: a training run or an ensemble's. Created, or `cfg.resume`'s reopened; in a DDP
+    rank > 0, the run its launcher handed down, joined and left to the launcher to close. Meanwhile SIGINT and
+    SIGTERM raise KeyboardInterrupt; on the way out the run is closed by how the block ended."""
+    attached = handed("run")
+    if attached:
+        yield make_client(cfg), attached
+        return
+    client, run_id = _open(cfg, tags, experiment)
+    hand_on("run", run_id)
+    error: BaseException | None = None
+    try:
+        with signals.interrupts():
+            yield client, run_id
+    except BaseException as err:
+        error = err
+        raise
+    finally:
+        hand_on("run", None)
+        close(client, run_id, error)
+
+
+def _open(cfg: DictConfig, tags: Mapping[str, str], experiment: str | None) -> tuple[MlflowClient, str]:
+    """Create a run, or reopen `cfg.resume`'s; a store that cannot be written is one clear error."""
+    try:
+        client = make_client(cfg)
+        if cfg.get("resume"):
+            reopen(client, str(cfg.resume))
+            return client, str(cfg.resume)
+        return client, create(client, cfg, tags, experiment)
+    except STORE_ERRORS as err:
+        raise store_error(tracking_uri(cfg), err) from None
+
+
+def open_parent(client: MlflowClient, cfg: DictConfig, name: str, tags: Mapping[str, str]) -> str:
+    """A RUNNING parent run that groups others (a sweep's trials, a multirun's jobs), named after what launched it."""
+    return create(client, cfg, environment_tags("auto") | {Tag.RUN_NAME: name} | dict(tags))
+
+
+def child_tags(parent_run_id: str) -> dict[str, str]:
+    """The tags that nest a run under its parent, as MLflow's UI shows them."""
+    return {Tag.PARENT_RUN_ID: parent_run_id}
+
+
+def children(client: MlflowClient, parent_run_id: str) -> list[Any]:
+    """The parent's child runs, of any status."""
+    parent = client.get_run(parent_run_id)
+    return client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{Tag.PARENT_RUN_ID}` = '{parent_run_id}'")
+
+
+def run_config(cfg: DictConfig, run_id: str) -> DictConfig:
+    """The config a run was started with (its config.yaml), to continue it exactly; a FINISHED run has nothing left."""
+    missing = ConfigError(f"resume={run_id}: no such run with a config.yaml in {tracking_uri(cfg)}")
+    try:
+        client = make_client(cfg)
+        status = client.get_run(run_id).info.status
+    except STORE_ERRORS:
+        raise missing from None
+    if status == FINISHED:
+        raise ConfigError(f"resume={run_id}: that run already FINISHED (trained, tested and stored); "
+                          "nothing to continue — start a new run instead")
+    try:
+        text = client.download_artifacts(run_id, "config.yaml")
+    except STORE_ERRORS:
+        raise missing from None
+    loaded = OmegaConf.load(text)
+    loaded.resume = run_id
+    return loaded
+
+
+def _is_noise(key: str) -> bool:
+    """Hydra's `_target_` class paths and the data files' md5 sums: config.yaml keeps them, the params table need not."""
+    last = key.rsplit(".", 1)[-1]
+    return (last.startswith("_") and last.endswith("_")) or ".md5." in f".{key}."
+
+
+def log_config(client: MlflowClient, run_id: str, cfg: DictConfig, extra: Mapping[str, Any]) -> None:
+    """Every resolved config value a person compares runs by as a param (MLflow allows 6000 chars), plus
+    config.yaml in full."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    params = {k: v for k, v in flatten(resolved).items() if not _is_noise(k)} | {k: str(v) for k, v in extra.items()}
+    items = [Param(k, v[:6000]) for k, v in sorted(params.items())]
+    for start in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[start : start + 100])
+    client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")

@@ -1,0 +1,65 @@
+"""SIGINT and SIGTERM, handled one way in every process of the harness.
+
+A signal stops whatever was registered to stop with this process (the ranks a multi-process
+run launched), is remembered, and becomes KeyboardInterrupt: the run it lands in is closed
+KILLED (`digits_bench.errors.outcome`) and the command exits 130, never leaving a run RUNNING.
+"""
+from __future__ import annotations
+
+import signal
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any, Callable, Iterator
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_before_raising: list[Callable[[], None]] = []
+_received: list[int] = []
+
+
+def _handle(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
+    for stop in list(_before_raising):
+        stop()
+    raise KeyboardInterrupt
+
+
+def install(before_raising: Callable[[], None] | None = None) -> dict[int, Any]:
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt in this process, after `before_raising` (kept until
+    `forget`); returns the handlers it replaced. Outside the main thread Python allows no handler: nothing."""
+    try:
+        previous = {signum: signal.signal(signum, _handle) for signum in SIGNALS}
+    except ValueError:  # not the main thread
+        return {}
+    if before_raising is not None:
+        _before_raising.append(before_raising)
+    return previous
+
+
+def restore(previous: dict[int, Any]) -> None:
+    """Put back the handlers `install` replaced."""
+    for signum, handler in previous.items():
+        if handler is not None:  # None: set outside Python, nothing to put back
+            signal.signal(signum, handler)
+
+
+def forget(before_raising: Callable[[], None]) -> None:
+    """No longer run `before_raising` on a signal (what it stops is gone)."""
+    if before_raising in _before_raising:
+        _before_raising.remove(before_raising)
+
+
+@contextmanager
+def interrupts(before_raising: Callable[[], None] | None = None) -> Iterator[None]:
+    """The handler while the block runs; the previous ones after it."""
+    previous = install(before_raising)
+    try:
+        yield
+    finally:
+        restore(previous)
+        if before_raising is not None:
+            forget(before_raising)
+
+
+def received() -> bool:
+    """Whether this process was stopped by SIGINT or SIGTERM (through this handler)."""
+    return bool(_received)

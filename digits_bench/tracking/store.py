@@ -1,0 +1,173 @@
+"""The MLflow store: where it is, a client for it, its experiments, and the tags that say where a run ran.
+
+The embedded SQLite store is created and migrated under an inter-process lock and switched to
+write-ahead logging, so processes that start together (sweep workers, DDP ranks) share it safely;
+a tracking server that cannot be reached fails in seconds.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import platform
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from digits_bench.errors import TrackingError
+from digits_bench.names import Tag
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STORE_ERRORS = (OSError, sqlite3.Error, MlflowException)  # what a store that cannot be written raises
+
+
+def tracking_uri(cfg: DictConfig) -> str:
+    """`tracking.uri` (default: $MLFLOW_TRACKING_URI), else the embedded SQLite store in tracking.store_dir."""
+    if cfg.tracking.uri:
+        return str(cfg.tracking.uri)
+    store = Path(cfg.tracking.store_dir).expanduser().resolve()
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def artifact_root(cfg: DictConfig) -> str | None:
+    """Local stores keep artifacts beside the database; a server decides for itself."""
+    uri = tracking_uri(cfg)
+    if uri.startswith("sqlite:///") or uri.startswith("file:"):
+        return (Path(cfg.tracking.store_dir).expanduser().resolve() / "artifacts").as_uri()
+    return None
+
+
+def make_client(cfg: DictConfig) -> MlflowClient:
+    uri = tracking_uri(cfg)
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        with store_lock(db):  # creating the client creates or migrates the schema: one process at a time
+            enable_wal(db)
+            return MlflowClient(tracking_uri=uri)
+    if uri.startswith(("http://", "https://")):
+        probe_server(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+@contextmanager
+def store_lock(db: Path) -> Iterator[None]:
+    """An inter-process lock (a `.lock` file beside the database) around creating or migrating a SQLite store.
+
+    Without it, processes that start together on a new store all run the migrations
+    ('table _alembic_tmp_tags already exists', 'database is locked') and can leave it
+    half-migrated. A folder we may not write is not ours to migrate: no lock then.
+    """
+    db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = open(db.with_name(db.name + ".lock"), "a")
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def probe_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not after MLflow's minutes of retries, when the tracking server cannot be reached."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")  # a server lost mid-run: ~15 s, not ~4 min
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return  # it answered: reachable (authentication and the rest are MLflow's to report)
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise TrackingError(f"cannot reach the MLflow server {uri} ({reason}); start it, or fix or unset "
+                            "MLFLOW_TRACKING_URI (or tracking.uri) to use the local store") from None
+
+
+def enable_wal(db: Path) -> None:
+    """Write-ahead logging lets parallel sweep workers read while one writes, instead of 'database is locked'.
+
+    The mode is stored in the file, so setting it once per process is enough.
+    """
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(db, timeout=60) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+
+
+def experiment_id(client: MlflowClient, name: str, artifact_root: str | None) -> str:
+    """Get or create the experiment; safe when several processes race to create it."""
+    for attempt in range(5):
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return client.create_experiment(name, artifact_location=f"{artifact_root}/{name}" if artifact_root else None)
+        except MlflowException:
+            time.sleep(0.2 * (attempt + 1))  # another process created it, or SQLite was busy
+    raise RuntimeError(f"could not get or create the MLflow experiment {name!r}")
+
+
+def store_hint(uri: str) -> str:
+    """What to change: the local store's folder, or the server address."""
+    if uri.startswith("sqlite:///"):
+        return "set DIGITS_BENCH_STORE to a writable folder with free space, or MLFLOW_TRACKING_URI to a server"
+    return "check the server and MLFLOW_TRACKING_URI (or tracking.uri)"
+
+
+def store_error(uri: str, err: BaseException) -> TrackingError:
+    first_line = (str(err).strip().splitlines() or [""])[0][:200]
+    return TrackingError(f"cannot write the MLflow store {uri} ({type(err).__name__}: {first_line}); {store_hint(uri)}")
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    commit = out.stdout.strip() or "unknown"
+    return commit + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def device_name(accelerator: str) -> str:
+    import torch
+
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def source_tags(commit: str) -> dict[str, str]:
+    """MLflow's standard source tags, which its UI shows as the run's source, version and user."""
+    from mlflow.entities import SourceType
+    from mlflow.tracking.context.default_context import _get_source_name, _get_user
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
+
+    return {MLFLOW_GIT_COMMIT: commit.removesuffix("-dirty"), MLFLOW_SOURCE_NAME: _get_source_name(),
+            MLFLOW_SOURCE_TYPE: SourceType.to_string(SourceType.LOCAL), MLFLOW_USER: _get_user()}
+
+
+def environment_tags(accelerator: str) -> dict[str, str]:
+    """Where and with what a run ran: commit, library versions, device, host."""
+    import lightning.pytorch as pl
+    import torch
+
+    commit = git_commit()
+    return source_tags(commit) | {
+        Tag.GIT_COMMIT: commit,
+        "torch_version": torch.__version__,
+        "cuda_version": str(torch.version.cuda),
+        "lightning_version": pl.__version__,
+        "python_version": platform.python_version(),
+        Tag.DEVICE: device_name(accelerator),
+        "host": platform.node(),
+    }
