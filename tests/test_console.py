@@ -42,6 +42,7 @@ def test_cli_fit_prints_every_line_once_without_tips(isolated_store: Path, monke
     assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     assert "Tip" not in out and "litlogger" not in out and "INFO:" not in out
+    assert not re.search(r"(?i)warning|traceback", out), out  # e.g. a Hydra callback's warning after every run
     lines = printed_lines(result.stdout) + printed_lines(result.stderr)
     repeated = [line for line, n in Counter(lines).items() if n > 1 and set(line) - set("┃│┏┓┗┛┡┩└┘━─┳╇┴ ")]
     assert repeated == []

@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
+from digits_bench.config.renamed import recorded_target
+
 # Keys that never change the trained weights, the measured numbers, or their meaning.
 IGNORED_PREFIXES = ("tracking.", "paths.", "recipe.", "hydra.")
 IGNORED_KEYS = frozenset({
@@ -51,7 +53,7 @@ def _container(cfg: DictConfig | Mapping[str, Any]) -> Mapping[str, Any]:
 
 def training_keys(cfg: DictConfig | Mapping[str, Any]) -> dict[str, str]:
     """The flattened config without the ignored keys."""
-    return {k: v for k, v in flatten(_container(cfg)).items()
+    return {k: recorded_target(v) if k.endswith("._target_") else v for k, v in flatten(_container(cfg)).items()
             if k not in IGNORED_KEYS and not k.startswith(IGNORED_PREFIXES)}
 
 

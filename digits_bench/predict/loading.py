@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from digits_bench.config import compose_config
+from digits_bench.config.renamed import with_current_targets
 from digits_bench.errors import ModelLoadError
 from digits_bench.names import Metric
 
@@ -170,7 +171,7 @@ def _config_of_run(run_id: str, tracking_uri: str | None, checkpoint: Path) -> D
 def load_config(path: Path) -> DictConfig:
     """A resolved run config, checked for the keys a model needs."""
     try:
-        cfg = OmegaConf.load(path)
+        cfg = with_current_targets(OmegaConf.load(path))
     except Exception as err:  # yaml's and OmegaConf's many error types: all mean "not a config"
         raise ModelLoadError(f"{path.name} is not a readable config ({type(err).__name__})") from None
     missing = [k for k in ("model", "optimizer", "schedule", "aug", "data.mean", "data.std") if OmegaConf.select(cfg, k) is None]

@@ -70,7 +70,10 @@ class GroupMultirun(Callback):
         self._codes_before = len(_failed_codes)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        job = f"#{config.hydra.job.num}"
+        """Report a failed job of a multirun; a single run (Hydra calls this for it too, without a job number) has none."""
+        if self.parent is None:
+            return
+        job = f"#{OmegaConf.select(config, 'hydra.job.num', default='?')}"
         if job_return.status == JobStatus.FAILED:
             error = job_return._return_value  # the job's exception (its .return_value would raise it)
             why = f"{type(error).__name__}: {str(error)[:300]}"

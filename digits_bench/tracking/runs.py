@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from digits_bench.config.fingerprint import flatten
+from digits_bench.config.renamed import with_current_targets
 from digits_bench.errors import FINISHED, ConfigError, outcome
 from digits_bench.names import Tag
 from digits_bench.tracking import signals
@@ -154,7 +155,7 @@ def run_config(cfg: DictConfig, run_id: str) -> DictConfig:
         text = client.download_artifacts(run_id, "config.yaml")
     except STORE_ERRORS:
         raise missing from None
-    loaded = OmegaConf.load(text)
+    loaded = with_current_targets(OmegaConf.load(text))
     loaded.resume = run_id
     return loaded
 
