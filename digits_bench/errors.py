@@ -27,47 +27,35 @@ class DigitsBenchError(Exception):
     prefix = ""  # put before the message on the console ("training diverged: ...")
 
 
-class ConfigError(DigitsBenchError, ValueError):
-    """A config value that cannot work; the message names the key and what to do."""
+class BadInput(DigitsBenchError):
+    """Nothing to fix in the code: a value, a file, the data, the store or the disk; the message says what to do.
+
+    ConfigError: a config value that cannot work (the message names the key). DataError: the dataset is missing
+    or corrupt. TrackingError: the MLflow store cannot be opened or written. ModelLoadError: the run,
+    experiment, checkpoint or config does not give a model.
+    """
 
     exit_code = EXIT_BAD_INPUT
 
 
-class DataError(DigitsBenchError, RuntimeError):
-    """The dataset is missing or corrupt; the message says how to fix it."""
-
-    exit_code = EXIT_BAD_INPUT
-
-
-class TrackingError(DigitsBenchError, RuntimeError):
-    """The MLflow store cannot be opened or written; the message says where and what to do."""
-
-    exit_code = EXIT_BAD_INPUT
-
-
-class ModelLoadError(DigitsBenchError, RuntimeError):
-    """The run, experiment, checkpoint or config does not give a model; the message says which and why."""
-
-    exit_code = EXIT_BAD_INPUT
+class ConfigError(BadInput, ValueError): ...
+class DataError(BadInput, RuntimeError): ...
+class TrackingError(BadInput, RuntimeError): ...
+class ModelLoadError(BadInput, RuntimeError): ...
 
 
 class ImageError(DigitsBenchError, ValueError):
-    """One input file cannot be read as digits; the others still are. The message says why, in a few words."""
-
-    exit_code = EXIT_FAILED
+    """One input file cannot be read as digits; the others still are (exit 1 once all are read)."""
 
 
 class TrainingDiverged(DigitsBenchError, RuntimeError):
     """The loss went NaN or infinite: the run stops and is recorded as FAILED."""
 
-    exit_code = EXIT_FAILED
     prefix = "training diverged: "
 
 
 class RunFailed(DigitsBenchError, RuntimeError):
     """A run, a sweep or a group of runs ended without a result; the message says which and why."""
-
-    exit_code = EXIT_FAILED
 
 
 @dataclass(frozen=True)

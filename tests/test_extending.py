@@ -6,6 +6,7 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import lightning.pytorch as pl
 import numpy as np
@@ -21,7 +22,7 @@ from digits_bench.cli import main as cli_main
 from digits_bench.cli.entry import command
 from digits_bench.data.idx import idx_bytes
 from digits_bench.errors import ConfigError
-from digits_bench.models import register_model
+from digits_bench.models import register_model, registry
 from digits_bench.optimizers import CAPTURABLE
 from digits_bench.schedules import Schedule
 from digits_bench.training.step import StepMode, choose_step_mode
@@ -31,8 +32,8 @@ from tests.test_graph_step import _trainer
 CLASSES = 3
 
 
-# A model: a registered factory that takes the dataset's number of classes, and conf/model/<name>.yaml.
-@register_model("ext_linear", seed="tests", summary="one linear layer (tests/test_extending.py)")
+# A model: a factory that takes the dataset's number of classes, registered (see `extensions`), and
+# conf/model/<name>.yaml.
 def ext_linear(num_classes: int = 10) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, num_classes))
 
@@ -82,11 +83,14 @@ def _bars_dataset(raw_dir: Path) -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture
-def extensions(tmp_path: Path) -> None:
-    """The YAML files a user would add to conf/, as the same nodes in Hydra's ConfigStore."""
+def extensions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The YAML files a user would add to conf/, as the same nodes in Hydra's ConfigStore, and the model's
+    registration; both undone after the test, so other tests see only the project's own."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    register_model("ext_linear", seed="tests", summary="one linear layer (tests/test_extending.py)")(ext_linear)
+    store = ConfigStore.instance()
     raw = tmp_path / "bars"
     raw.mkdir()
-    store = ConfigStore.instance()
     # A dataset: conf/data/<name>.yaml naming its IDX files, md5 sums, classes and pixel statistics.
     store.store(group="data", name="ext_bars", node={
         "defaults": ["mnist", "_self_"],
@@ -98,6 +102,9 @@ def extensions(tmp_path: Path) -> None:
     store.store(group="optimizer", name="ext_rmsprop", node={"_target_": "torch.optim.RMSprop", "_partial_": True, "lr": 0.01})
     store.store(group="schedule", name="ext_linear_decay",
                 node={"_target_": f"{__name__}.LinearDecay", "_partial_": True})
+    yield
+    for group, name in (("data", "ext_bars"), ("model", "ext_linear"), ("optimizer", "ext_rmsprop"), ("schedule", "ext_linear_decay")):
+        del store.repo[group][f"{name}.yaml"]
 
 
 @pytest.mark.fit

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from digits_bench.cli.entry import command
-from digits_bench.errors import EXIT_BAD_INPUT, DigitsBenchError
+from digits_bench.errors import BadInput
 
 STATE_FILE = "server.json"
 
@@ -43,10 +43,8 @@ class ServerInfo:
         return f"postgresql+psycopg2://postgres@{self.host}:{self.pg_port}/{name}"
 
 
-class ServerError(DigitsBenchError, RuntimeError):
+class ServerError(BadInput, RuntimeError):
     """The tracking stack cannot start or be found: a broken set-up, nothing to fix in the code."""
-
-    exit_code = EXIT_BAD_INPUT
 
 
 def _pg_bin(tool: str) -> str:
