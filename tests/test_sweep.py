@@ -238,7 +238,6 @@ def test_all_failed_sweep_exits_nonzero_with_parent_failed(sweep_main, tmp_path:
     assert parent(isolated_store, "doomed").info.status == "FAILED"
 
 
-@pytest.mark.fit
 @pytest.mark.parametrize(("body", "message"), [
     ("- optimizer.lr\n- model\n", "must be a mapping of name, base, space, n_trials, ... (got a list)"),
     ("name: x\nspace: {optimizer.lr: [1\n", "not valid YAML"),
@@ -249,16 +248,15 @@ def test_all_failed_sweep_exits_nonzero_with_parent_failed(sweep_main, tmp_path:
     ("space: {optimizer.lr: {type: float, low: 0.001, high: 0.1}}\nn_trials: 2\npruner: {type: median, n_startup: 3}\n",
      "unexpected keyword argument 'n_startup'"),
 ])
-def test_malformed_sweep_file_is_one_line(body: str, message: str, tmp_path: Path, isolated_store: Path):
+def test_malformed_sweep_file_is_one_line(body: str, message: str, sweep_main, tmp_path: Path, isolated_store: Path):
     path = tmp_path / "broken.yaml"
     path.write_text(body)
-    result = run_cli([str(path)], timeout=120, module="digits_bench.sweep")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
+    code, _, err = sweep_main(str(path))  # in-process: the CLI's own path is run by test_the_sweep_cli_refuses_bad_input
+    assert code == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("digits_bench: error: sweep") and message in lines[0], lines
 
 
-@pytest.mark.fit
 @pytest.mark.parametrize(("space", "overrides", "message"), [
     ({"optimizer.lrr": {"type": "float", "low": 1e-3, "high": 0.1}}, [],
      "space key 'optimizer.lrr' is not in the composed config; did you mean 'optimizer.lr'?"),
@@ -270,11 +268,21 @@ def test_malformed_sweep_file_is_one_line(body: str, message: str, tmp_path: Pat
     ({"optimizer.lr": {"type": "float", "low": 1e-3, "high": 0.1}}, ["model=lenett"], "Could not find 'model/lenett'"),
     ({"optimizer.lr": {"type": "float", "low": 1e-3, "high": 0.1}}, ["optimizer.lr=0.1"], "searches optimizer.lr; drop that override"),
 ])
-def test_bad_space_key_or_override_is_rejected_before_any_run(space: dict, overrides: list[str], message: str, tmp_path: Path,
-                                                              isolated_store: Path):
+def test_bad_space_key_or_override_is_rejected_before_any_run(space: dict, overrides: list[str], message: str, sweep_main,
+                                                              tmp_path: Path, isolated_store: Path):
     path = sweep_file(tmp_path, "typo", space=space)
-    result = run_cli([str(path), *overrides, "--storage", storage_url(tmp_path)], timeout=120, module="digits_bench.sweep")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
+    code, _, err = sweep_main(str(path), *overrides, "--storage", storage_url(tmp_path))
+    assert code == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
     assert all_runs(isolated_store) == [] and not (tmp_path / "optuna.db").exists()  # no trial, no study, no MLflow run
+
+
+@pytest.mark.fit
+def test_the_sweep_cli_refuses_bad_input_in_one_line_before_any_run(tmp_path: Path, isolated_store: Path):
+    path = sweep_file(tmp_path, "typo", space={"optimizer.lrr": {"type": "float", "low": 1e-3, "high": 0.1}})
+    result = run_cli([str(path), "--storage", storage_url(tmp_path)], timeout=120, module="digits_bench.sweep")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "digits_bench: error: sweep typo: space key 'optimizer.lrr' is not in the composed config; did you mean 'optimizer.lr'?"]
+    assert all_runs(isolated_store) == [] and not (tmp_path / "optuna.db").exists()

@@ -107,6 +107,8 @@ def start(state_dir: Path, host: str = "127.0.0.1", pg_port: int = 5433, mlflow_
         [mlflow_bin, "server", "--backend-store-uri", info.database_url("mlflow"), "--artifacts-destination",
          str(state_dir / "artifacts"), "--serve-artifacts", "--host", host, "--port", str(mlflow_port), "--workers", "2"],
         stdout=log, stderr=log, start_new_session=True,
+        # MLflow's server-side job runner (eight huey processes, for GenAI jobs) serves nothing a training run uses
+        env=os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")},
     )
     info.mlflow_pid = process.pid
     (state_dir / STATE_FILE).write_text(json.dumps(asdict(info)))

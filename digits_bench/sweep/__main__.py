@@ -25,8 +25,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--storage", default=None, help="Optuna RDB URL; default: SQLite in the MLflow store folder")
     parser.add_argument("--n-trials", type=int, default=None, help="override the sweep's trial budget")
     parser.add_argument("--name", default=None, help="override the study name")
-    parser.add_argument("--worker-of", default=None, help=argparse.SUPPRESS)  # internal: run as a worker of this parent run
-    parser.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    # internal: run as worker N of the sweep whose parent run the launcher hands down (tracking.runs.handed)
+    parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_intermixed_args(argv)
     if "=" in args.sweep:  # `python -m digits_bench.sweep data.subset=3000`: the default sweep, with an override
         args.overrides.insert(0, args.sweep)
@@ -38,13 +38,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> None:
     args = parse(argv)
     from digits_bench.sweep.spec import load_sweep
+    from digits_bench.tracking.runs import handed
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1 (got {args.workers})")
     if args.n_trials is not None and args.n_trials < 1:
         raise ConfigError(f"--n-trials must be >= 1 (got {args.n_trials})")
     spec = load_sweep(args.sweep, overrides=args.overrides, n_trials=args.n_trials, name=args.name)
-    if not args.worker_of:  # the launcher checked it already for its workers
+    parent = handed("parent") if args.worker_index is not None else None
+    if args.worker_index is not None and parent is None:
+        raise ConfigError("--worker-index is for the workers a sweep starts (--workers N), not to be typed")
+    if parent is None:  # the launcher checked it already for its workers
         from digits_bench.sweep.check import check_sweep
 
         check_sweep(spec)
@@ -55,8 +59,8 @@ def main(argv: list[str]) -> None:
         ["--name", args.name] if args.name else [])
     try:
         with interrupts():  # SIGTERM between trials stops as cleanly as during one
-            if args.worker_of:
-                work(spec, args.storage, args.worker_of, args.worker_index)
+            if parent is not None:
+                work(spec, args.storage, parent, args.worker_index)
                 return
             study = run_sweep(spec, args.storage, args.workers, passthrough)
     except KeyboardInterrupt:
