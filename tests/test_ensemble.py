@@ -10,7 +10,7 @@ from digits_bench.ensemble import load_members, probabilities, recipe_runs, run_
 from digits_bench.report.runs import load_runs
 from digits_bench.training.run import train
 
-from .conftest import TINY, all_runs, client_for, compose, run_cli
+from .conftest import TINY, all_runs, client_for, compose
 
 
 def test_shifted_moves_ink_and_fills_the_border_with_background():
@@ -53,8 +53,11 @@ def test_ensemble_is_chosen_on_validation_and_scored_on_test_once(isolated_store
     assert row["test_acc"] == pytest.approx(result["test_acc"]) and row["claimed_test_acc"] != row["claimed_test_acc"]  # NaN: no claim
 
 
-@pytest.mark.fit
-def test_ensemble_without_runs_is_one_clear_line():
-    result = run_cli(["best"], module="digits_bench.ensemble")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("digits_bench: error: recipe 'best' has 0 finished run(s)")
+def test_ensemble_without_runs_is_one_clear_line(capsys: pytest.CaptureFixture[str]):
+    from digits_bench.ensemble import main
+
+    assert main(["best"]) == 2  # the verb's main as `python -m digits_bench.ensemble best` runs it
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [err.strip().splitlines()[-1]]
+    assert err.strip().startswith("digits_bench: error: recipe 'best' has 0 finished run(s)")
