@@ -1,19 +1,11 @@
-"""The IDX file format of MNIST-style datasets (LeCun's), read and written with numpy."""
+"""The IDX file format of MNIST-style datasets (LeCun's), parsed from bytes and written with numpy."""
 from __future__ import annotations
 
-import gzip
 import struct
-from pathlib import Path
 
 import numpy as np
 
 _UBYTE = 0x08
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (plain or .gz) of unsigned bytes into an array of its declared shape."""
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    return parse_idx(raw, str(path))
 
 
 def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:

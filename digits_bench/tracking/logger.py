@@ -12,8 +12,7 @@ from digits_bench.names import Metric
 class RunLogger(MLFlowLogger):
     """Logs every metric at step = epoch into an existing MLflow run, and never ends that run.
 
-    Lightning passes its `global_step` as the step, which here counts chunks of `data.chunk_batches`
-    mini-batches, and adds `epoch` to every call. The epoch becomes the step, and `epoch` itself is
+    Lightning passes its `global_step` (optimizer steps) as the step and adds `epoch` to every call. The epoch becomes the step, and `epoch` itself is
     recorded once per epoch. Metrics logged after training (the test Trainer starts again at epoch 0)
     land on the last trained epoch.
 
