@@ -1,10 +1,10 @@
-"""One (model, pipeline) measurement in its own process, so peak memory is its own. Prints one JSON line."""
+"""One (model, pipeline) measurement in its own process, so peak memory is its own. Prints one JSON line:
+the seconds of each timed epoch (warm-up dropped), scaled to the full epoch."""
 from __future__ import annotations
 
 import argparse
 import json
 import resource
-import statistics
 import sys
 
 import torch
@@ -17,28 +17,31 @@ from digits_bench.cli.entry import command
 TUTORIAL_GPU_IMAGES = 10_000
 
 
+def measure_here(model: str, pipeline: str, subset: int | None, epochs: int, overrides: list[str]) -> dict:
+    """Time one pipeline in this process: its timed epochs (warm-up dropped, scaled to the full epoch) and peak memory."""
+    full = bench_config(model, subset, epochs, overrides)
+    images = subset or 60_000 - full.data.val_size
+    timed_images, cfg = images, full
+    if pipeline == "tutorial" and torch.cuda.is_available() and full.trainer.accelerator != "cpu":
+        timed_images, epochs = min(images, TUTORIAL_GPU_IMAGES), min(epochs, 2)
+        cfg = bench_config(model, timed_images, epochs, overrides)
+    times = PIPELINES[pipeline](cfg, epochs)
+    measured = times[1:] if len(times) > 1 else times  # the first epoch warms up caches, allocators, kernels
+    peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"model": model, "pipeline": pipeline, "epochs_s": [t * images / timed_images for t in measured],
+            "peak_mem_mib": peak, "train_images": images, "timed_images": timed_images, "all_epochs_s": times}
+
+
 @command
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
     parser.add_argument("--pipeline", choices=sorted(PIPELINES), required=True)
     parser.add_argument("--subset", type=int, default=None)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    full = bench_config(args.model, args.subset, args.epochs, args.overrides)
-    images = args.subset or 60_000 - full.data.val_size
-    timed_images, epochs, cfg = images, args.epochs, full
-    if args.pipeline == "tutorial" and torch.cuda.is_available() and full.trainer.accelerator != "cpu":
-        timed_images, epochs = min(images, TUTORIAL_GPU_IMAGES), min(args.epochs, 2)
-        cfg = bench_config(args.model, timed_images, epochs, args.overrides)
-    times = PIPELINES[args.pipeline](cfg, epochs)
-    measured = times[1:] if len(times) > 1 else times  # the first epoch warms up caches, allocators, kernels
-    epoch = statistics.median(measured) * images / timed_images
-    peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"model": args.model, "pipeline": args.pipeline, "epoch_s": epoch, "images_per_s": images / epoch,
-                      "peak_mem_mib": peak, "epochs_timed": len(measured), "train_images": images, "timed_images": timed_images,
-                      "all_epochs_s": times}))
+    print(json.dumps(measure_here(args.model, args.pipeline, args.subset, args.epochs, args.overrides)))
 
 
 if __name__ == "__main__":

@@ -82,7 +82,9 @@ class TrainStep:
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         for group, lr in zip(self.optimizer.param_groups, self.lrs):
-            group["lr"] = lr  # Python readers see a float between epochs (publish_lrs); the step reads the tensor
+            # the step reads the tensor on CUDA (no host read; a graph replays it); a CPU reads it for free, and
+            # torch's optimizers would negate a tensor rate once per parameter. Between epochs: publish_lrs
+            group["lr"] = lr if self.device.type == "cuda" else lr.item()
         with self._autocast():
             logits = self.net(self.preprocess(images))
             loss = F.cross_entropy(logits, labels)
@@ -96,8 +98,8 @@ class TrainStep:
         with torch.no_grad():
             self.step += 1
             self._schedule_rates()
-            self.loss_sum += loss.detach().double() * len(labels)
-            self.correct += (logits.detach().argmax(dim=1) == labels).sum()
+            self.loss_sum.add_(loss.detach(), alpha=len(labels))  # summed in float64
+            self.correct.add_(logits.detach().argmax(dim=1).eq(labels).sum())
             self.count += len(labels)
 
     def publish_lrs(self) -> None:
