@@ -26,8 +26,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 DATA_DIR = Path(os.environ.get("DIGITS_BENCH_DATA", ROOT / "data")).resolve()
 
 # Small and fast, but real: every tiny fit trains on real MNIST images.
+# Pictures are most of a tiny run's time; test_train draws them for one model (tracking.figures=true).
 TINY = ["data.subset=512", "data.val_size=256", "data.test_subset=500", "data.batch_size=64",
-        "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+        "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+        "tracking.figures=false"]
 
 
 # Modules whose tests share a costly module fixture (predict trains a model, server starts PostgreSQL and

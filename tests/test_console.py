@@ -49,6 +49,9 @@ def test_cli_fit_prints_every_line_once_without_tips(isolated_store: Path, monke
     assert "GPU available: False, used: False" in lines  # once, though a second Trainer tests the best checkpoint
     (run,) = all_runs(isolated_store)
     run_id = run.info.run_id
+    assert run.info.status == "FINISHED" and run.data.tags["mlflow.runName"].startswith("linear")
+    assert run.data.tags["overrides"] == " ".join(overrides)  # what was typed, from Hydra's record
+    assert "test/acc=" in result.stdout
     started = result.stdout.index(f"run {run_id} started")
     assert started < result.stdout.index("Epoch 0")  # the id and where to look come first
     assert f"make ui STORE={isolated_store}" in result.stdout  # the store is not the Makefile's default

@@ -113,7 +113,7 @@ def test_a_new_model_dataset_optimizer_schedule_and_callback_train_through_the_o
 
     cfg = compose("data=ext_bars", "model=ext_linear", "optimizer=ext_rmsprop", "schedule=ext_linear_decay",
                   "trainer.max_epochs=2", "data.batch_size=50", "trainer.enable_progress_bar=false",
-                  "trainer.enable_model_summary=false")
+                  "trainer.enable_model_summary=false", "tracking.figures=false")
     seen = EpochsSeen()
     result = train(cfg, callbacks=[seen])
 

@@ -34,7 +34,7 @@ EXPERIMENT = "predict_tests"
 # lenet, one epoch on 12k images: ~96-97% test accuracy in well under a minute on two CPU cores
 TRAIN = ["model=lenet", "model.init=torch", "optimizer=adam", "optimizer.lr=0.002", "trainer.max_epochs=1",
          "data.subset=12000", "data.val_size=1000", "data.test_subset=2000", "trainer.enable_progress_bar=false",
-         "trainer.enable_model_summary=false", f"tracking.experiment={EXPERIMENT}"]
+         "trainer.enable_model_summary=false", "tracking.figures=false", f"tracking.experiment={EXPERIMENT}"]
 UNSCORED = 2000  # digits drawn come from after the test images the run was scored on
 
 

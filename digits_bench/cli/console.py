@@ -34,6 +34,7 @@ RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.
                      "pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
                      "lightning_utilities.core.rank_zero")
 OWN_HANDLER = "digits_bench.cli.console"
+_DEFERRED: dict[str, int] = {}  # a command's levels for Lightning's loggers, until Lightning is imported (which resets them)
 
 
 def setup_console(quiet: Mapping[str, int] | None = None) -> None:
@@ -53,7 +54,11 @@ def setup_console(quiet: Mapping[str, int] | None = None) -> None:
     for pattern in IGNORED_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     for name, level in (quiet or {}).items():
-        importlib.import_module(name.partition(".")[0])
+        package = name.partition(".")[0]
+        if package == "lightning" and package not in sys.modules:  # seconds to import: bad input fails first,
+            _DEFERRED[name] = level  # and route_lightning_logs() sets these once training has imported it
+            continue
+        importlib.import_module(package)
         logging.getLogger(name).setLevel(level)
     route_lightning_logs()
 
@@ -94,6 +99,10 @@ def route_lightning_logs() -> None:
         for handler in [h for h in logger.handlers if h.get_name() != OWN_HANDLER]:
             logger.removeHandler(handler)
         logger.propagate = True
+    if "lightning" in sys.modules:
+        while _DEFERRED:
+            name, level = _DEFERRED.popitem()
+            logging.getLogger(name).setLevel(level)
     top = logging.getLogger("lightning")
     own = [h for h in top.handlers if h.get_name() == OWN_HANDLER]
     if logging.getLogger().handlers:

@@ -164,6 +164,7 @@ RULES: dict[str, Rule] = {
     "recipe.claim_kind": Rule("str", choices=("tutorial", "target")),
     "tracking.experiment": Rule("str"),
     "tracking.log_checkpoint": FLAG,
+    "tracking.figures": FLAG,
     "tracking.synchronous": FLAG,
 }
 REQUIRED = ("seed", "optimizer.lr", "data.batch_size", "data.val_size", "trainer.max_epochs", "trainer.accelerator")

@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import sys
 
-from hydra.utils import instantiate
-
 from digits_bench.cli.entry import command
 from digits_bench.config import compose_config
+from digits_bench.data.sources import DatasetSpec, ensure_files
 
 
 @command
 def main(argv: list[str]) -> None:
-    cfg = compose_config(argv)
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()  # a missing or corrupt file: DataError, one line and exit 2
-    print(f"{datamodule.spec.name}: IDX files verified in {datamodule.spec.raw_dir}")
+    spec = DatasetSpec.from_config(compose_config(argv).data.dataset)
+    ensure_files(spec)  # what training's prepare_data does; a missing or corrupt file: DataError, one line and exit 2
+    print(f"{spec.name}: IDX files verified in {spec.raw_dir}")
 
 
 if __name__ == "__main__":

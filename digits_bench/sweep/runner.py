@@ -223,7 +223,11 @@ def succeeded(study: optuna.Study) -> bool:
 
 
 def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1, worker_args: list[str] | None = None) -> optuna.Study:
-    """Create or resume the study, run `workers` processes on it, and close the parent run."""
+    """Create or resume the study, run `workers` processes on it, and close the parent run.
+
+    Workers are processes: `worker_args` is the command line that loads this same sweep in them."""
+    if workers > 1 and worker_args is None:
+        raise ValueError("run_sweep: workers > 1 need worker_args, the sweep command line their processes load")
     cfg = compose_config([])
     storage_url = storage_url or default_storage(cfg)
     client = make_client(cfg)

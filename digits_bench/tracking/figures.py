@@ -94,18 +94,21 @@ def class_report(outputs: dict[str, torch.Tensor]) -> pd.DataFrame:
     return frame
 
 
-def log_run_report(client: MlflowClient, run_id: str, outputs: dict[str, torch.Tensor], test_images: torch.Tensor, test_labels: torch.Tensor) -> None:
-    """Write every figure and table into a temporary folder and log it under the run's `report/`."""
+def log_run_report(client: MlflowClient, run_id: str, outputs: dict[str, torch.Tensor], test_images: torch.Tensor,
+                   test_labels: torch.Tensor, figures: bool = True) -> None:
+    """Write every table (and, with `figures`, every picture: most of the cost) into a temporary folder and
+    log it under the run's `report/`."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         history = metric_history(client, run_id, [Metric.TRAIN_LOSS, Metric.VAL_LOSS, Metric.TRAIN_ACC, Metric.VAL_ACC])
         history.to_csv(out / "history.csv")
-        plot_curves(history, out / "curves.png")
-        plot_confusion(outputs["confusion"], out / "confusion_matrix.png")
         pd.DataFrame(outputs["confusion"].numpy()).rename_axis(index="true", columns="predicted").to_csv(out / "confusion_matrix.csv")
         report = class_report(outputs)
         report.to_csv(out / "classification_report.csv")
         (out / "classification_report.md").write_text(report.to_markdown(floatfmt=".4f"))
-        plot_misclassified(test_images.cpu(), test_labels.cpu(), outputs["preds"], outputs["probs"], out / "misclassified.png")
+        if figures:
+            plot_curves(history, out / "curves.png")
+            plot_confusion(outputs["confusion"], out / "confusion_matrix.png")
+            plot_misclassified(test_images.cpu(), test_labels.cpu(), outputs["preds"], outputs["probs"], out / "misclassified.png")
         client.log_artifacts(run_id, str(out), "report")
 

@@ -200,7 +200,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
             return TrainResult(run_id, _final_metrics(client, run_id, started), best, n_params, choices)
 
         _test_once(cfg, module, datamodule, logger, best)
-        log_run_report(client, run_id, module.test_outputs, *datamodule.tensors["test"])
+        log_run_report(client, run_id, module.test_outputs, *datamodule.tensors["test"], figures=cfg.tracking.figures)
         if cfg.tracking.log_checkpoint:
             client.log_artifact(run_id, best, "checkpoints")
         log_model(tracking_uri(cfg), run_id, module.net, cfg.data.mean, cfg.data.std, datamodule.tensors["test"][0],
