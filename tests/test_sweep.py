@@ -102,6 +102,16 @@ def test_tiny_sweep_prunes_and_records_parent_and_children(tmp_path: Path, isola
     recipe = study_recipe("tiny", storage_url(tmp_path))  # what `compare --study tiny` re-trains
     assert recipe.name == f"study:tiny#{study.best_trial.number}"
     assert "model=mlp_128_64" in recipe.overrides and f"optimizer.lr={study.best_params['optimizer.lr']!r}" in recipe.overrides
+    from digits_bench.report.__main__ import main as report_main  # `make report` after a sweep (it once crashed here)
+    from digits_bench.training.run import train
+
+    from .conftest import TINY, compose
+
+    train(compose("model=linear", *TINY))  # the leaderboard's one row; the sweep is the studies section
+
+    assert report_main(["--out", str(tmp_path / "results"), "--storage", storage_url(tmp_path), "--all"]) == 0
+    assert f"**tiny**: 3 trials" in (tmp_path / "results" / "leaderboard.md").read_text()
+    assert f"best trial {study.best_trial.number}: {100 * study.best_value:.2f}% val acc" in (tmp_path / "results" / "leaderboard.md").read_text()
 
 
 @pytest.mark.fit

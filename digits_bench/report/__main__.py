@@ -44,6 +44,8 @@ def study_section(storage: str, out: Path, archive: pd.DataFrame | None) -> tupl
     for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
         frame = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
+        # a study with a named objective (every sweep's: `val/acc`) calls the column `value_val/acc`
+        frame = frame.rename(columns={f"value_{metric}": "value" for metric in study.metric_names or []})
         frame.insert(0, "study", name)
         frame["state"] = frame["state"].astype(str)
         frame["direction"] = study.direction.name
