@@ -32,6 +32,8 @@ class Metric:
     TRAIN_ACC: Final = acc("train")
     VAL_LOSS: Final = loss("val")
     VAL_ACC: Final = acc("val")  # what checkpoints, early stopping, sweeps and `predict --best` choose by
+    VAL_ACC_BEST: Final = "val/acc_best"  # once a fit ends: the best epoch's val/acc, whose checkpoint is tested
+    BEST_EPOCH: Final = "best_epoch"
     TEST_LOSS: Final = loss("test")
     TEST_ACC: Final = acc("test")
     EPOCH: Final = "epoch"
@@ -77,6 +79,11 @@ class Tag:
 def choice(group: str) -> str:
     """The tag naming which option of a config group a run used: `choice.model` = `lenet`."""
     return f"{Tag.CHOICE_PREFIX}{group}"
+
+
+# On every experiment: MLflow 3's UI opens an experiment of this kind on its training runs, not on the
+# GenAI overview (traces, tokens, an assistant panel) it shows by default.
+EXPERIMENT_KIND: Final = ("mlflow.experimentKind", "custom_model_development")
 
 
 class Param:

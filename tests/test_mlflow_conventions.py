@@ -32,6 +32,12 @@ def test_a_run_logs_as_mlflow_users_expect(isolated_store: Path):
     assert not [k for k in run.data.metrics if k.startswith("lr-")]
     assert client.get_metric_history(result.run_id, "lr")[0].value == pytest.approx(compose(*OVERRIDES).optimizer.lr)
 
+    val = [m.value for m in sorted(client.get_metric_history(result.run_id, "val/acc"), key=lambda m: m.step)]
+    assert run.data.metrics["val/acc_best"] == max(val) and run.data.metrics["best_epoch"] == val.index(max(val))
+    assert result.best_checkpoint.endswith(f"best-epoch{val.index(max(val)):02d}.ckpt")  # the one tested
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on training runs
+
     tags = run.data.tags
     assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.user"] and tags["mlflow.source.name"]
     assert tags["mlflow.source.git.commit"] == tags["git_commit"].removesuffix("-dirty")
@@ -60,3 +66,13 @@ def test_a_run_logs_as_mlflow_users_expect(isolated_store: Path):
         predicted = net(torch.as_tensor(images[: cfg.data.test_subset])).argmax(dim=1)
     accuracy = (predicted == torch.as_tensor(labels[: cfg.data.test_subset])).float().mean().item()
     assert accuracy == pytest.approx(result.metrics["test/acc"], abs=1.5e-3)  # the best-validation weights, as tested
+
+
+def test_an_experiment_made_before_the_kind_tag_gets_it_on_first_use(isolated_store: Path):
+    from digits_bench.tracking.store import experiment_id, make_client
+
+    client = make_client(compose())
+    old = client.create_experiment("from-last-year")
+    assert "mlflow.experimentKind" not in client.get_experiment(old).tags
+    assert experiment_id(client, "from-last-year", None) == old
+    assert client.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"

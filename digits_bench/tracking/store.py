@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from digits_bench.errors import TrackingError
-from digits_bench.names import Tag
+from digits_bench.names import EXPERIMENT_KIND, Tag
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STORE_ERRORS = (OSError, sqlite3.Error, MlflowException)  # what a store that cannot be written raises
@@ -104,13 +104,18 @@ def enable_wal(db: Path) -> None:
 
 
 def experiment_id(client: MlflowClient, name: str, artifact_root: str | None) -> str:
-    """Get or create the experiment; safe when several processes race to create it."""
+    """Get or create the experiment, of the kind MLflow's UI opens on its runs; safe when several processes race
+    to create it. An experiment made before it carried the kind gets it on first use."""
+    key, kind = EXPERIMENT_KIND
     for attempt in range(5):
         found = client.get_experiment_by_name(name)
         if found is not None:
+            if found.tags.get(key) != kind:
+                client.set_experiment_tag(found.experiment_id, key, kind)
             return found.experiment_id
         try:
-            return client.create_experiment(name, artifact_location=f"{artifact_root}/{name}" if artifact_root else None)
+            return client.create_experiment(name, artifact_location=f"{artifact_root}/{name}" if artifact_root else None,
+                                            tags={key: kind})
         except MlflowException:
             time.sleep(0.2 * (attempt + 1))  # another process created it, or SQLite was busy
     raise RuntimeError(f"could not get or create the MLflow experiment {name!r}")

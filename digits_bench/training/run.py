@@ -145,6 +145,15 @@ def _leave_process_group() -> None:
         torch.distributed.destroy_process_group()
 
 
+def _log_best(client: Any, run_id: str) -> None:
+    """`val/acc_best` and `best_epoch`: the epoch the checkpoint callback kept (the first of equal bests), at the last epoch's step."""
+    history = sorted(client.get_metric_history(run_id, Metric.VAL_ACC), key=lambda m: m.step)
+    if history:
+        best = max(history, key=lambda m: m.value)  # max() keeps the first of equals, as ModelCheckpoint does
+        client.log_metric(run_id, Metric.VAL_ACC_BEST, best.value, step=history[-1].step)
+        client.log_metric(run_id, Metric.BEST_EPOCH, best.step, step=history[-1].step)
+
+
 def _final_metrics(client: Any, run_id: str, started: float) -> dict[str, float]:
     """Log the run's wall time (`time/wall_s`, start to last record), then read back every metric."""
     client.log_metric(run_id, Metric.WALL_S, time.perf_counter() - started)
@@ -195,6 +204,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
             return None
         if after_fit is not None:
             after_fit()
+        _log_best(client, run_id)
         best = trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]
         if not cfg.evaluate_test:
             return TrainResult(run_id, _final_metrics(client, run_id, started), best, n_params, choices)
