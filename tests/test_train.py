@@ -142,3 +142,14 @@ def test_bf16_autocast_with_channels_last_trains_through_the_same_step(isolated_
     losses = [m.value for m in client_for(isolated_store).get_metric_history(result.run_id, "train/loss")]
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses) and losses[1] < losses[0]  # it learns in bf16
     assert result.metrics["test/acc"] > 0.5
+
+
+def test_a_run_that_ends_at_chance_says_so_in_one_line(caplog: pytest.LogCaptureFixture, isolated_store: Path):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="digits_bench.training.run"):
+        stuck = train(compose(*TINY, "model=linear", "optimizer.lr=1e-9"))
+        learned = train(compose(*TINY, "model=linear"))
+    said = [r.getMessage() for r in caplog.records if "chance level" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"run {stuck.run_id}: val/acc never rose above") and "trainer.max_epochs" in said[0]
+    assert stuck.metrics["val/acc_best"] < 0.15 < learned.metrics["val/acc_best"]

@@ -63,9 +63,14 @@ def setup_console(quiet: Mapping[str, int] | None = None) -> None:
     route_lightning_logs()
 
 
+# the test Trainer loading the best checkpoint, which the run's summary names
+RESTORE_NOISE = ("Restoring states from the checkpoint path", "Loaded model weights from the checkpoint")
+
+
 class LightningNoise(logging.Filter):
-    """Drops Lightning's advertisements ("💡 Tip: ... try installing litlogger / litmodels") and the
-    repeats of an info line already shown ("GPU available: ..." again for the test Trainer)."""
+    """Drops Lightning's advertisements ("💡 Tip: ... try installing litlogger / litmodels"), its lines about
+    restoring the checkpoint the test reads, and the repeats of an info line already shown ("GPU available:
+    ..." again for the test Trainer)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -73,7 +78,7 @@ class LightningNoise(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "Tip:" in message:
+        if "Tip:" in message or message.startswith(RESTORE_NOISE):
             return False
         if record.levelno > logging.INFO:
             return True

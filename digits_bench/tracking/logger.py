@@ -9,11 +9,16 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from digits_bench.names import Metric
 
 
+def float_value(value: Any) -> float:
+    """A metric as its float32 source means it: 7 significant digits, so MLflow shows 0.9719, not 0.97189998."""
+    return float(f"{float(value):.7g}")
+
+
 class RunLogger(MLFlowLogger):
     """Logs every metric at step = epoch into an existing MLflow run, and never ends that run.
 
     Lightning passes its `global_step` (optimizer steps) as the step and adds `epoch` to every call. The epoch becomes the step, and `epoch` itself is
-    recorded once per epoch. Metrics logged after training (the test Trainer starts again at epoch 0)
+    recorded once per epoch. Values are rounded to what float32 holds (`float_value`). Metrics logged after training (the test Trainer starts again at epoch 0)
     land on the last trained epoch.
 
     Lightning's finalize() marks the run FINISHED as soon as fit() returns, before the test set, the
@@ -35,7 +40,7 @@ class RunLogger(MLFlowLogger):
                 metrics[Metric.EPOCH] = step
                 self._last_epoch = step
         if metrics:
-            super().log_metrics(metrics, step)
+            super().log_metrics({k: float_value(v) for k, v in metrics.items()}, step)
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:

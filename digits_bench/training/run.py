@@ -28,7 +28,7 @@ from digits_bench.config import group_choices, validate
 from digits_bench.errors import ConfigError
 from digits_bench.tracking.faults import store_faults
 from digits_bench.data import DigitsDataModule
-from digits_bench.tracking.logger import RunLogger
+from digits_bench.tracking.logger import RunLogger, float_value
 from digits_bench.models import count_parameters
 from digits_bench.training.module import DigitsClassifier
 from digits_bench.training.callbacks.progress import MiniBatchProgressBar
@@ -36,6 +36,7 @@ from digits_bench.tracking.figures import log_run_report
 from digits_bench.training.callbacks.stop_signal import StopAllRanksOnSignal
 
 log = logging.getLogger(__name__)
+CHANCE_MARGIN = 1.5  # a best val/acc under 1.5 / classes (0.15 for digits) is chance, whatever the class balance
 
 
 @dataclass
@@ -145,18 +146,24 @@ def _leave_process_group() -> None:
         torch.distributed.destroy_process_group()
 
 
-def _log_best(client: Any, run_id: str) -> None:
-    """`val/acc_best` and `best_epoch`: the epoch the checkpoint callback kept (the first of equal bests), at the last epoch's step."""
+def _log_best(client: Any, run_id: str, num_classes: int) -> None:
+    """`val/acc_best` and `best_epoch`: the epoch the checkpoint callback kept (the first of equal bests), at the
+    last epoch's step. A run that never got clear of chance says so: a quick look can end there unnoticed."""
     history = sorted(client.get_metric_history(run_id, Metric.VAL_ACC), key=lambda m: m.step)
     if history:
         best = max(history, key=lambda m: m.value)  # max() keeps the first of equals, as ModelCheckpoint does
         client.log_metric(run_id, Metric.VAL_ACC_BEST, best.value, step=history[-1].step)
         client.log_metric(run_id, Metric.BEST_EPOCH, best.step, step=history[-1].step)
+        if best.value < CHANCE_MARGIN / num_classes:  # info: shown after a run, not after each trial of a sweep
+            log.info(
+                "run %s: %s never rose above %.3f, chance level for %d classes: the model did not leave its starting "
+                "plateau (a small initialisation such as MXNet's needs more steps); train longer (trainer.max_epochs), on "
+                "more data (data.subset), or with a larger optimizer.lr", run_id, Metric.VAL_ACC, best.value, num_classes)
 
 
 def _final_metrics(client: Any, run_id: str, started: float) -> dict[str, float]:
     """Log the run's wall time (`time/wall_s`, start to last record), then read back every metric."""
-    client.log_metric(run_id, Metric.WALL_S, time.perf_counter() - started)
+    client.log_metric(run_id, Metric.WALL_S, float_value(time.perf_counter() - started))
     return {k: float(v) for k, v in client.get_run(run_id).data.metrics.items()}
 
 
@@ -204,7 +211,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
             return None
         if after_fit is not None:
             after_fit()
-        _log_best(client, run_id)
+        _log_best(client, run_id, cfg.data.num_classes)
         best = trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]
         if not cfg.evaluate_test:
             return TrainResult(run_id, _final_metrics(client, run_id, started), best, n_params, choices)
@@ -215,11 +222,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
             client.log_artifact(run_id, best, "checkpoints")
         log_model(tracking_uri(cfg), run_id, module.net, cfg.data.mean, cfg.data.std, datamodule.tensors["test"][0],
                   epoch=max(trainer.current_epoch - 1, 0))
-        metrics = _final_metrics(client, run_id, started)
-        best_val = trainer.checkpoint_callback.best_model_score or float("nan")  # type: ignore[union-attr]
-        log.info("run %s: %s %.4f, best %s %.4f", run_id, Metric.TEST_ACC, metrics.get(Metric.TEST_ACC, float("nan")),
-                 Metric.VAL_ACC, best_val)
-        return TrainResult(run_id, metrics, best, n_params, choices)
+        return TrainResult(run_id, _final_metrics(client, run_id, started), best, n_params, choices)
 
 
 def summary(result: TrainResult, cfg: DictConfig) -> str:
@@ -229,7 +232,8 @@ def summary(result: TrainResult, cfg: DictConfig) -> str:
     return (
         f"run {result.run_id}  recipe={cfg.recipe.name}  params={result.n_params:,}\n"
         f"  {Metric.TEST_ACC}={m.get(Metric.TEST_ACC, nan):.4f}  {Metric.TEST_LOSS}={m.get(Metric.TEST_LOSS, nan):.4f}  "
-        f"{Metric.VAL_ACC}(last)={m.get(Metric.VAL_ACC, nan):.4f}  train time={m.get(Metric.TRAIN_S, nan):.1f}s\n"
+        f"{Metric.VAL_ACC_BEST}={m.get(Metric.VAL_ACC_BEST, nan):.4f} (epoch {m.get(Metric.BEST_EPOCH, nan):.0f})  "
+        f"train time={m.get(Metric.TRAIN_S, nan):.1f}s\n"
         f"  MLflow: {tracking_uri(cfg)}  experiment={cfg.tracking.experiment}  ({ui_command(cfg)})\n"
         f"  best checkpoint: {result.best_checkpoint}"
     )
