@@ -233,3 +233,31 @@ def test_a_resumed_run_continues_its_schedule_from_the_step_count(tmp_path):
     rate = resumed.optimizers(use_pl_optimizer=False).param_groups[0]["lr"]
     assert rate == straight.optimizers(use_pl_optimizer=False).param_groups[0]["lr"] < cfg.optimizer.lr / 100  # one-cycle's end
 
+
+
+@pytest.mark.parametrize("algorithm", ["norm", "value"])
+def test_the_step_clips_gradients_as_torch_does(algorithm: str):
+    """`+trainer.gradient_clip_val`: Lightning clips only in automatic optimization, so the one step does it."""
+    from digits_bench.schedules.constant import Constant
+    from digits_bench.training.step import GradientClip
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    reference = copy.deepcopy(net)
+    images = torch.randint(0, 256, (32, 28, 28), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (32,))
+    preprocess = lambda x: x.unsqueeze(1).float() / 255  # noqa: E731
+    step = TrainStep(net, preprocess, torch.optim.SGD(net.parameters(), lr=0.5), [0.5], Constant(epochs=1, steps_per_epoch=3),
+                     0, None, torch.device("cpu"), clip=GradientClip(1e-3, algorithm))
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.5)
+    for _ in range(3):
+        step(images, labels)
+        optimizer.zero_grad()
+        F.cross_entropy(reference(preprocess(images)), labels).backward()
+        if algorithm == "norm":
+            assert torch.nn.utils.clip_grad_norm_(reference.parameters(), 1e-3) > 1e-3  # so clipping did something
+        else:
+            torch.nn.utils.clip_grad_value_(reference.parameters(), 1e-3)
+        optimizer.step()
+    for mine, theirs in zip(net.parameters(), reference.parameters()):
+        torch.testing.assert_close(mine, theirs)

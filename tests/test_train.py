@@ -153,3 +153,17 @@ def test_a_run_that_ends_at_chance_says_so_in_one_line(caplog: pytest.LogCapture
     said = [r.getMessage() for r in caplog.records if "chance level" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith(f"run {stuck.run_id}: val/acc never rose above") and "trainer.max_epochs" in said[0]
     assert stuck.metrics["val/acc_best"] < 0.15 < learned.metrics["val/acc_best"]
+
+
+def test_gradient_clipping_trains_through_the_one_step_and_fast_dev_run_is_one_line(capsys: pytest.CaptureFixture, isolated_store: Path):
+    from digits_bench.__main__ import run
+
+    result = train(compose(*TINY, "model=linear", "+trainer.gradient_clip_val=0.5", "+trainer.gradient_clip_algorithm=value"))
+    (recorded,) = all_runs(isolated_store)
+    assert recorded.info.status == "FINISHED" and recorded.data.params["trainer.gradient_clip_val"] == "0.5"
+    assert result.metrics["test/acc"] > 0.15
+    capsys.readouterr()
+    assert run(compose(*TINY, "+trainer.fast_dev_run=true")) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("digits_bench: error: trainer.fast_dev_run skips") and "trainer.max_epochs=1" in line
+    assert len(all_runs(isolated_store)) == 1  # refused before a run existed

@@ -24,7 +24,7 @@ from digits_bench import names
 from digits_bench.errors import TrainingDiverged
 from digits_bench.optimizers import OptimizerFactory, capturable_options
 from digits_bench.schedules import Schedule
-from digits_bench.training.step import AUTOCAST, WARMUP_STEPS, GraphedStep, StepMode, TrainStep, choose_step_mode
+from digits_bench.training.step import AUTOCAST, WARMUP_STEPS, GradientClip, GraphedStep, StepMode, TrainStep, choose_step_mode
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class DigitsClassifier(pl.LightningModule):
         num_classes: int = 10,
         channels_last: bool = False,
         cuda_graphs: bool | None = None,
+        gradient_clip: GradientClip | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False  # the training step walks its chunk of mini-batches itself
@@ -64,6 +65,7 @@ class DigitsClassifier(pl.LightningModule):
         self.mean, self.std, self.num_classes = mean, std, num_classes
         self.channels_last = channels_last
         self.cuda_graphs = cuda_graphs
+        self.gradient_clip = gradient_clip
         self.step_mode: StepMode | None = None  # chosen in setup("fit")
         self._train_step: TrainStep | None = None
         self._graphed: GraphedStep | None = None
@@ -150,7 +152,7 @@ class DigitsClassifier(pl.LightningModule):
         lightning_backward = self.trainer.world_size > 1 or scaler is not None
         self._train_step = TrainStep(
             self.net, functools.partial(self.preprocess, train=True), self.optimizers(use_pl_optimizer=False), self._base_lrs,
-            schedule, self.trainer.global_step, AUTOCAST.get(str(self.trainer.precision)), self.device,
+            schedule, self.trainer.global_step, AUTOCAST.get(str(self.trainer.precision)), self.device, clip=self.gradient_clip,
             **({"backward": self.manual_backward, "scaler": scaler} if lightning_backward else {}),
         )
         self._graphed = GraphedStep(self._train_step, loader.batch_size) if self.step_mode is StepMode.GRAPHED else None

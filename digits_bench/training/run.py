@@ -31,6 +31,7 @@ from digits_bench.data import DigitsDataModule
 from digits_bench.tracking.logger import RunLogger, float_value
 from digits_bench.models import count_parameters
 from digits_bench.training.module import DigitsClassifier
+from digits_bench.training.step import GradientClip
 from digits_bench.training.callbacks.progress import MiniBatchProgressBar
 from digits_bench.tracking.figures import log_run_report
 from digits_bench.training.callbacks.stop_signal import StopAllRanksOnSignal
@@ -66,7 +67,14 @@ def build_module(cfg: DictConfig) -> DigitsClassifier:
         num_classes=cfg.data.num_classes,
         channels_last=cfg.channels_last,
         cuda_graphs=cfg.get("cuda_graphs"),
+        gradient_clip=GradientClip(clip, cfg.trainer.get("gradient_clip_algorithm") or "norm") if (clip := cfg.trainer.get("gradient_clip_val")) else None,
     )
+
+
+def make_trainer(cfg: DictConfig, **options: Any) -> pl.Trainer:
+    """The Trainer of `cfg.trainer`. Gradient clipping is the training step's (Lightning refuses it with manual
+    optimization), so its keys stay out of the Trainer."""
+    return instantiate(cfg.trainer, gradient_clip_val=None, gradient_clip_algorithm=None, **options)
 
 
 def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> list[Callback]:
@@ -114,22 +122,25 @@ def _run_tags(cfg: DictConfig, choices: dict[str, str], extra: Mapping[str, str]
 
 def _test_once(cfg: DictConfig, module: DigitsClassifier, datamodule: DigitsDataModule, logger: RunLogger, best: str) -> None:
     """The test set is read once, on one device (all predictions in order), with the best-validation weights."""
-    tester: pl.Trainer = instantiate(cfg.trainer, devices=1, num_nodes=1, strategy="auto", logger=logger,
-                                     callbacks=[], enable_checkpointing=False, enable_progress_bar=False)
+    tester = make_trainer(cfg, devices=1, num_nodes=1, strategy="auto", logger=logger, callbacks=[],
+                          enable_checkpointing=False, enable_progress_bar=False)
     tester.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
 
 
 def check_trainer(cfg: DictConfig) -> None:
     """Lightning judges accelerator, devices, strategy and precision together when a Trainer is built: build one
     (nothing runs, nothing is printed) so a combination it refuses is one line before any run exists."""
+    if cfg.trainer.get("fast_dev_run"):
+        raise ConfigError("trainer.fast_dev_run skips the checkpoint the test reads and the run's record; for a quick "
+                          "look use trainer.max_epochs=1 data.subset=500 (+trainer.limit_train_batches=N limits it further)")
     quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False)
+            make_trainer(cfg, logger=False, callbacks=[], enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
     except Exception as err:  # Lightning's MisconfigurationException, ValueError, TypeError (an unknown key), ...
         cause = err.__cause__ or err  # Hydra wraps the Trainer's own error
         message = " ".join(str(cause).split()) or type(cause).__name__
@@ -198,8 +209,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         logger = RunLogger(tracking_uri=tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous)
         checkpoint_dir = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
         extra = [*(callbacks or []), ResumeHint(run_id, checkpoint_dir)]
-        trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, extra),
-                                          plugins=[AtomicCheckpointIO()])
+        trainer = make_trainer(cfg, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, extra), plugins=[AtomicCheckpointIO()])
         resume_from = str(checkpoint_dir / "last.ckpt") if cfg.get("resume") else None
         if trainer.global_rank == 0:
             log.info(run_started(cfg, client.get_run(run_id).info.experiment_id, run_id, checkpoint_dir))

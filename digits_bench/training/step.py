@@ -13,8 +13,9 @@ mini-batch into the graph's input buffers and replays it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,21 @@ class StepMode(enum.Enum):
 
     PLAIN = "plain"  # called as is
     GRAPHED = "graphed"  # captured once as a CUDA graph, then replayed
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientClip:
+    """Lightning's `trainer.gradient_clip_val` / `gradient_clip_algorithm`, applied by the step itself (Lightning
+    clips only in automatic optimization). Both forms read nothing back to the host, so they run in a graph."""
+
+    value: float
+    algorithm: str = "norm"
+
+    def __call__(self, parameters: Iterable[nn.Parameter]) -> None:
+        if self.algorithm == "norm":
+            torch.nn.utils.clip_grad_norm_(parameters, self.value)
+        else:
+            torch.nn.utils.clip_grad_value_(parameters, self.value)
 
 
 class TrainStep:
@@ -58,9 +74,10 @@ class TrainStep:
         device: torch.device,
         backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
         scaler: torch.amp.GradScaler | None = None,
+        clip: GradientClip | None = None,
     ) -> None:
         self.net, self.preprocess, self.optimizer, self.schedule = net, preprocess, optimizer, schedule
-        self.device, self.autocast, self.backward, self.scaler = device, autocast, backward, scaler
+        self.device, self.autocast, self.backward, self.scaler, self.clip = device, autocast, backward, scaler, clip
         self.step = torch.tensor(first_step, dtype=torch.int64, device=device)
         lr_dtype = torch.float32 if device.type == "cuda" else torch.float64
         self.base_lrs = [float(lr) for lr in base_lrs]  # the configured rates (a resumed optimizer holds scheduled ones)
@@ -90,6 +107,10 @@ class TrainStep:
             loss = F.cross_entropy(logits, labels)
         self.optimizer.zero_grad(set_to_none=True)
         self.backward(loss)
+        if self.clip is not None:
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+            self.clip(self.net.parameters())
         if self.scaler is None:
             self.optimizer.step()
         else:
