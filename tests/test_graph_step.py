@@ -221,8 +221,9 @@ def test_a_lightning_fit_in_chunks_trains_as_the_plain_loop(caplog: pytest.LogCa
 
 
 @pytest.mark.fit
-def test_a_resumed_run_continues_its_schedule_from_the_step_count(tmp_path):
-    cfg = compose("model=mlp_128_64", "optimizer=momentum", "schedule=onecycle", *SMALL)
+def test_a_resumed_run_continues_its_schedule_and_random_draws_from_the_checkpoint(tmp_path):
+    # dropout (mlp_512) and augmentation draw from the RNGs: the checkpoint carries their states
+    cfg = compose("model=mlp_512", "aug=on", "optimizer=momentum", "schedule=onecycle", *SMALL)
     straight, _, _ = _fit(cfg, 3)  # uninterrupted
 
     # stopped after 2 of 3 epochs (16 steps), as a killed run is

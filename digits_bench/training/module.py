@@ -28,6 +28,7 @@ from digits_bench.training.step import AUTOCAST, WARMUP_STEPS, GradientClip, Gra
 
 log = logging.getLogger(__name__)
 
+RNG_KEY = "digits_bench_rng_states"
 ScheduleFactory = Callable[..., Schedule]  # a conf/schedule partial: complete it with epochs and steps_per_epoch
 
 
@@ -139,6 +140,21 @@ class DigitsClassifier(pl.LightningModule):
         optimizer = self.optimizer_factory(self.net.parameters(), **(options or {}))
         self._base_lrs = [group["lr"] for group in optimizer.param_groups]
         return optimizer
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The random states dropout and augmentation draw from, so a resumed run draws what the uninterrupted one
+        would (the data order comes from (seed, epoch) already). Tensors only: loadable with weights_only=True."""
+        checkpoint[RNG_KEY] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            checkpoint[RNG_KEY]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get(RNG_KEY)  # absent from checkpoints written before it was kept
+        if states is None:
+            return
+        torch.set_rng_state(states["cpu"])
+        if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states["cuda"])
 
     def on_train_start(self) -> None:
         """Build the step now: after a resumed run's optimizer state and step count are restored, so its
