@@ -21,8 +21,8 @@ from .conftest import ROOT, TINY, all_runs, client_for, compose
 
 @pytest.mark.fit
 def test_sigkilled_run_resumes_into_the_same_mlflow_run(tmp_path: Path, isolated_store: Path):
-    args = ["model=lenet", "model.init=torch", "data.subset=3000", "data.val_size=500", "data.test_subset=500",
-            "trainer.max_epochs=4", "trainer.enable_progress_bar=false", "tracking.figures=false"]
+    args = ["model=lenet", "model.init=torch", "aug=on", "data.subset=3000", "data.val_size=500", "data.test_subset=500",
+            "trainer.max_epochs=4", "trainer.deterministic=true", "trainer.enable_progress_bar=false", "tracking.figures=false"]
     process = subprocess.Popen([sys.executable, "-m", "digits_bench", *args], cwd=ROOT, env=os.environ.copy(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = Path(os.environ["DIGITS_BENCH_CHECKPOINTS"])
@@ -40,10 +40,15 @@ def test_sigkilled_run_resumes_into_the_same_mlflow_run(tmp_path: Path, isolated
     runs = all_runs(isolated_store)
     assert [(r.info.run_id, r.info.status) for r in runs] == [(run_id, "FINISHED")]
     client = client_for(isolated_store)
-    epochs = {int(m.value) for m in client.get_metric_history(run_id, "epoch")}
-    assert epochs == {0, 1, 2, 3}
-    assert len({m.step for m in client.get_metric_history(run_id, "val/acc")}) == 4
-    assert "test/acc" in runs[0].data.metrics
+    for key in ("epoch", "lr", "train/loss", "train/acc", "val/loss", "val/acc", "time/epoch_s"):  # one value an epoch
+        assert sorted(m.step for m in client.get_metric_history(run_id, key)) == [0, 1, 2, 3], key
+    assert [m.value for m in sorted(client.get_metric_history(run_id, "epoch"), key=lambda m: m.step)] == [0, 1, 2, 3]
+
+    straight = train(compose(*args))  # uninterrupted: the same numbers, augmentation's draws included
+    def val_accs(run: str) -> list[float]:
+        return [m.value for m in sorted(client.get_metric_history(run, "val/acc"), key=lambda m: m.step)]
+    assert val_accs(run_id) == val_accs(straight.run_id)
+    assert client.get_run(run_id).data.metrics["test/acc"] == straight.metrics["test/acc"]
 
 
 def test_resume_of_unknown_run_is_one_clear_line(capsys: pytest.CaptureFixture, isolated_store: Path):

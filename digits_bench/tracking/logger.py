@@ -26,9 +26,20 @@ class RunLogger(MLFlowLogger):
     Here finalize() only flushes queued metrics: the run's status is set by tracking.runs alone.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, resumed: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._last_epoch = -1
+        self._resumed = resumed
+        self._recorded: dict[str, set[int]] = {}  # resumed: the steps each metric already has in the run
+
+    def _already_recorded(self, key: str, step: int | None) -> bool:
+        """A resumed run repeats the epoch it was killed in: what that epoch logged before the kill (its `lr` and
+        `epoch` at its start, say) is kept, not written a second time at the same step."""
+        if not self._resumed or step is None:
+            return False
+        if key not in self._recorded:
+            self._recorded[key] = {m.step for m in self.experiment.get_metric_history(self.run_id, key)}
+        return step in self._recorded[key]
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -39,8 +50,9 @@ class RunLogger(MLFlowLogger):
             if step > self._last_epoch:
                 metrics[Metric.EPOCH] = step
                 self._last_epoch = step
+        metrics = {k: float_value(v) for k, v in metrics.items() if not self._already_recorded(k, step)}
         if metrics:
-            super().log_metrics({k: float_value(v) for k, v in metrics.items()}, step)
+            super().log_metrics(metrics, step)
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:

@@ -29,6 +29,7 @@ from digits_bench.training.step import AUTOCAST, WARMUP_STEPS, GradientClip, Gra
 log = logging.getLogger(__name__)
 
 RNG_KEY = "digits_bench_rng_states"
+METRICS_KEY = "digits_bench_epoch_metrics"
 ScheduleFactory = Callable[..., Schedule]  # a conf/schedule partial: complete it with epochs and steps_per_epoch
 
 
@@ -90,6 +91,7 @@ class DigitsClassifier(pl.LightningModule):
             }
         )
         self.test_outputs: dict[str, torch.Tensor] = {}
+        self._saved_metrics: dict[str, Any] | None = None  # from the checkpoint a resumed fit starts at
         self._test_preds: list[torch.Tensor] = []
         self._test_probs: list[torch.Tensor] = []
 
@@ -147,8 +149,13 @@ class DigitsClassifier(pl.LightningModule):
         checkpoint[RNG_KEY] = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             checkpoint[RNG_KEY]["cuda"] = torch.cuda.get_rng_state_all()
+        # the epoch's metrics as they stand when it is saved (after the epoch's own hooks): the logger writes them a
+        # moment later, and a run killed in between would lack them; a resumed run writes whichever are missing
+        checkpoint[METRICS_KEY] = {"epoch": self.current_epoch,
+                                   "metrics": {k: float(v) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._saved_metrics = checkpoint.get(METRICS_KEY)
         states = checkpoint.get(RNG_KEY)  # absent from checkpoints written before it was kept
         if states is None:
             return
@@ -158,7 +165,11 @@ class DigitsClassifier(pl.LightningModule):
 
     def on_train_start(self) -> None:
         """Build the step now: after a resumed run's optimizer state and step count are restored, so its
-        schedule continues from the step count."""
+        schedule continues from the step count. A resumed run first records what its checkpoint's epoch
+        logged, where the kill came before the logger wrote it (the logger skips what is there)."""
+        if self._saved_metrics and self.logger is not None:
+            self.logger.log_metrics({**self._saved_metrics["metrics"], "epoch": self._saved_metrics["epoch"]})
+            self._saved_metrics = None
         self._warmup_left = WARMUP_STEPS if self.device.type == "cuda" else 0
         loader: DeviceBatches = self.trainer.train_dataloader
         schedule = self.schedule_factory(epochs=self.trainer.max_epochs, steps_per_epoch=max(1, loader.batches))

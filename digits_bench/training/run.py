@@ -206,7 +206,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
     choices = group_choices()
 
     with runs.single(cfg, _run_tags(cfg, choices, tags)) as (client, run_id), store_faults(cfg, run_id):
-        logger = RunLogger(tracking_uri=tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous)
+        logger = RunLogger(tracking_uri=tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous,
+                           resumed=bool(cfg.get("resume")))
         checkpoint_dir = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
         extra = [*(callbacks or []), ResumeHint(run_id, checkpoint_dir)]
         trainer = make_trainer(cfg, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, extra), plugins=[AtomicCheckpointIO()])
