@@ -95,6 +95,9 @@ def test_tiny_sweep_prunes_and_records_parent_and_children(tmp_path: Path, isola
     assert [status for run_id, status in closed if run_id == by_trial[1].info.run_id] == ["KILLED"]  # never FAILED first
     assert by_trial[0].data.tags["sweep.state"] == "COMPLETE" and by_trial[0].info.status == "FINISHED"
     assert by_trial[0].data.params["optimizer.lr"] == "0.2"
+    assert by_trial[0].data.tags["mlflow.runName"] == "tiny #0 optimizer.lr=0.2"  # what the sweep chose, not its plumbing
+    assert by_trial[0].data.tags["overrides"] == " ".join([*TINY_BASE, "optimizer.lr=0.2"])
+    assert top.data.metrics["val/acc"] == by_trial[0].data.metrics["val/acc"]  # the parent shows its best trial's numbers
     assert "test/acc" not in by_trial[0].data.metrics  # trials are chosen on validation only
     assert study.best_trial.user_attrs["mlflow_run_id"] == top.data.tags["best_run_id"]
     plots = study_plots(study, tmp_path)  # what `make report` draws per study

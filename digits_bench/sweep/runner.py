@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from mlflow.entities import Metric as MlflowMetric
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
@@ -125,8 +126,13 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = {p.key: p.suggest(trial) for p in self.spec.space}
-        tags = runs.child_tags(self.parent_run_id) | {Tag.SWEEP_STUDY: self.spec.name, Tag.SWEEP_TRIAL: str(trial.number),
-                                                       Tag.SWEEP_ROLE: "trial"}
+        searched = self.spec.overrides(params)[len(self.spec.base):]
+        tags = runs.child_tags(self.parent_run_id) | {
+            Tag.SWEEP_STUDY: self.spec.name, Tag.SWEEP_TRIAL: str(trial.number), Tag.SWEEP_ROLE: "trial",
+            # named by what the sweep chose, not by the overrides the harness adds to run it quietly
+            Tag.RUN_NAME: " ".join([f"{self.spec.name} #{trial.number}", *searched])[:250],
+            Tag.OVERRIDES: " ".join(self.spec.overrides(params))[:5000],
+        }
         pruning = PyTorchLightningPruningCallback(trial, monitor=self.spec.metric)
         try:
             cfg = compose_config([*QUIET, *self.spec.overrides(params), "evaluate_test=false"])
@@ -214,6 +220,10 @@ def finish_parent(client: MlflowClient, parent_run_id: str, study: optuna.Study,
         if TRIAL_RUN_ATTR in best.user_attrs:
             tags[Tag.BEST_RUN_ID] = best.user_attrs[TRIAL_RUN_ATTR]
             client.set_tag(best.user_attrs[TRIAL_RUN_ATTR], Tag.SWEEP_BEST, "true")
+            # the parent shows its best trial's numbers, so sweeps compare side by side in MLflow's runs table
+            metrics = client.get_run(best.user_attrs[TRIAL_RUN_ATTR]).data.metrics
+            done = sum(t.state.is_finished() for t in trials)  # step: trials finished when this was the best
+            client.log_batch(parent_run_id, metrics=[MlflowMetric(k, v, int(time.time() * 1000), done) for k, v in sorted(metrics.items())])
     runs.close(client, parent_run_id, error, tags)
 
 
