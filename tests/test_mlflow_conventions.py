@@ -46,6 +46,11 @@ def test_a_run_logs_as_mlflow_users_expect(isolated_store: Path):
     assert run.info.run_name.startswith("lenet optimizer=adamw data.subset=512")
 
     assert not [k for k in run.data.params if k.endswith("_target_") or ".md5." in k]
+    params = run.data.params  # the choices as values, the hyperparameters; bookkeeping only in config.yaml
+    assert (params["model"], params["optimizer"], params["aug"], params["schedule"]) == ("lenet", "adamw", "off", "constant")
+    assert params["optimizer.lr"] and params["seed"] and params["trainer.accelerator"] == "auto" and params["n_params"]
+    assert params["data.dataset.name"] == "mnist" and len(params) < 50
+    assert not [k for k in params if k.startswith(("paths.", "tracking.", "data.dataset.files", "trainer.enable_"))], params
     config = Path(client.download_artifacts(result.run_id, "config.yaml")).read_text()
     assert "_target_" in config and "md5" in config  # the artifact keeps everything
 

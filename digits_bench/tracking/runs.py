@@ -19,7 +19,7 @@ from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from digits_bench.config.fingerprint import flatten
+from digits_bench.config.fingerprint import flatten, training_keys
 from digits_bench.config.renamed import with_current_targets
 from digits_bench.errors import FINISHED, ConfigError, outcome
 from digits_bench.names import Tag
@@ -161,16 +161,25 @@ def run_config(cfg: DictConfig, run_id: str) -> DictConfig:
 
 
 def _is_noise(key: str) -> bool:
-    """Hydra's `_target_` class paths and the data files' md5 sums: config.yaml keeps them, the params table need not."""
+    """Hydra's `_target_` class paths, the data files' names and md5 sums: config.yaml keeps them, the params table
+    need not (`data.dataset.name` says which dataset)."""
     last = key.rsplit(".", 1)[-1]
-    return (last.startswith("_") and last.endswith("_")) or ".md5." in f".{key}."
+    return (last.startswith("_") and last.endswith("_")) or ".md5." in f".{key}." or key.startswith("data.dataset.files.")
+
+
+# Params a person compares runs by that change no weights (so the fingerprint leaves them out)
+COMPARED_KEYS = ("seed", "trainer.accelerator", "channels_last")
 
 
 def log_config(client: MlflowClient, run_id: str, cfg: DictConfig, extra: Mapping[str, Any]) -> None:
-    """Every resolved config value a person compares runs by as a param (MLflow allows 6000 chars), plus
-    config.yaml in full."""
+    """The params table holds what a person compares runs by (MLflow allows 6000 chars a value): every key that
+    changes training (the fingerprint's), the seed and device, the recipe's claim, and `extra` (the chosen config
+    options, the parameter count). Where things are stored and how progress is shown live in config.yaml only."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    params = {k: v for k, v in flatten(resolved).items() if not _is_noise(k)} | {k: str(v) for k, v in extra.items()}
+    flat = flatten(resolved)
+    params = {k: v for k, v in training_keys(resolved).items() if not _is_noise(k)}
+    params |= {k: v for k, v in flat.items() if k in COMPARED_KEYS or k.startswith("recipe.")}
+    params |= {k: str(v) for k, v in extra.items()}
     items = [Param(k, v[:6000]) for k, v in sorted(params.items())]
     for start in range(0, len(items), 100):
         client.log_batch(run_id, params=items[start : start + 100])

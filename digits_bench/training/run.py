@@ -21,7 +21,7 @@ from digits_bench.training.callbacks.clock import TrainingClock
 from digits_bench.training.checkpoint_io import AtomicCheckpointIO
 from digits_bench.cli.console import route_lightning_logs
 from digits_bench.cli.run_messages import ResumeHint, run_started, ui_command
-from digits_bench.config.fingerprint import fingerprint
+from digits_bench.config.fingerprint import GROUPS, fingerprint
 from digits_bench.training.callbacks.learning_rate import LearningRate
 from digits_bench.tracking.model import log_model
 from digits_bench.config import group_choices, validate
@@ -215,7 +215,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         if trainer.global_rank == 0:
             log.info(run_started(cfg, client.get_run(run_id).info.experiment_id, run_id, checkpoint_dir))
         if trainer.global_rank == 0 and resume_from is None:
-            runs.log_config(client, run_id, cfg, {Param.N_PARAMS: n_params})
+            chosen = {group: option for group, option in choices.items() if group in (*GROUPS, "experiment")}
+            runs.log_config(client, run_id, cfg, {Param.N_PARAMS: n_params, **chosen})  # `model`=lenet, `aug`=on, ...
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         _leave_process_group()
         if trainer.global_rank != 0:
