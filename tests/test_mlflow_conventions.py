@@ -57,6 +57,7 @@ def test_a_run_logs_as_mlflow_users_expect(isolated_store: Path):
     (output,) = run.outputs.model_outputs
     logged = client.get_logged_model(output.model_id)
     assert logged.experiment_id == run.info.experiment_id  # filed with its run, its files in the store
+    assert logged.name == "lenet"  # after the model (or the recipe), not "model" for every run
     assert logged.artifact_location.startswith((isolated_store / "artifacts").as_uri())
     assert {m.key for m in logged.metrics} >= {"test/acc", "val/acc"} and {m.step for m in logged.metrics} == {1}
     uri = f"sqlite:///{isolated_store / 'mlflow.db'}"
@@ -82,3 +83,10 @@ def test_an_experiment_made_before_the_kind_tag_gets_it_on_first_use(isolated_st
     assert "mlflow.experimentKind" not in client.get_experiment(old).tags
     assert experiment_id(client, "from-last-year", None) == old
     assert client.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_a_logged_model_is_named_after_its_recipe_in_the_characters_mlflow_allows():
+    from digits_bench.tracking.model import model_name
+
+    assert model_name("seed004_vgg_bn") == "seed004_vgg_bn" and model_name("study:tiny#3") == "study-tiny#3"
+    assert model_name("a.b/c'd") == "a-b-c-d"

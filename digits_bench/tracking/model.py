@@ -7,6 +7,7 @@ package, so loading needs `digits_bench` importable (as for every model here).
 from __future__ import annotations
 
 import copy
+import re
 import logging
 from typing import Any
 
@@ -46,8 +47,15 @@ def inference_net(net: nn.Module, mean: float, std: float) -> DigitsNet:
     return DigitsNet(net, mean, std).eval()
 
 
-def log_model(tracking_uri: str, run_id: str, net: nn.Module, mean: float, std: float, images: torch.Tensor, epoch: int = 0) -> Any:
-    """Log the network into the run under `model/`, with a signature inferred from real test images;
+def model_name(label: str) -> str:
+    """A LoggedModel's name from a recipe or model name: MLflow refuses / : . % and quotes in one."""
+    return re.sub(r"""[/:.%"']""", "-", label) or ARTIFACT
+
+
+def log_model(tracking_uri: str, run_id: str, net: nn.Module, mean: float, std: float, images: torch.Tensor, epoch: int = 0,
+              name: str = ARTIFACT) -> Any:
+    """Log the network into the run under `model/` as the LoggedModel `name` (the recipe's or the model's, so
+    MLflow's Models tab tells them apart), with a signature inferred from real test images;
     the metrics of `epoch` (the last, where the test metrics are) are linked to the logged model.
     The model is created in its run's experiment first: left to itself, MLflow files it under the
     process's active experiment (Default, artifacts in ./mlruns), not its run's.
@@ -66,7 +74,7 @@ def log_model(tracking_uri: str, run_id: str, net: nn.Module, mean: float, std: 
     quiet.setLevel(logging.ERROR)  # no "model logged" chatter on the console of every run
     client = MlflowClient(tracking_uri)
     run = client.get_run(run_id)
-    logged = client.create_logged_model(run.info.experiment_id, name=ARTIFACT, source_run_id=run_id, params=run.data.params)
+    logged = client.create_logged_model(run.info.experiment_id, name=model_name(name), source_run_id=run_id, params=run.data.params)
     try:
         with _use_tracking_uri(tracking_uri):
             return mlflow.pytorch.log_model(model, name=ARTIFACT, run_id=run_id, model_id=logged.model_id, signature=signature,

@@ -233,6 +233,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         if cfg.tracking.log_checkpoint:
             client.log_artifact(run_id, best, "checkpoints")
         log_model(tracking_uri(cfg), run_id, module.net, cfg.data.mean, cfg.data.std, datamodule.tensors["test"][0],
+                  name=cfg.recipe.name if cfg.recipe.name != "custom" else cfg.model.name,
                   epoch=max(trainer.current_epoch - 1, 0))
         return TrainResult(run_id, _final_metrics(client, run_id, started), best, n_params, choices)
 
