@@ -58,6 +58,9 @@ def test_a_run_logs_as_mlflow_users_expect(isolated_store: Path):
     logged = client.get_logged_model(output.model_id)
     assert logged.experiment_id == run.info.experiment_id  # filed with its run, its files in the store
     assert logged.name == "lenet"  # after the model (or the recipe), not "model" for every run
+    (used,) = run.inputs.dataset_inputs  # MLflow's Dataset column
+    assert used.dataset.name == "mnist" and len(used.dataset.digest) == 12
+    assert '"train": 512' in used.dataset.profile and '"val": 256' in used.dataset.profile
     assert logged.artifact_location.startswith((isolated_store / "artifacts").as_uri())
     assert {m.key for m in logged.metrics} >= {"test/acc", "val/acc"} and {m.step for m in logged.metrics} == {1}
     uri = f"sqlite:///{isolated_store / 'mlflow.db'}"

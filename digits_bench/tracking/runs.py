@@ -9,18 +9,20 @@ join in one environment variable, HANDOFF, read and written by `handed` and `han
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 from contextlib import contextmanager
 from typing import Any, Iterator, Literal, Mapping
 
-from mlflow.entities import Param
+from mlflow.entities import Dataset, DatasetInput, InputTag, Param
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from digits_bench.config.fingerprint import flatten, training_keys
 from digits_bench.config.renamed import with_current_targets
+from digits_bench.config.validation import TEST_POOL, TRAIN_POOL
 from digits_bench.errors import FINISHED, ConfigError, outcome
 from digits_bench.names import Tag
 from digits_bench.tracking import signals
@@ -165,6 +167,17 @@ def _is_noise(key: str) -> bool:
     need not (`data.dataset.name` says which dataset)."""
     last = key.rsplit(".", 1)[-1]
     return (last.startswith("_") and last.endswith("_")) or ".md5." in f".{key}." or key.startswith("data.dataset.files.")
+
+
+def log_dataset(client: MlflowClient, run_id: str, cfg: DictConfig) -> None:
+    """The dataset as the run's input (MLflow's Dataset column): its name, a digest of its files' md5 sums (the
+    same files, the same digest), where it was read, and the split sizes this run used."""
+    spec = cfg.data.dataset
+    digest = hashlib.sha256(" ".join(sorted(spec.md5.values())).encode()).hexdigest()[:12]
+    splits = {"train": cfg.data.subset or TRAIN_POOL - cfg.data.val_size, "val": cfg.data.val_size, "test": cfg.data.test_subset or TEST_POOL}
+    dataset = Dataset(name=spec.name, digest=digest, source_type="local", source=json.dumps({"uri": str(spec.raw_dir)}),
+                      profile=json.dumps({"split_sizes": splits, "val_split_seed": cfg.data.split_seed}))
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])])
 
 
 # Params a person compares runs by that change no weights (so the fingerprint leaves them out)

@@ -217,6 +217,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         if trainer.global_rank == 0 and resume_from is None:
             chosen = {group: option for group, option in choices.items() if group in (*GROUPS, "experiment")}
             runs.log_config(client, run_id, cfg, {Param.N_PARAMS: n_params, **chosen})  # `model`=lenet, `aug`=on, ...
+            runs.log_dataset(client, run_id, cfg)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         _leave_process_group()
         if trainer.global_rank != 0:
