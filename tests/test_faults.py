@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from .conftest import ROOT, TINY, all_runs, client_for, compose
 
 
 @pytest.mark.fit
-def test_sigkilled_run_resumes_into_the_same_mlflow_run(tmp_path: Path, isolated_store: Path):
+def test_sigkilled_run_resumes_into_the_same_mlflow_run(tmp_path: Path, isolated_store: Path, capfd: pytest.CaptureFixture):
     args = ["model=lenet", "model.init=torch", "aug=on", "data.subset=3000", "data.val_size=500", "data.test_subset=500",
             "trainer.max_epochs=4", "trainer.deterministic=true", "trainer.enable_progress_bar=false", "tracking.figures=false"]
     process = subprocess.Popen([sys.executable, "-m", "digits_bench", *args], cwd=ROOT, env=os.environ.copy(),
@@ -36,7 +37,12 @@ def test_sigkilled_run_resumes_into_the_same_mlflow_run(tmp_path: Path, isolated
     run_id = last.parent.name
     assert [r.info.status for r in all_runs(isolated_store)] == ["RUNNING"]  # what SIGKILL leaves behind
 
-    assert run(compose(f"resume={run_id}")) == 0  # the CLI's entry, in this process
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:  # what a console would print; pytest would only record it
+        warnings.simplefilter("always")
+        assert run(compose(f"resume={run_id}")) == 0  # the CLI's entry, in this process
+    said = "".join(capfd.readouterr()) + "".join(str(w.message) for w in caught)
+    assert "Checkpoint directory" not in said and "Downloading artifacts" not in said and "Traceback" not in said, said
     runs = all_runs(isolated_store)
     assert [(r.info.run_id, r.info.status) for r in runs] == [(run_id, "FINISHED")]
     client = client_for(isolated_store)

@@ -26,6 +26,7 @@ IGNORED_WARNINGS = (
     ".*smaller than the logging interval",
     ".*isinstance\\(treespec, LeafSpec\\)` is deprecated",
     ".*(is experimental \\(supported from v|is an experimental feature)",
+    "Checkpoint directory .* exists and is not empty",  # a resumed run's own folder
 )
 LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
 # where Lightning's rank_zero_info() records are created (whichever module imported last sets it; mlflow.pytorch
@@ -49,6 +50,9 @@ def setup_console(quiet: Mapping[str, int] | None = None) -> None:
     # MLflow's own handler would print "Creating initial MLflow database tables..." on a new store: it reads
     # this when imported (here, and in the processes a command starts), or it was imported already (a test)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # nor its progress bars for each artifact a report or a resume reads, nor its "View run at" lines: ours say where
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if "mlflow" in sys.modules:
         logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
     for pattern in IGNORED_WARNINGS:

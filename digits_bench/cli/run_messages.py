@@ -22,7 +22,8 @@ def ui_command(cfg: DictConfig) -> str:
     """The command that shows this store in the MLflow UI, exactly as a user can paste it."""
     uri = store.tracking_uri(cfg)
     if not uri.startswith("sqlite:///"):
-        return f"open {uri}" if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri}"
+        # a server has its UI already: its address is the thing to paste (into a browser; `open` is macOS only)
+        return f"browse {uri}" if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri}"
     folder = Path(cfg.tracking.store_dir).expanduser().resolve()
     if _in_project_root():  # `make ui` reads the store from DIGITS_BENCH_STORE only if the shell exported it
         return "make ui" if folder == store.PROJECT_ROOT / "mlruns" else f"make ui STORE={folder}"
