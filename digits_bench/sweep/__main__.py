@@ -52,7 +52,7 @@ def main(argv: list[str]) -> None:
         from digits_bench.sweep.check import check_sweep
 
         check_sweep(spec)
-    from digits_bench.sweep.runner import run_sweep, succeeded, work
+    from digits_bench.sweep.runner import PARENT_ATTR, run_sweep, succeeded, work
     from digits_bench.tracking.signals import interrupts
 
     passthrough = [args.sweep, *args.overrides] + (["--n-trials", str(args.n_trials)] if args.n_trials else []) + (
@@ -72,6 +72,24 @@ def main(argv: list[str]) -> None:
         first = f"; first error: {errors[0].splitlines()[0][:300]}" if errors else ""
         raise RunFailed(f"sweep {spec.name!r}: no trial completed ({len(study.trials)} ran){first}")
     print(f"best trial {study.best_trial.number}: {spec.metric}={study.best_value:.4f} {study.best_params}")
+    print(where_to_look(spec.name, study.user_attrs.get(PARENT_ATTR), args.storage))
+
+
+def where_to_look(name: str, parent_run_id: str | None, storage: str | None) -> str:
+    """The sweep's parent run and how to open the study (a --storage URL is not echoed: it may hold a password)."""
+    from digits_bench.cli.run_messages import ui_command
+    from digits_bench.config import compose_config
+    from digits_bench.sweep.runner import default_storage
+
+    cfg = compose_config([])
+    ui = ui_command(cfg)
+    if storage is not None:
+        dashboard = "optuna-dashboard with your --storage URL"
+    elif ui.startswith("make ui"):
+        dashboard = ui.replace("make ui", "make dashboard", 1)
+    else:
+        dashboard = f"optuna-dashboard {default_storage(cfg)}"
+    return f"sweep {name!r}: parent run {parent_run_id} in MLflow ({ui}); the study: {dashboard}"
 
 
 if __name__ == "__main__":
