@@ -290,9 +290,11 @@ def test_experiment_best_picks_the_best_finished_run(trained: Trained, tmp_path:
 def test_checkpoint_path_finds_its_config(trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture):
     image = str(finish(draw(paper(120, 120), trained.digit(5, 5), 20, 20, 3), tmp_path / "five.jpg"))
     # in checkpoints/<run id>/: the config comes from that run
-    assert main(["--checkpoint", str(trained.checkpoint), "--tracking-uri", trained.uri, image]) == 0
+    assert main(["--checkpoint", str(trained.checkpoint), "--tracking-uri", trained.uri, "--save", str(tmp_path / "seen"), image]) == 0
     out = capsys.readouterr().out
     assert "│ 5 " in out and "│ 5:" in out  # the rich table: read "5", digit 5 with its probability
+    assert sorted(p.name for p in (tmp_path / "seen").iterdir()) == ["five_annotated.png", "five_digit0_5.png"]
+    assert out.splitlines()[-1].startswith(f"saved 2 images to {tmp_path / 'seen'}: ")  # it says what it wrote
     # copied elsewhere: needs --config, or says so
     alone = tmp_path / "model.ckpt"
     alone.write_bytes(trained.checkpoint.read_bytes())

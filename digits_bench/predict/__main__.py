@@ -119,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f'{{"model": {json.dumps(source)},\n "images": [\n  {images}\n]}}')
     elif readings:
         print_table(readings, model)
+        saved = sum(len(r.get("saved", [])) for r in results)
+        if saved:
+            print(f"saved {saved} images to {args.save}: <name>_annotated.png (the boxes read) and <name>_digit<i>_<read>.png (the 28x28 inputs)")
     return 1 if failed else 0
 
 
