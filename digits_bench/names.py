@@ -36,6 +36,8 @@ class Metric:
     BEST_EPOCH: Final = "best_epoch"
     TEST_LOSS: Final = loss("test")
     TEST_ACC: Final = acc("test")
+    TEST_ACC_MEAN: Final = "test/acc_mean"  # on a compare's parent run: over its seeds (sample std)
+    TEST_ACC_STD: Final = "test/acc_std"
     EPOCH: Final = "epoch"
     LR: Final = "lr"
     EPOCH_S: Final = "time/epoch_s"

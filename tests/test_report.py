@@ -23,12 +23,15 @@ def test_report_matches_the_runs_it_read(tmp_path: Path, isolated_store: Path):
 
     board = pd.read_csv(out / "leaderboard.csv").set_index("recipe")
     runs = {r.info.run_id: r for r in all_runs(isolated_store)}
-    linear = [r for r in runs.values() if r.data.tags.get("compare.recipe") == "tiny-linear"]
+    linear = [r for r in runs.values() if r.data.tags.get("compare.recipe") == "tiny-linear" and "compare.seed" in r.data.tags]
     row = board.loc["tiny-linear"]
     assert row["n_seeds"] == 2 and set(row["run_ids"].split()) == {r.info.run_id for r in linear}
     accs = [r.data.metrics["test/acc"] for r in linear]
     assert row["test_acc_mean"] == pytest.approx(sum(accs) / 2)
     assert row["test_acc_std"] == pytest.approx(pd.Series(accs).std())
+    (parent,) = [r for r in runs.values() if r.info.run_name == "compare:tiny-linear"]  # the seeds nest under it
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in linear) and parent.info.status == "FINISHED"
+    assert parent.data.metrics["test/acc_mean"] == pytest.approx(row["test_acc_mean"]) and "test/acc" not in parent.data.metrics
     assert row["params"] == 7850 and row["model"] == "linear" and row["epochs"] == 1
     assert board.loc["tiny-mlp", "n_seeds"] == 1
     for name in ("leaderboard.md", "runs.csv", "accuracy_vs_params.png", "accuracy_vs_time.png", "validation_curves.png"):

@@ -42,17 +42,37 @@ def study_recipe(study_name: str, storage_url: str | None) -> Recipe:
 
 
 def run_compare(recipe: Recipe, seeds: list[int]) -> list[str]:
-    """Train the recipe once per seed; returns the MLflow run ids."""
+    """Train the recipe once per seed, each nested under one parent run that ends with the seeds' test accuracy
+    (`test/acc_mean`, `test/acc_std`; no `test/acc` of its own, so reports and ensembles count the seeds only);
+    returns the seeds' MLflow run ids."""
+    import statistics
+
     from digits_bench.config import compose_config
+    from digits_bench.tracking import runs
+    from digits_bench.tracking.store import make_client
     from digits_bench.training.run import train
 
-    run_ids = []
-    for seed in seeds:
-        cfg = compose_config([*recipe.overrides, f"seed={seed}", "evaluate_test=true"])
-        result = train(cfg, tags={Tag.COMPARE_RECIPE: recipe.name, Tag.COMPARE_SEED: str(seed)})
-        assert result is not None
-        print(f"{recipe.name} seed {seed}: {Metric.TEST_ACC}={result.metrics.get(Metric.TEST_ACC, float('nan')):.4f}  run {result.run_id}")
-        run_ids.append(result.run_id)
+    base = compose_config([*recipe.overrides, "evaluate_test=true"])
+    client = make_client(base)
+    parent = runs.open_parent(client, base, f"compare:{recipe.name}", {Tag.COMPARE_RECIPE: recipe.name, "compare.seeds": " ".join(map(str, seeds))})
+    run_ids, accs, error = [], [], None
+    try:
+        for seed in seeds:
+            cfg = compose_config([*recipe.overrides, f"seed={seed}", "evaluate_test=true"])
+            result = train(cfg, tags={Tag.COMPARE_RECIPE: recipe.name, Tag.COMPARE_SEED: str(seed), **runs.child_tags(parent)})
+            assert result is not None
+            accs.append(result.metrics.get(Metric.TEST_ACC, float("nan")))
+            print(f"{recipe.name} seed {seed}: {Metric.TEST_ACC}={accs[-1]:.4f}  run {result.run_id}")
+            run_ids.append(result.run_id)
+        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        client.log_metric(parent, Metric.TEST_ACC_MEAN, statistics.fmean(accs))
+        client.log_metric(parent, Metric.TEST_ACC_STD, std)
+        print(f"{recipe.name}: {Metric.TEST_ACC} {100 * statistics.fmean(accs):.2f} ± {100 * std:.2f} % over {len(accs)} seed(s)  parent run {parent}")
+    except BaseException as err:
+        error = err
+        raise
+    finally:
+        runs.close(client, parent, error)
     return run_ids
 
 
