@@ -17,9 +17,10 @@ def float_value(value: Any) -> float:
 class RunLogger(MLFlowLogger):
     """Logs every metric at step = epoch into an existing MLflow run, and never ends that run.
 
-    Lightning passes its `global_step` (optimizer steps) as the step and adds `epoch` to every call. The epoch becomes the step, and `epoch` itself is
-    recorded once per epoch. Values are rounded to what float32 holds (`float_value`). Metrics logged after training (the test Trainer starts again at epoch 0)
-    land on the last trained epoch.
+    Lightning passes its `global_step` (optimizer steps) as the step and adds `epoch` to every call. The epoch
+    becomes the step, and `epoch` itself is recorded once per epoch. Values are rounded to what float32 holds
+    (`float_value`). Metrics logged after training (the test Trainer starts again at epoch 0) land on the last
+    trained epoch.
 
     Lightning's finalize() marks the run FINISHED as soon as fit() returns, before the test set, the
     report and the model are stored; a crash in between would leave a FINISHED run without a model.
