@@ -167,3 +167,14 @@ def test_gradient_clipping_trains_through_the_one_step_and_fast_dev_run_is_one_l
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("digits_bench: error: trainer.fast_dev_run skips") and "trainer.max_epochs=1" in line
     assert len(all_runs(isolated_store)) == 1  # refused before a run existed
+
+
+def test_debug_presets_check_the_path_the_model_and_the_time(isolated_store: Path):
+    """debug=fast records a whole run in seconds; overfit and profile compose to what they promise."""
+    result = train(compose("model=linear", "debug=fast", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"))
+    (run,) = all_runs(isolated_store)
+    assert run.info.status == "FINISHED" and run.data.tags["choice.debug"] == "fast" and "test/acc" in result.metrics
+    assert run.data.params["trainer.limit_train_batches"] == "2" and run.data.metrics["best_epoch"] == 0
+    overfit = compose("debug=overfit")
+    assert (overfit.data.subset, overfit.data.batch_size, overfit.trainer.max_epochs) == (256, 64, 40)
+    assert compose("debug=profile").trainer.profiler == "simple"
