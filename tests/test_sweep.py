@@ -179,12 +179,11 @@ def test_killed_sweep_resumes_and_loses_no_trial(how: signal.Signals, tmp_path: 
 
 
 @pytest.mark.fit
-def test_two_workers_on_sqlite_lose_nothing(tmp_path: Path, isolated_store: Path):
+def test_two_workers_on_sqlite_lose_nothing(sweep_main, tmp_path: Path, isolated_store: Path):
     path = sweep_file(tmp_path, "pair", n_trials=3, pruner={"type": "none"})
     url = storage_url(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "digits_bench.sweep", str(path), "--storage", url, "--workers", "2"],
-                            cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=400)
-    assert result.returncode == 0, result.stderr[-3000:]
+    code, out, err = sweep_main(str(path), "--storage", url, "--workers", "2")  # the launcher here, its workers as processes
+    assert code == 0, err[-3000:]
     study = optuna.load_study(study_name="pair", storage=url)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     runs = children(isolated_store, "pair")
