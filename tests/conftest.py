@@ -53,10 +53,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     return TestOrModule(config, log)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: starts processes of its own (CLI runs, DDP ranks, sweep workers): scheduled first")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """On test workers, fits first: the long tests start early and the short pure ones fill the end."""
+    """On test workers, the slowest first, then the other fits: the long tests start early and the short pure
+    ones fill the end, so neither worker waits at the end for the other."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        items.sort(key=lambda item: item.get_closest_marker("fit") is None)
+        items.sort(key=lambda item: (item.get_closest_marker("slow") is None, item.get_closest_marker("fit") is None))
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ from digits_bench.training.run import train
 from .conftest import ROOT, TINY, all_runs, client_for, compose
 
 
+@pytest.mark.slow
 @pytest.mark.fit
 def test_sigkilled_run_resumes_into_the_same_mlflow_run(tmp_path: Path, isolated_store: Path, capfd: pytest.CaptureFixture):
     args = ["model=lenet", "model.init=torch", "aug=on", "data.subset=3000", "data.val_size=500", "data.test_subset=500",
@@ -91,6 +92,7 @@ def test_unwritable_store_is_one_clear_error(tmp_path: Path, monkeypatch: pytest
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
+@pytest.mark.slow
 @pytest.mark.fit
 @pytest.mark.skipif(not FASHION.is_dir() and shutil.which("apt-get") is None, reason="needs Debian's dataset-fashion-mnist")
 def test_fashion_mnist_runs_every_model_through_a_sweep(tmp_path: Path, isolated_store: Path):

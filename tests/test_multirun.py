@@ -23,6 +23,7 @@ def multirun(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_multirun_jobs_are_children_of_one_parent_run(tmp_path: Path, isolated_store: Path):
     result = multirun(tmp_path, "model=linear,mlp_128_64")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -41,6 +42,7 @@ def test_multirun_jobs_are_children_of_one_parent_run(tmp_path: Path, isolated_s
     assert [p.name for p in (tmp_path / "tmp").glob("*/*")] == ["multirun.yaml"]  # Hydra's only file, in the temp folder
 
 
+@pytest.mark.slow
 def test_multirun_with_a_failed_job_ends_its_parent_failed(tmp_path: Path, isolated_store: Path):
     result = multirun(tmp_path, "optimizer.lr=1e6,0.1")  # the first job diverges, the second still runs
     assert result.returncode != 0

@@ -35,6 +35,7 @@ def one_error_line(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.fit
 def test_two_processes_on_a_new_store_all_finish(isolated_store: Path):
     assert not isolated_store.exists()
@@ -50,6 +51,7 @@ def test_two_processes_on_a_new_store_all_finish(isolated_store: Path):
     assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
 
 
+@pytest.mark.slow
 @pytest.mark.fit
 def test_two_cpu_processes_without_spawn_finish_with_test_metrics(isolated_store: Path):
     result = run_cli([*MINI, "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"], timeout=300)
@@ -70,6 +72,7 @@ def _processes_using(store: Path) -> list[int]:
     return [pid for pid in found if pid != os.getpid()]
 
 
+@pytest.mark.slow
 @pytest.mark.fit
 def test_sigterm_stops_every_process_of_a_multi_process_run(tmp_path: Path, isolated_store: Path):
     args = ["model=lenet", "data.subset=20000", "data.val_size=500", "data.test_subset=100", "trainer.max_epochs=20",

@@ -41,6 +41,7 @@ def stack():
         shutil.rmtree(state, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_two_worker_sweep_against_postgres_and_mlflow_server(stack: server.ServerInfo, tmp_path: Path):
     path = tmp_path / "team.yaml"
     path.write_text(yaml.safe_dump({

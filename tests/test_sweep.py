@@ -136,6 +136,7 @@ def sweep_process(path: Path, url: str, *extra: str) -> subprocess.Popen:
                             cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+@pytest.mark.slow
 @pytest.mark.fit
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_sweep_resumes_and_loses_no_trial(how: signal.Signals, tmp_path: Path, isolated_store: Path):
@@ -178,6 +179,7 @@ def test_killed_sweep_resumes_and_loses_no_trial(how: signal.Signals, tmp_path: 
     assert parent(isolated_store, "resume").info.status == "FINISHED"
 
 
+@pytest.mark.slow
 @pytest.mark.fit
 def test_two_workers_on_sqlite_lose_nothing(sweep_main, tmp_path: Path, isolated_store: Path):
     path = sweep_file(tmp_path, "pair", n_trials=3, pruner={"type": "none"})

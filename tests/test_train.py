@@ -101,6 +101,7 @@ class RanksAgree(Callback):
         assert torch.equal(weights[0], weights[1]) and loss[0] == loss[1]
 
 
+@pytest.mark.slow
 def test_ddp_sim_two_processes_one_run_with_ranks_in_step(isolated_store: Path):
     # augmentation: each rank draws its own warps, and the one step still all-reduces into equal weights
     result = train(compose(*TINY, "model=mlp_128_64", "aug=on", "trainer=ddp_sim"), callbacks=[RanksAgree()])
