@@ -5,6 +5,7 @@ from pathlib import Path
 
 import mlflow
 import mlflow.pytorch
+import pandas as pd
 import pytest
 import torch
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
@@ -36,6 +37,8 @@ def test_a_run_logs_as_mlflow_users_expect(isolated_store: Path):
     assert run.data.metrics["val/acc_best"] == max(val) and run.data.metrics["best_epoch"] == val.index(max(val))
     assert result.best_checkpoint.endswith(f"best-epoch{val.index(max(val)):02d}.ckpt")  # the one tested
     assert all(float(f"{v:.7g}") == v for v in run.data.metrics.values()), run.data.metrics  # no float32 noise: 0.9719, not 0.97189998
+    history = client.download_artifacts(result.run_id, "report/history.csv")
+    assert list(pd.read_csv(history)["epoch"]) == [0, 1]  # one epoch numbering: MLflow's, the checkpoints'
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on training runs
 

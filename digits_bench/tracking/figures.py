@@ -16,14 +16,15 @@ from digits_bench.names import Metric, acc, loss  # noqa: E402
 
 
 def metric_history(client: MlflowClient, run_id: str, keys: list[str]) -> pd.DataFrame:
-    """One row per logged epoch, one column per metric, read back from MLflow itself."""
+    """One row per logged epoch, one column per metric, read back from MLflow itself; the epochs are MLflow's steps
+    (from 0, as the checkpoints' `best-epochNN` count them)."""
     frames = []
     for key in keys:
         history = client.get_metric_history(run_id, key)
         if history:
-            frames.append(pd.Series([m.value for m in sorted(history, key=lambda m: m.step)], name=key))
-    frame = pd.concat(frames, axis=1) if frames else pd.DataFrame()
-    frame.index = pd.RangeIndex(1, len(frame) + 1, name="epoch")
+            frames.append(pd.Series({m.step: m.value for m in sorted(history, key=lambda m: m.step)}, name=key))
+    frame = pd.concat(frames, axis=1).sort_index() if frames else pd.DataFrame()
+    frame.index.name = "epoch"
     return frame
 
 
