@@ -95,9 +95,14 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> 
     return callbacks
 
 
+def recipe_or_model(cfg: DictConfig) -> str:
+    """What a run is called by: its preset's recipe, or its model when it has none (`custom`)."""
+    return cfg.recipe.name if cfg.recipe.name != "custom" else cfg.model.name
+
+
 def default_run_name(cfg: DictConfig, overrides: list[str]) -> str:
     """The recipe (or model) and what the user typed on top: `speedrun compile=true seed=3`, `lenet optimizer=adamw`."""
-    base = cfg.recipe.name if cfg.recipe.name != "custom" else cfg.model.name
+    base = recipe_or_model(cfg)
     shown = [o for o in overrides if not o.startswith(("experiment=", f"model={cfg.model.name}"))]
     return " ".join([base, *shown])[:250]
 
@@ -234,7 +239,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         if cfg.tracking.log_checkpoint:
             client.log_artifact(run_id, best, "checkpoints")
         log_model(tracking_uri(cfg), run_id, module.net, cfg.data.mean, cfg.data.std, datamodule.tensors["test"][0],
-                  name=cfg.recipe.name if cfg.recipe.name != "custom" else cfg.model.name,
+                  name=recipe_or_model(cfg),
                   epoch=max(trainer.current_epoch - 1, 0))
         return TrainResult(run_id, _final_metrics(client, run_id, started), best, n_params, choices)
 
