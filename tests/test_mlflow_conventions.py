@@ -65,7 +65,11 @@ def test_a_run_logs_as_mlflow_users_expect(isolated_store: Path):
     assert used.dataset.name == "mnist" and len(used.dataset.digest) == 12
     assert '"train": 512' in used.dataset.profile and '"val": 256' in used.dataset.profile
     assert logged.artifact_location.startswith((isolated_store / "artifacts").as_uri())
-    assert {m.key for m in logged.metrics} >= {"test/acc", "val/acc"} and {m.step for m in logged.metrics} == {1}
+    best = int(run.data.metrics["best_epoch"])  # the tested checkpoint's epoch: its val/acc, and the test's numbers
+    linked = {m.key: (m.step, m.value) for m in logged.metrics}
+    assert linked["val/acc"] == (best, val[best]) and linked["val/acc_best"][1] == val[best]
+    assert linked["test/acc"] == (1, run.data.metrics["test/acc"]) and "train/loss" not in linked or linked["train/loss"][0] == best
+    assert len(logged.metrics) == len(linked)  # one value a metric
     uri = f"sqlite:///{isolated_store / 'mlflow.db'}"
     with _use_tracking_uri(uri):
         version = mlflow.register_model(f"models:/{output.model_id}", "tiny_lenet").version

@@ -67,14 +67,16 @@ def setup_console(quiet: Mapping[str, int] | None = None) -> None:
     route_lightning_logs()
 
 
-# the test Trainer loading the best checkpoint, which the run's summary names
-RESTORE_NOISE = ("Restoring states from the checkpoint path", "Loaded model weights from the checkpoint")
+# the test Trainer loading the best checkpoint, which the run's summary names; the accelerators Lightning found,
+# which the run's first line names (the one in use)
+RESTORE_NOISE = ("Restoring states from the checkpoint path", "Loaded model weights from the checkpoint",
+                 "GPU available:", "TPU available:", "HPU available:")
 
 
 class LightningNoise(logging.Filter):
     """Drops Lightning's advertisements ("💡 Tip: ... try installing litlogger / litmodels"), its lines about
-    restoring the checkpoint the test reads, and the repeats of an info line already shown ("GPU available:
-    ..." again for the test Trainer)."""
+    restoring the checkpoint the test reads and about the accelerators it found, and the repeats of an info
+    line already shown (the test Trainer's)."""
 
     def __init__(self) -> None:
         super().__init__()

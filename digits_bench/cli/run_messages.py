@@ -37,9 +37,9 @@ def run_url(cfg: DictConfig, experiment_id: str, run_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
-def run_started(cfg: DictConfig, experiment_id: str, run_id: str, checkpoint_dir: Path) -> str:
-    """Printed before the first epoch: the id to resume or look up, and where to look."""
-    return (f"run {run_id} {'resumed' if cfg.get('resume') else 'started'}  (experiment {cfg.tracking.experiment}, store {store.tracking_uri(cfg)})\n"
+def run_started(cfg: DictConfig, experiment_id: str, run_id: str, checkpoint_dir: Path, device: str) -> str:
+    """Printed before the first epoch: the id to resume or look up, the device it trains on, and where to look."""
+    return (f"run {run_id} {'resumed' if cfg.get('resume') else 'started'} on {device}  (experiment {cfg.tracking.experiment}, store {store.tracking_uri(cfg)})\n"
             f"  watch it: {ui_command(cfg)}  ->  {run_url(cfg, experiment_id, run_id)}\n"
             f"  checkpoints: {checkpoint_dir}")
 

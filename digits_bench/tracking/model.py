@@ -14,6 +14,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import torch
+from mlflow.entities import Metric
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
@@ -22,6 +23,8 @@ from torch import nn
 from digits_bench.data.normalise import normalise
 
 ARTIFACT = "model"
+# per-epoch metrics: the logged model has the tested epoch's, never another epoch's
+PER_EPOCH = ("train/", "time/epoch_s", "time/images_per_s", "lr", "epoch")
 
 
 class DigitsNet(nn.Module):
@@ -55,8 +58,9 @@ def model_name(label: str) -> str:
 def log_model(tracking_uri: str, run_id: str, net: nn.Module, mean: float, std: float, images: torch.Tensor, epoch: int = 0,
               name: str = ARTIFACT) -> Any:
     """Log the network into the run under `model/` as the LoggedModel `name` (the recipe's or the model's, so
-    MLflow's Models tab tells them apart), with a signature inferred from real test images;
-    the metrics of `epoch` (the last, where the test metrics are) are linked to the logged model.
+    MLflow's Models tab tells them apart), with a signature inferred from real test images.
+    The logged model carries the metrics of the weights it holds: `epoch`'s (the best epoch, whose
+    checkpoint was tested), then the run's once-only metrics (the test's, val/acc_best, best_epoch).
     The model is created in its run's experiment first: left to itself, MLflow files it under the
     process's active experiment (Default, artifacts in ./mlruns), not its run's.
 
@@ -77,7 +81,19 @@ def log_model(tracking_uri: str, run_id: str, net: nn.Module, mean: float, std: 
     logged = client.create_logged_model(run.info.experiment_id, name=model_name(name), source_run_id=run_id, params=run.data.params)
     try:
         with _use_tracking_uri(tracking_uri):
-            return mlflow.pytorch.log_model(model, name=ARTIFACT, run_id=run_id, model_id=logged.model_id, signature=signature,
-                                          step=epoch, pip_requirements=requirements, serialization_format="pickle")
+            info = mlflow.pytorch.log_model(model, name=ARTIFACT, run_id=run_id, model_id=logged.model_id, signature=signature,
+                                            step=epoch, pip_requirements=requirements, serialization_format="pickle")
     finally:
         quiet.setLevel(level)
+    _link_run_metrics(client, run_id, logged.model_id)
+    return info
+
+
+def _link_run_metrics(client: MlflowClient, run_id: str, model_id: str) -> None:
+    """MLflow links the metrics at the logged step; the ones it left (logged once, at the last epoch's step)
+    are linked at their own step, with their own value and time."""
+    linked = {m.key for m in client.get_logged_model(model_id).metrics or []}
+    latest = [max(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+              for key in client.get_run(run_id).data.metrics if key not in linked]
+    client.log_batch(run_id, metrics=[Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id, run_id=run_id)
+                                      for m in latest if not m.key.startswith(PER_EPOCH)])

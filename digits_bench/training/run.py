@@ -33,6 +33,7 @@ from digits_bench.models import count_parameters
 from digits_bench.training.module import DigitsClassifier
 from digits_bench.training.step import GradientClip
 from digits_bench.training.callbacks.progress import MiniBatchProgressBar
+from digits_bench.training.callbacks.summary import NetworkSummary
 from digits_bench.tracking.figures import log_run_report
 from digits_bench.training.callbacks.stop_signal import StopAllRanksOnSignal
 
@@ -92,6 +93,8 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> 
                                        min_delta=cfg.early_stopping.min_delta, verbose=True))
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(MiniBatchProgressBar(refresh_rate=cfg.progress_refresh))
+    if cfg.trainer.get("enable_model_summary", True):
+        callbacks.append(NetworkSummary())
     return callbacks
 
 
@@ -162,19 +165,21 @@ def _leave_process_group() -> None:
         torch.distributed.destroy_process_group()
 
 
-def _log_best(client: Any, run_id: str, num_classes: int) -> None:
+def _log_best(client: Any, run_id: str, num_classes: int) -> int:
     """`val/acc_best` and `best_epoch`: the epoch the checkpoint callback kept (the first of equal bests), at the
-    last epoch's step. A run that never got clear of chance says so: a quick look can end there unnoticed."""
+    last epoch's step, returned. A run that never got clear of chance says so: a quick look can end there unnoticed."""
     history = sorted(client.get_metric_history(run_id, Metric.VAL_ACC), key=lambda m: m.step)
-    if history:
-        best = max(history, key=lambda m: m.value)  # max() keeps the first of equals, as ModelCheckpoint does
-        client.log_metric(run_id, Metric.VAL_ACC_BEST, best.value, step=history[-1].step)
-        client.log_metric(run_id, Metric.BEST_EPOCH, best.step, step=history[-1].step)
-        if best.value < CHANCE_MARGIN / num_classes:  # info: shown after a run, not after each trial of a sweep
-            log.info(
-                "run %s: %s never rose above %.3f, chance level for %d classes: the model did not leave its starting "
-                "plateau (a small initialisation such as MXNet's needs more steps); train longer (trainer.max_epochs), on "
-                "more data (data.subset), or with a larger optimizer.lr", run_id, Metric.VAL_ACC, best.value, num_classes)
+    if not history:
+        return 0
+    best = max(history, key=lambda m: m.value)  # max() keeps the first of equals, as ModelCheckpoint does
+    client.log_metric(run_id, Metric.VAL_ACC_BEST, best.value, step=history[-1].step)
+    client.log_metric(run_id, Metric.BEST_EPOCH, best.step, step=history[-1].step)
+    if best.value < CHANCE_MARGIN / num_classes:  # info: shown after a run, not after each trial of a sweep
+        log.info(
+            "run %s: %s never rose above %.3f, chance level for %d classes: the model did not leave its starting "
+            "plateau (a small initialisation such as MXNet's needs more steps); train longer (trainer.max_epochs), on "
+            "more data (data.subset), or with a larger optimizer.lr", run_id, Metric.VAL_ACC, best.value, num_classes)
+    return best.step
 
 
 def _final_metrics(client: Any, run_id: str, started: float) -> dict[str, float]:
@@ -215,10 +220,12 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
                            resumed=bool(cfg.get("resume")))
         checkpoint_dir = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
         extra = [*(callbacks or []), ResumeHint(run_id, checkpoint_dir)]
-        trainer = make_trainer(cfg, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, extra), plugins=[AtomicCheckpointIO()])
+        trainer = make_trainer(cfg, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, extra), plugins=[AtomicCheckpointIO()],
+                               enable_model_summary=False)  # the callbacks hold ours, when the config asks for one
         resume_from = str(checkpoint_dir / "last.ckpt") if cfg.get("resume") else None
         if trainer.global_rank == 0:
-            log.info(run_started(cfg, client.get_run(run_id).info.experiment_id, run_id, checkpoint_dir))
+            device = f"{trainer.num_devices} x {trainer.strategy.root_device.type}" if trainer.num_devices > 1 else str(trainer.strategy.root_device)
+            log.info(run_started(cfg, client.get_run(run_id).info.experiment_id, run_id, checkpoint_dir, device))
         if trainer.global_rank == 0 and resume_from is None:
             chosen = {group: option for group, option in choices.items() if group in (*GROUPS, "experiment")}
             runs.log_config(client, run_id, cfg, {Param.N_PARAMS: n_params, **chosen})  # `model`=lenet, `aug`=on, ...
@@ -229,7 +236,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
             return None
         if after_fit is not None:
             after_fit()
-        _log_best(client, run_id, cfg.data.num_classes)
+        best_epoch = _log_best(client, run_id, cfg.data.num_classes)
         best = trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]
         if not cfg.evaluate_test:
             return TrainResult(run_id, _final_metrics(client, run_id, started), best, n_params, choices)
@@ -239,8 +246,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         if cfg.tracking.log_checkpoint:
             client.log_artifact(run_id, best, "checkpoints")
         log_model(tracking_uri(cfg), run_id, module.net, cfg.data.mean, cfg.data.std, datamodule.tensors["test"][0],
-                  name=recipe_or_model(cfg),
-                  epoch=max(trainer.current_epoch - 1, 0))
+                  name=recipe_or_model(cfg), epoch=best_epoch)
         return TrainResult(run_id, _final_metrics(client, run_id, started), best, n_params, choices)
 
 
