@@ -204,11 +204,13 @@ def test_full_store_disk_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: py
 @pytest.mark.fit
 def test_full_checkpoint_disk_leaves_no_truncated_checkpoint_and_resume_works(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, isolated_store: Path):
-    real_save, calls = torch.save, []
+    """The disk fills up between epoch 1's new best and its last.ckpt (where a kill can land too): last.ckpt still
+    names epoch 0's best, which is still there; the resumed run trains epoch 1 again and ends with one best."""
+    real_save, saved = torch.save, []
 
     def fills_up(obj, f, *args, **kwargs):
-        calls.append(f)
-        if len(calls) <= 2:  # epoch 0: best and last fit
+        if len(saved) < 3:  # epoch 0: best and last; epoch 1: its new best
+            saved.append(obj["epoch"])
             return real_save(obj, f, *args, **kwargs)
         f.write(b"half a checkpoint")
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -217,17 +219,19 @@ def test_full_checkpoint_disk_leaves_no_truncated_checkpoint_and_resume_works(
     cfg = compose(*TINY, "model=linear", "trainer.max_epochs=2", "optimizer.lr=0.5")
     assert run(cfg) == 2
     monkeypatch.setattr(torch, "save", real_save)
+    assert saved == [0, 0, 1]
     line = one_error_line(capsys.readouterr().err)
     (failed,) = all_runs(isolated_store)
     assert "disk full writing" in line and f"resume={failed.info.run_id}" in line
     folder = Path(os.environ["DIGITS_BENCH_CHECKPOINTS"]) / failed.info.run_id
-    assert sorted(p.name for p in folder.iterdir()) == ["best-epoch00.ckpt", "last.ckpt"]  # no temporary file left
-    for path in folder.iterdir():
-        assert torch.load(path, map_location="cpu", weights_only=False)["epoch"] == 0
+    # no temporary file; the best last.ckpt names kept until a last.ckpt names its successor
+    assert sorted(p.name for p in folder.iterdir()) == ["best-epoch00.ckpt", "best-epoch01.ckpt", "last.ckpt"]
+    assert torch.load(folder / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == 0
 
     resumed = train(compose(f"resume={failed.info.run_id}"))
     assert resumed.run_id == failed.info.run_id
     assert client_for(isolated_store).get_run(resumed.run_id).info.status == "FINISHED"
+    assert sorted(p.name for p in folder.iterdir()) == sorted({"last.ckpt", Path(resumed.best_checkpoint).name})
 
 
 @pytest.mark.fit

@@ -1,4 +1,5 @@
-"""Checkpoints that are either complete or absent: written beside their target, then renamed into place."""
+"""A run's checkpoint folder as a kill leaves it: each file complete or absent, last.ckpt naming a best
+that exists, and nothing else once the run resumes."""
 from __future__ import annotations
 
 import os
@@ -6,9 +7,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
+import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+LAST = "last.ckpt"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -38,3 +43,33 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             if isinstance(err, OSError) and err.filename is None:
                 err.filename = str(target)  # "disk full writing <checkpoint>", not "writing a file"
             raise
+
+
+class BestAndLast(ModelCheckpoint):
+    """Lightning saves a new best, deletes the old best, then saves last.ckpt: killed in between, last.ckpt
+    names a best that is gone, and the resumed run cannot test it. Here a replaced checkpoint is deleted
+    only once last.ckpt names its successor."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._replaced: list[str] = []
+
+    def _remove_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        self._replaced.append(filepath)
+
+    def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        replaced, self._replaced = self._replaced, []
+        for path in replaced:
+            super()._remove_checkpoint(trainer, path)
+
+
+def tidy_for_resume(checkpoint_dir: Path) -> None:
+    """Before a killed run resumes: what its last.ckpt does not name goes (the best of an epoch it was killed in,
+    which the resumed run trains again; a checkpoint replaced in the meantime; a half-written temporary)."""
+    state = torch.load(checkpoint_dir / LAST, map_location="cpu", weights_only=True)
+    named = {Path(callback["best_model_path"]).name for key, callback in state.get("callbacks", {}).items()
+             if isinstance(callback, dict) and callback.get("best_model_path")}
+    for path in checkpoint_dir.iterdir():
+        if path.name not in {LAST, *named} and (path.suffix == ".ckpt" or path.name.endswith(".tmp")):
+            path.unlink(missing_ok=True)

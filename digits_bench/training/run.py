@@ -12,13 +12,13 @@ import lightning.pytorch as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from digits_bench.names import Metric, Param, Tag, choice
 from digits_bench.tracking import runs
 from digits_bench.tracking.store import environment_tags, tracking_uri
 from digits_bench.training.callbacks.clock import TrainingClock
-from digits_bench.training.checkpoint_io import AtomicCheckpointIO
+from digits_bench.training.checkpoint_io import LAST, AtomicCheckpointIO, BestAndLast, tidy_for_resume
 from digits_bench.cli.console import route_lightning_logs
 from digits_bench.cli.run_messages import ResumeHint, run_started, ui_command
 from digits_bench.config.fingerprint import GROUPS, fingerprint
@@ -80,7 +80,7 @@ def make_trainer(cfg: DictConfig, **options: Any) -> pl.Trainer:
 
 def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> list[Callback]:
     callbacks: list[Callback] = [
-        ModelCheckpoint(dirpath=checkpoint_dir, filename="best-epoch{epoch:02d}", monitor=Metric.VAL_ACC, mode="max",
+        BestAndLast(dirpath=checkpoint_dir, filename="best-epoch{epoch:02d}", monitor=Metric.VAL_ACC, mode="max",
                         save_top_k=1, save_last=True, auto_insert_metric_name=False),
         LearningRate(),
         TrainingClock(tuple(cfg.time_to_val_acc)),
@@ -202,7 +202,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
     started = time.perf_counter()
     if cfg.get("resume"):
         cfg = runs.run_config(cfg, str(cfg.resume))
-        last = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / str(cfg.resume) / "last.ckpt"
+        last = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / str(cfg.resume) / LAST
         if not last.is_file():
             raise ConfigError(f"resume={cfg.resume}: no checkpoint at {last}; the run never finished an epoch here")
     validate(cfg)
@@ -222,7 +222,9 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         extra = [*(callbacks or []), ResumeHint(run_id, checkpoint_dir)]
         trainer = make_trainer(cfg, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, extra), plugins=[AtomicCheckpointIO()],
                                enable_model_summary=False)  # the callbacks hold ours, when the config asks for one
-        resume_from = str(checkpoint_dir / "last.ckpt") if cfg.get("resume") else None
+        resume_from = str(checkpoint_dir / LAST) if cfg.get("resume") else None
+        if resume_from is not None and trainer.global_rank == 0:
+            tidy_for_resume(checkpoint_dir)
         if trainer.global_rank == 0:
             device = f"{trainer.num_devices} x {trainer.strategy.root_device.type}" if trainer.num_devices > 1 else str(trainer.strategy.root_device)
             log.info(run_started(cfg, client.get_run(run_id).info.experiment_id, run_id, checkpoint_dir, device))
