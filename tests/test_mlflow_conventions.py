@@ -18,7 +18,7 @@ from .conftest import TINY, client_for, compose
 # 8 mini-batches an epoch, one Lightning step each: Lightning's own step would read 8, 16 where the epoch reads 0, 1
 pytestmark = pytest.mark.fit
 
-OVERRIDES = ["model=lenet", "optimizer=adamw", *TINY, "trainer.max_epochs=2", "data.chunk_batches=1"]
+OVERRIDES = ["model=lenet", "optimizer=adamw", *TINY, "trainer.max_epochs=2", "data.chunk_batches=1", "tags=[baseline,team:vision]"]
 
 
 def test_a_run_logs_as_mlflow_users_expect(isolated_store: Path):
@@ -46,6 +46,7 @@ def test_a_run_logs_as_mlflow_users_expect(isolated_store: Path):
     assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.user"] and tags["mlflow.source.name"]
     assert tags["mlflow.source.git.commit"] == tags["git_commit"].removesuffix("-dirty")
     assert tags["overrides"] == " ".join(OVERRIDES)
+    assert (tags["baseline"], tags["team"]) == ("", "vision")  # tags=[...] typed: MLflow tags, not params
     assert run.info.run_name.startswith("lenet optimizer=adamw data.subset=512")
 
     assert not [k for k in run.data.params if k.endswith("_target_") or ".md5." in k]
@@ -53,7 +54,7 @@ def test_a_run_logs_as_mlflow_users_expect(isolated_store: Path):
     assert (params["model"], params["optimizer"], params["aug"], params["schedule"]) == ("lenet", "adamw", "off", "constant")
     assert params["optimizer.lr"] and params["seed"] and params["trainer.accelerator"] == "auto" and params["n_params"]
     assert params["data.dataset.name"] == "mnist" and len(params) < 50
-    assert not [k for k in params if k.startswith(("paths.", "tracking.", "data.dataset.files", "trainer.enable_"))], params
+    assert not [k for k in params if k.startswith(("paths.", "tracking.", "data.dataset.files", "trainer.enable_", "tags"))], params
     config = Path(client.download_artifacts(result.run_id, "config.yaml")).read_text()
     assert "_target_" in config and "md5" in config  # the artifact keeps everything
 

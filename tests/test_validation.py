@@ -16,6 +16,9 @@ OPTIONS = sorted(f"{group.name}={option.stem}" for group in (ROOT / "conf").iter
                  for option in group.glob("*.yaml"))
 
 BAD = [
+    (["tags=baseline"], "tags must be a list (got 'baseline'): tags=[baseline] or tags=[team:vision]"),
+    (["tags=[1]"], "tags.0 must be a text (got 1)"),
+    (["tags=[mlflow.runName:mine]"], "tags: mlflow.runName:mine is MLflow's own tag"),
     (["schedule=steps", "schedule.factors=[-0.1,1.0,0.1,0.01]"], "schedule.factors.0 must be > 0 (got -0.1)"),
     (["schedule=steps", "schedule.factors=[1.0,0.1]"], "schedule.factors needs exactly one more entry than schedule.boundaries"),
     (["schedule=steps", "schedule.boundaries=[6,1,11]"], "schedule.boundaries must be increasing"),

@@ -165,6 +165,7 @@ RULES: dict[str, Rule] = {
     "recipe.claimed_test_acc": _real(0.0, 1.0, low_open=True, nullable=True),
     "recipe.ensemble_claimed_test_acc": _real(0.0, 1.0, low_open=True, nullable=True),
     "recipe.claim_kind": Rule("str", choices=("tutorial", "target")),
+    "tags.*": Rule("str", hint="; tags=[baseline] or tags=[team:vision]"),
     "tracking.experiment": Rule("str"),
     "tracking.log_checkpoint": FLAG,
     "tracking.figures": FLAG,
@@ -211,6 +212,11 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def _check_relations(cfg: dict[str, Any]) -> None:
+    tags = cfg.get("tags") or []
+    if not isinstance(tags, list):
+        raise ConfigError(f"tags must be a list (got {tags!r}): tags=[baseline] or tags=[team:vision]")
+    if reserved := [tag for tag in tags if str(tag).startswith("mlflow.")]:
+        raise ConfigError(f"tags: {reserved[0]} is MLflow's own tag; the harness sets it (a run's name: tracking.run_name)")
     data = cfg["data"]
     if data.get("subset") is not None and data["subset"] > TRAIN_POOL - data["val_size"]:
         raise ConfigError(f"data.subset must be between 1 and {TRAIN_POOL - data['val_size']} (got {data['subset']}) "

@@ -125,7 +125,12 @@ def _run_tags(cfg: DictConfig, choices: dict[str, str], extra: Mapping[str, str]
     tags = environment_tags(cfg.trainer.accelerator) | {choice(k): v for k, v in choices.items()}
     tags |= {Tag.RECIPE: cfg.recipe.name, Tag.OVERRIDES: " ".join(overrides)[:5000], Tag.FINGERPRINT: fingerprint(cfg),
              Tag.RUN_NAME: cfg.tracking.run_name or default_run_name(cfg, overrides)}
-    return tags | dict(extra or {})
+    return tags | user_tags(cfg) | dict(extra or {})
+
+
+def user_tags(cfg: DictConfig) -> dict[str, str]:
+    """`tags=[baseline,team:vision]`: a label is a tag with an empty value, `name:value` one with a value."""
+    return dict((*str(tag).split(":", 1), "")[:2] for tag in cfg.get("tags") or [])
 
 
 def _test_once(cfg: DictConfig, module: DigitsClassifier, datamodule: DigitsDataModule, logger: RunLogger, best: str) -> None:
