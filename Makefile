@@ -60,6 +60,13 @@ dashboard: $(STAMP)  ## optuna-dashboard on the sweeps' studies (STORE/optuna.db
 clean-runs:  ## delete the local MLflow store (runs, artifacts, sweeps, checkpoints) and old ./checkpoints
 	rm -rf $(STORE) checkpoints
 
+RUN  ?=
+NAME ?= digits
+.PHONY: register
+register: $(STAMP)  ## register a run's model: make register RUN=<run id> NAME=digits (then predict --model models:/NAME/VERSION)
+	@test -n "$(RUN)" || { echo "make register: set RUN=<run id> (printed by every run; or python -m digits_bench.register NAME --experiment EXP --best)" >&2; exit 2; }
+	$(BIN)/python -m digits_bench.register $(NAME) --run $(RUN)
+
 SWEEP   ?= mlp
 WORKERS ?= 1
 .PHONY: sweep

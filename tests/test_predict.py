@@ -314,13 +314,15 @@ def test_example_image(trained: Trained):
 
 
 def test_a_registered_model_reads_digits(trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture):
-    """The run's MLflow Model, registered, is named by models:/NAME/VERSION and reads as the run does."""
-    import mlflow
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+    """The run's MLflow Model, registered (`python -m digits_bench.register`), is named by models:/NAME/VERSION and
+    reads as the run does."""
+    from digits_bench.register import main as register
 
-    (output,) = client_for(trained.store).get_run(trained.run_id).outputs.model_outputs
-    with _use_tracking_uri(trained.uri):
-        version = mlflow.register_model(f"models:/{output.model_id}", "predict_digits").version
+    assert register(["predict_digits", "--run", trained.run_id, "--tracking-uri", trained.uri]) == 0
+    version = 1
+    assert capsys.readouterr().out.startswith(f"run {trained.run_id}: its model is models:/predict_digits/1\n")
+    assert register(["predict_digits", "--run", "f" * 32, "--tracking-uri", trained.uri]) == 2
+    assert capsys.readouterr().err == f"digits_bench: error: no run '{'f' * 32}' in the MLflow store {trained.uri}\n"
     image = str(finish(draw(paper(120, 120), trained.digit(4, 5), 20, 20, 3), tmp_path / "four.jpg"))
     assert main(["--model", f"models:/predict_digits/{version}", "--tracking-uri", trained.uri, "--json", image]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -19,6 +19,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "compare": ("digits_bench.compare", "re-train a recipe over seeds"),
     "report": ("digits_bench.report.__main__", "leaderboard and plots from the runs in MLflow"),
     "predict": ("digits_bench.predict.__main__", "read digits from images with a tracked model"),
+    "register": ("digits_bench.register", "register a run's model in MLflow's Model Registry (models:/NAME/VERSION)"),
     "bench": ("digits_bench.bench.__main__", "time the tutorial pipeline vs the harness"),
     "ensemble": ("digits_bench.ensemble", "validation-chosen ensemble of a recipe's seeds"),
     "models": ("digits_bench.models.__main__", "list the model architectures"),

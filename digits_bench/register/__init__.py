@@ -1,0 +1,66 @@
+"""`python -m digits_bench.register NAME (--run RUN_ID | --experiment EXP --best)`: a run's model into MLflow's
+Model Registry, as the next version of NAME, so people load it as `models:/NAME/VERSION` (predict --model).
+
+Exit status: 0 registered; 2 no such run, no model in it, no store, or a name MLflow refuses.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+from typing import Sequence
+
+from digits_bench.cli.entry import command
+from digits_bench.errors import ModelLoadError
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m digits_bench.register",
+                                     description="Register a run's logged model in MLflow's Model Registry.")
+    parser.add_argument("name", metavar="NAME", help="the registered model's name; each registration adds a version")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", metavar="RUN_ID", help="the run whose model to register")
+    source.add_argument("--experiment", metavar="EXP", help="with --best: the experiment's best FINISHED run by validation accuracy")
+    parser.add_argument("--best", action="store_true", help="pick the run of --experiment with the highest validation accuracy")
+    parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store (default: as training)")
+    args = parser.parse_args(argv)
+    if (args.experiment is None) == args.best:
+        parser.error("--experiment NAME and --best go together")
+    return args
+
+
+def register(uri: str, run_id: str, name: str) -> int:
+    """Register the LoggedModel that `run_id` logged as the next version of `name`; returns the version."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    client = MlflowClient(uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ModelLoadError(f"no run {run_id!r} in the MLflow store {uri}") from None
+    outputs = run.outputs.model_outputs if run.outputs else []
+    if not outputs:
+        raise ModelLoadError(f"run {run_id} logged no model (a sweep trial, or a run that did not finish); "
+                             "register a run that tested its model")
+    try:  # MLflow prints "Successfully registered ..." and "Created version ..." itself; our line says both
+        with _use_tracking_uri(uri), contextlib.redirect_stderr(io.StringIO()):
+            return int(mlflow.register_model(f"models:/{outputs[-1].model_id}", name).version)
+    except MlflowException as err:
+        raise ModelLoadError(f"cannot register {name!r}: {str(err).splitlines()[0]}") from None
+
+
+@command(quiet={"mlflow": logging.ERROR, "alembic": logging.ERROR})
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    from digits_bench.predict import loading
+
+    client = loading.store_client(args.tracking_uri)
+    run_id = args.run if args.run is not None else loading.best_run(client, args.experiment)
+    version = register(client.tracking_uri, run_id, args.name)
+    print(f"run {run_id}: its model is models:/{args.name}/{version}\n"
+          f"  read digits with it: python -m digits_bench.predict --model models:/{args.name}/{version} IMAGE")
+    return 0
