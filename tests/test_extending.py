@@ -1,4 +1,4 @@
-"""README "Where an extension goes", done once each: a model, a dataset, an optimizer, a schedule, a callback and a
+"""README "Add a model, a dataset, a sweep", done once each: a model, a dataset, an optimizer, a schedule, a callback and a
 CLI verb, added the way the README says, and trained or run through the one path the CLI takes."""
 from __future__ import annotations
 
