@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import pytest
 import torch
@@ -62,6 +63,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ones fill the end, so neither worker waits at the end for the other."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         items.sort(key=lambda item: (item.get_closest_marker("slow") is None, item.get_closest_marker("fit") is None))
+
+
+@pytest.fixture(autouse=True)
+def logger_levels() -> Iterator[None]:
+    """A command's quiet levels (a sweep quiets training's per-run lines) last as long as its process: in a test
+    process, no longer than the test that ran the command."""
+    names = ["", *logging.root.manager.loggerDict]
+    saved = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
-"""What a user sees: each message once and no tips, a mini-batch progress bar, the run id first,
-the `digits-bench` command with its help and tab completion, early stopping, Ctrl-C's resume hint."""
+"""What a user sees: Lightning's messages once and no tips, the `digits-bench` command with its help and tab
+completion, early stopping, Ctrl-C's resume hint. A whole run's console, as typed: tests/test_journey.py."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-from collections import Counter
 from importlib import import_module
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from digits_bench.cli.run_messages import ui_command
 from digits_bench.errors import ConfigError
 from digits_bench.training.run import train
 
-from .conftest import ROOT, TINY, all_runs, compose, run_cli
+from .conftest import ROOT, TINY, all_runs, compose
 
 # A tqdm frame: "Epoch 0:  50%|█████     | 4/8 [00:00<00:01, 5.1 batch/s, val/acc=0.9]" (or "0/? [00:00<?, ?it/s]")
 FRAME = re.compile(r"[^\r\n]*?\[\d+:\d+<[^\]\r\n]*\]")
@@ -32,35 +31,6 @@ def printed_lines(text: str) -> list[str]:
     """The lines a reader sees once progress-bar frames are taken out (they redraw themselves in place)."""
     text = FRAME.sub("\n", text.replace("\x1b[A", ""))
     return [line.strip() for line in re.split(r"[\r\n]", text) if line.strip()]
-
-
-@pytest.mark.fit
-def test_cli_fit_prints_every_line_once_without_tips(isolated_store: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv("DIGITS_BENCH_CHECKPOINTS")  # only the store is set: checkpoints go there, not into the repo
-    overrides = [o for o in TINY if "enable_" not in o] + ["data.chunk_batches=4", "progress_refresh=1", "model=linear"]
-    result = run_cli(overrides)
-    assert result.returncode == 0, result.stderr
-    out = result.stdout + result.stderr
-    assert "Tip" not in out and "litlogger" not in out and "INFO:" not in out
-    assert not re.search(r"(?i)warning|traceback", out), out  # e.g. a Hydra callback's warning after every run
-    lines = printed_lines(result.stdout) + printed_lines(result.stderr)
-    repeated = [line for line, n in Counter(lines).items() if n > 1 and set(line) - set("┃│┏┓┗┛┡┩└┘━─┳╇┴ ")]
-    assert repeated == []
-    assert not [line for line in lines if line.startswith(("GPU available", "TPU available", "Trainer already"))]
-    assert "│ net " in out and not re.search(r"│ (val|test)_(acc|loss|report) ", out)  # the summary: the network, not the metrics
-    (run,) = all_runs(isolated_store)
-    run_id = run.info.run_id
-    assert run.info.status == "FINISHED" and run.data.tags["mlflow.runName"].startswith("linear")
-    assert run.data.tags["overrides"] == " ".join(overrides)  # what was typed, from Hydra's record
-    assert "test/acc=" in result.stdout
-    started = result.stdout.index(f"run {run_id} started on cpu ")  # the device it trains on, which Lightning's lines said
-    assert started < result.stdout.index("Epoch 0")  # the id and where to look come first
-    assert f"make ui STORE={isolated_store}" in result.stdout  # the store is not the Makefile's default
-    # 512 images, mini-batches of 64 packed 4 per Lightning batch: the bar counts the 8 mini-batches
-    assert re.search(r"Epoch 0: 100%\|[^|]*\| 8/8 \[[^\]]* batch/s", result.stdout)
-    assert "v_num" not in result.stdout and "val/acc=" in result.stdout
-    assert (isolated_store / "checkpoints" / run_id / "last.ckpt").is_file()
-    assert "Total FLOPs: 0" not in result.stdout and re.search(r"Total FLOPs: \d+(\.\d+)? K", result.stdout)
 
 
 def test_lightning_messages_reach_the_root_logger_once_and_tips_never(caplog: pytest.LogCaptureFixture):

@@ -1,13 +1,8 @@
-"""Surviving faults: resume after SIGKILL, determinism, unwritable stores; and the second dataset."""
+"""Surviving faults: resume of an unknown run, determinism, unwritable stores; and the second dataset.
+A SIGKILLed run resumed exactly: tests/test_journey.py."""
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-import warnings
 from pathlib import Path
 
 import pytest
@@ -17,45 +12,7 @@ from digits_bench.__main__ import run
 from digits_bench.errors import TrackingError
 from digits_bench.training.run import train
 
-from .conftest import ROOT, TINY, all_runs, client_for, compose
-
-
-@pytest.mark.slow
-@pytest.mark.fit
-def test_sigkilled_run_resumes_into_the_same_mlflow_run(tmp_path: Path, isolated_store: Path, capfd: pytest.CaptureFixture):
-    args = ["model=lenet", "model.init=torch", "aug=on", "data.subset=3000", "data.val_size=500", "data.test_subset=500",
-            "trainer.max_epochs=4", "trainer.deterministic=true", "trainer.enable_progress_bar=false", "tracking.figures=false"]
-    process = subprocess.Popen([sys.executable, "-m", "digits_bench", *args], cwd=ROOT, env=os.environ.copy(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoints = Path(os.environ["DIGITS_BENCH_CHECKPOINTS"])
-    deadline = time.time() + 180
-    while time.time() < deadline and not list(checkpoints.glob("*/last.ckpt")):
-        time.sleep(0.2)
-    time.sleep(0.5)  # into the second epoch
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    (last,) = list(checkpoints.glob("*/last.ckpt"))
-    run_id = last.parent.name
-    assert [r.info.status for r in all_runs(isolated_store)] == ["RUNNING"]  # what SIGKILL leaves behind
-
-    capfd.readouterr()
-    with warnings.catch_warnings(record=True) as caught:  # what a console would print; pytest would only record it
-        warnings.simplefilter("always")
-        assert run(compose(f"resume={run_id}")) == 0  # the CLI's entry, in this process
-    said = "".join(capfd.readouterr()) + "".join(str(w.message) for w in caught)
-    assert "Checkpoint directory" not in said and "Downloading artifacts" not in said and "Traceback" not in said, said
-    runs = all_runs(isolated_store)
-    assert [(r.info.run_id, r.info.status) for r in runs] == [(run_id, "FINISHED")]
-    client = client_for(isolated_store)
-    for key in ("epoch", "lr", "train/loss", "train/acc", "val/loss", "val/acc", "time/epoch_s"):  # one value an epoch
-        assert sorted(m.step for m in client.get_metric_history(run_id, key)) == [0, 1, 2, 3], key
-    assert [m.value for m in sorted(client.get_metric_history(run_id, "epoch"), key=lambda m: m.step)] == [0, 1, 2, 3]
-
-    straight = train(compose(*args))  # uninterrupted: the same numbers, augmentation's draws included
-    def val_accs(run: str) -> list[float]:
-        return [m.value for m in sorted(client.get_metric_history(run, "val/acc"), key=lambda m: m.step)]
-    assert val_accs(run_id) == val_accs(straight.run_id)
-    assert client.get_run(run_id).data.metrics["test/acc"] == straight.metrics["test/acc"]
+from .conftest import TINY, all_runs, client_for, compose
 
 
 def test_resume_of_unknown_run_is_one_clear_line(capsys: pytest.CaptureFixture, isolated_store: Path):

@@ -1,0 +1,202 @@
+"""A user's first afternoon, as the README has them type it, in order, on one store: train -> sweep -> multirun ->
+compare (2 seeds) -> report -> ensemble -> kill -9 + resume -> register -> predict (best run, registered model).
+
+Each step: its exit status, a clean console (no Python warning, no traceback, no line printed twice) and
+what it left in the store. The commands a user starts in a shell of their own (a training, a multirun, the
+one that is killed, its resume) run as processes; the verbs that follow run their `main` in this process, as
+`python -m digits_bench.<verb>` does, to keep the suite's time.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pandas as pd
+import pytest
+
+from .conftest import ROOT, all_runs, client_for
+from .test_console import printed_lines
+
+pytestmark = [pytest.mark.fit, pytest.mark.slow]
+
+# small but real: lenet with augmentation, deterministic, so the killed and resumed run can be checked exactly
+TRAIN = ["model=lenet", "model.init=torch", "aug=on", "data.subset=2000", "data.val_size=500", "data.test_subset=500",
+         "trainer.max_epochs=3", "trainer.deterministic=true", "tracking.figures=false", "tags=[journey]"]
+TINY = ["data.subset=512", "data.val_size=256", "data.test_subset=500", "data.batch_size=64", "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "tracking.figures=false"]
+EXAMPLE = ROOT / "examples" / "year_2017.png"
+
+
+def clean(text: str, runs: int = 1) -> None:
+    """What a console must never show: a Python warning, a traceback, a line twice for one run (table rules aside)."""
+    assert not re.search(r"(?i)warning|traceback", text), text[-3000:]
+    repeated = [line for line, n in Counter(printed_lines(text)).items() if n > runs and set(line) - set("┃│┏┓┗┛┡┩└┘━─┳╇┴╭╮╰╯ ")]
+    assert repeated == [], repeated
+
+
+def shell(args: list[str], runs: int = 1) -> subprocess.CompletedProcess:
+    """`python -m digits_bench ARGS` as typed in a shell, from an empty folder (so whatever it writes to its working
+    directory shows); `runs`: how many runs it makes (a multirun's jobs each end with their summary)."""
+    result = subprocess.run([sys.executable, "-m", "digits_bench", *args], cwd=os.environ["JOURNEY_CWD"], capture_output=True,
+                            text=True, timeout=300, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    clean(result.stdout + result.stderr, runs)
+    return result
+
+
+@contextlib.contextmanager
+def python_defaults() -> Iterator[list[warnings.WarningMessage]]:
+    """The warnings a `python -m` process would show: Python's default filters (DeprecationWarning only from
+    __main__), then whatever the command's console set-up adds; pytest's own filters set aside."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.filterwarnings("ignore", category=category)
+        warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+        yield caught
+
+
+def verb(main: Callable[[list[str]], int], args: list[str], capfd: pytest.CaptureFixture) -> tuple[int, str]:
+    """`python -m digits_bench.<verb> ARGS`, in this process: the same main, console set-up and exit code."""
+    capfd.readouterr()
+    with python_defaults() as caught:
+        code = main(args)
+    out, err = capfd.readouterr()
+    clean(out + err + "".join(f"{w.category.__name__}: {w.message}\n" for w in caught))
+    return code, out
+
+
+def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capfd: pytest.CaptureFixture):
+    from digits_bench.compare import main as compare
+    from digits_bench.ensemble import main as ensemble
+    from digits_bench.predict.__main__ import main as predict
+    from digits_bench.register import main as register
+    from digits_bench.report.__main__ import main as report
+    from digits_bench.sweep.__main__ import main as sweep
+
+    monkeypatch.delenv("DIGITS_BENCH_CHECKPOINTS")  # as a user has it: checkpoints inside the store
+    checkpoints = isolated_store / "checkpoints"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.setenv("JOURNEY_CWD", str(cwd))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    client = client_for(isolated_store)
+
+    # 1. train, with the progress bar and the model summary a user sees
+    first = shell([*TRAIN, "progress_refresh=1"])
+    assert first.returncode == 0, first.stderr[-3000:]
+    (run,) = all_runs(isolated_store)
+    run_id = run.info.run_id
+    out = first.stdout
+    assert out.index(f"run {run_id} started on cpu ") < out.index("Epoch 0")  # the id and where to watch, first
+    assert f"watch it: mlflow ui --backend-store-uri sqlite:///{isolated_store}/mlflow.db" in out  # no Makefile here
+    assert "Tip" not in out + first.stderr and "INFO:" not in out + first.stderr and "v_num" not in out
+    assert run.data.tags["overrides"] == " ".join([*TRAIN, "progress_refresh=1"])  # what was typed, from Hydra's record
+    assert re.search(r"Epoch 0: 100%\|[^|]*\| 20/20 \[[^\]]* batch/s, val/acc=", out)  # 2000 images: 20 mini-batches of 100
+    assert re.search(r"Total FLOPs: \d+(\.\d+)? M", out)
+    assert "│ net " in out and not re.search(r"│ (val|test)_(acc|loss|report) ", out)  # the network, not the metrics
+    assert out.count("test/acc=") == 1 and out.count(f"run {run_id}  recipe=custom") == 1  # one summary, at the end
+    assert run.info.status == "FINISHED" and run.data.tags["journey"] == "" and run.data.params["model"] == "lenet"
+    assert sorted(p.name for p in (checkpoints / run_id).iterdir()) == sorted(
+        ["last.ckpt", f"best-epoch{int(run.data.metrics['best_epoch']):02d}.ckpt"])
+
+    # 2. a sweep of one's own: the README's example file, made tiny from the command line
+    readme = (ROOT / "README.md").read_text()
+    (tmp_path / "my_lenet.yaml").write_text(re.search(r"```yaml\n(name: my_lenet\n.*?)```", readme, re.S).group(1))
+    code, out = verb(sweep, [str(tmp_path / "my_lenet.yaml"), *TINY, "--n-trials", "2"], capfd)
+    assert code == 0
+    (parent,) = [r for r in all_runs(isolated_store) if r.data.tags.get("sweep.role") == "parent"]
+    trials = [r for r in all_runs(isolated_store) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.status == "FINISHED" and len(trials) == 2 and parent.info.run_id in out
+    assert sorted(r.info.run_name.split(" ")[1] for r in trials) == ["#0", "#1"] and all(r.info.run_name.startswith("my_lenet #") for r in trials)
+    assert parent.data.metrics["val/acc"] == max(r.data.metrics["val/acc"] for r in trials)
+
+    # 3. a Hydra multirun: its jobs nest under one parent run, Hydra writes nothing into the working directory
+    multi = shell(["-m", "model=linear,mlp_128_64", *TINY], runs=2)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    lines = multi.stdout.splitlines()
+    assert "[HYDRA] Launching 2 jobs locally" in lines and any(line.startswith("[HYDRA] \t#1 : model=mlp_128_64 ") for line in lines)
+    (group,) = [r for r in all_runs(isolated_store) if r.data.tags.get("multirun.role") == "parent"]
+    jobs = [r for r in all_runs(isolated_store) if r.data.tags.get("mlflow.parentRunId") == group.info.run_id]
+    assert group.info.status == "FINISHED" and group.info.run_name.startswith("multirun:model=linear,mlp_128_64")
+    assert {r.data.tags["multirun.job"]: (r.data.params["model"], r.info.status) for r in jobs} == {
+        "0": ("linear", "FINISHED"), "1": ("mlp_128_64", "FINISHED")}
+    assert list(cwd.iterdir()) == []  # no multirun/, outputs/ or .hydra/ folder
+    assert [p.name for p in tmp_path.glob("digits_bench-multirun-*/*")] == ["multirun.yaml"]  # Hydra's one file, in TMPDIR
+
+    # 4. compare a recipe over 2 seeds: mean ± std printed, a parent run holding it
+    code, out = verb(compare, ["experiment=seed004_linear", *TINY, "--seeds", "2"], capfd)
+    assert code == 0
+    (summary,) = [line for line in out.splitlines() if line.startswith("seed004_linear: test/acc")]
+    assert re.search(r"test/acc \d+\.\d\d ± \d+\.\d\d % over 2 seed\(s\)  parent run [0-9a-f]{32}$", summary)
+    (compared,) = [r for r in all_runs(isolated_store) if r.info.run_name == "compare:seed004_linear"]
+    assert compared.info.status == "FINISHED" and compared.info.run_id in summary
+    assert {"test/acc_mean", "test/acc_std"} <= set(compared.data.metrics)
+
+    # 5. the report, after a sweep (it once crashed there): every row, the study's plots
+    results = tmp_path / "results"
+    code, _ = verb(report, ["--out", str(results), "--all"], capfd)
+    assert code == 0
+    board = pd.read_csv(results / "leaderboard.csv")
+    (row,) = board[board["recipe"].str.startswith("seed004_linear [")].itertuples()  # a tiny run names how it deviates
+    assert row.n_seeds == 2 and "data.subset=512" in row.recipe and (results / "leaderboard.md").stat().st_size > 0
+    assert len(board) == 4  # the first training, 2 multirun jobs, the seeds' row; sweep trials never read the test set
+
+    # 6. the validation-chosen ensemble of the compared seeds
+    code, out = verb(ensemble, ["seed004_linear"], capfd)
+    assert code == 0 and "chosen on validation:" in out
+    (combined,) = [r for r in all_runs(isolated_store) if "ensemble.members" in r.data.tags]
+    assert combined.info.status == "FINISHED" and set(combined.data.tags["ensemble.members"].split()) <= {
+        r.info.run_id for r in all_runs(isolated_store) if r.data.tags.get("compare.recipe") == "seed004_linear"}
+
+    # 7. the first training again, killed with SIGKILL in its second epoch, then resumed as its hint says
+    before = {r.info.run_id for r in all_runs(isolated_store)}
+    killed = subprocess.Popen([sys.executable, "-m", "digits_bench", *TRAIN], cwd=cwd, env=os.environ | {"PYTHONPATH": str(ROOT)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and not [p for p in checkpoints.glob("*/last.ckpt") if p.parent.name not in before]:
+        time.sleep(0.2)
+    time.sleep(0.5)  # into the second epoch
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    (again,) = [r for r in all_runs(isolated_store) if r.info.run_id not in before]
+    assert again.info.status == "RUNNING"  # what SIGKILL leaves behind
+    resumed = shell([f"resume={again.info.run_id}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"run {again.info.run_id} resumed on cpu " in resumed.stdout
+    assert "Checkpoint directory" not in resumed.stdout + resumed.stderr and "Downloading" not in resumed.stderr
+
+    def history(run_id: str, key: str) -> list[tuple[int, float]]:
+        return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+    for key in ("epoch", "lr", "train/loss", "train/acc", "val/loss", "val/acc"):  # exactly one value an epoch
+        assert [step for step, _ in history(again.info.run_id, key)] == [0, 1, 2], key
+    assert history(again.info.run_id, "val/acc") == history(run_id, "val/acc")  # dropout, augmentation: as uninterrupted
+    after = client.get_run(again.info.run_id)
+    assert after.info.status == "FINISHED" and after.data.metrics["test/acc"] == run.data.metrics["test/acc"]
+    assert sorted(p.name for p in (checkpoints / again.info.run_id).iterdir()) == sorted(
+        ["last.ckpt", f"best-epoch{int(after.data.metrics['best_epoch']):02d}.ckpt"])
+
+    # 8. register the best run's model, and read the README's photo with the best run and with the registered model
+    code, out = verb(register, ["digits", "--experiment", "digits_bench", "--best"], capfd)
+    assert code == 0 and "models:/digits/1" in out
+    code, out = verb(predict, ["--experiment", "digits_bench", "--best", str(EXAMPLE)], capfd)
+    assert code == 0 and "digits read by" in out and "year_2017.png" in out
+    code, out = verb(predict, ["--model", "models:/digits/1", "--json", str(EXAMPLE)], capfd)
+    assert code == 0 and '"source": "models:/digits/1"' in out
+
+    # the store at the end: every run closed, each step's runs and nothing else
+    final = all_runs(isolated_store)
+    assert {r.info.status for r in final} == {"FINISHED"}
+    assert len(final) == 1 + 3 + 3 + 3 + 1 + 1  # train; sweep + 2; multirun + 2; compare + 2; ensemble; killed-resumed
+    assert list(cwd.iterdir()) == []
