@@ -9,6 +9,7 @@ one that is killed, its resume) run as processes; the verbs that follow run thei
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -23,7 +24,7 @@ from typing import Callable, Iterator
 import pandas as pd
 import pytest
 
-from .conftest import ROOT, all_runs, client_for
+from .conftest import ROOT, all_runs, client_for, compose
 from .test_console import printed_lines
 
 pytestmark = [pytest.mark.fit, pytest.mark.slow]
@@ -65,18 +66,28 @@ def python_defaults() -> Iterator[list[warnings.WarningMessage]]:
         yield caught
 
 
+def resume(args: list[str]) -> int:
+    """`python -m digits_bench ARGS` as its Hydra app runs it, minus the app: compose, then the same entry."""
+    from digits_bench.__main__ import run
+
+    return run(compose(*args))
+
+
 def verb(main: Callable[[list[str]], int], args: list[str], capfd: pytest.CaptureFixture) -> tuple[int, str]:
     """`python -m digits_bench.<verb> ARGS`, in this process: the same main, console set-up and exit code."""
     capfd.readouterr()
+    levels = {name: logging.getLogger(name).level for name in ["", *logging.root.manager.loggerDict]}
     with python_defaults() as caught:
         code = main(args)
+    for name, level in levels.items():  # as the next command, a process of its own, would find them
+        logging.getLogger(name).setLevel(level)
     out, err = capfd.readouterr()
     clean(out + err + "".join(f"{w.category.__name__}: {w.message}\n" for w in caught))
     return code, out
 
 
 def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypatch: pytest.MonkeyPatch,
-                                 capfd: pytest.CaptureFixture):
+                                 capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture):
     from digits_bench.compare import main as compare
     from digits_bench.ensemble import main as ensemble
     from digits_bench.predict.__main__ import main as predict
@@ -145,12 +156,20 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
 
     # 5. the report, after a sweep (it once crashed there): every row, the study's plots
     results = tmp_path / "results"
+    assert verb(report, ["--out", str(results)], capfd)[0] == 2  # every run here is on a data subset: left out by default
     code, _ = verb(report, ["--out", str(results), "--all"], capfd)
     assert code == 0
     board = pd.read_csv(results / "leaderboard.csv")
     (row,) = board[board["recipe"].str.startswith("seed004_linear [")].itertuples()  # a tiny run names how it deviates
     assert row.n_seeds == 2 and "data.subset=512" in row.recipe and (results / "leaderboard.md").stat().st_size > 0
     assert len(board) == 4  # the first training, 2 multirun jobs, the seeds' row; sweep trials never read the test set
+    seeds = [r for r in all_runs(isolated_store) if r.data.tags.get("mlflow.parentRunId") == compared.info.run_id]
+    accs = [r.data.metrics["test/acc"] for r in seeds]
+    assert set(row.run_ids.split()) == {r.info.run_id for r in seeds} and row.params == 7850 and row.epochs == 1
+    assert row.test_acc_mean == pytest.approx(sum(accs) / 2) == compared.data.metrics["test/acc_mean"]
+    assert row.test_acc_std == pytest.approx(pd.Series(accs).std()) and "test/acc" not in compared.data.metrics
+    for name in ("runs.csv", "accuracy_vs_params.png", "accuracy_vs_time.png", "validation_curves.png"):
+        assert (results / name).stat().st_size > 0
 
     # 6. the validation-chosen ensemble of the compared seeds
     code, out = verb(ensemble, ["seed004_linear"], capfd)
@@ -171,10 +190,9 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
     killed.wait()
     (again,) = [r for r in all_runs(isolated_store) if r.info.run_id not in before]
     assert again.info.status == "RUNNING"  # what SIGKILL leaves behind
-    resumed = shell([f"resume={again.info.run_id}"])
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"run {again.info.run_id} resumed on cpu " in resumed.stdout
-    assert "Checkpoint directory" not in resumed.stdout + resumed.stderr and "Downloading" not in resumed.stderr
+    code, out = verb(resume, [f"resume={again.info.run_id}"], capfd)  # the CLI's entry for `python -m digits_bench resume=ID`
+    assert code == 0 and f"run {again.info.run_id} resumed on cpu " in caplog.text  # a log line: in this process, caplog's
+    assert "Checkpoint directory" not in out + caplog.text and "Downloading" not in out
 
     def history(run_id: str, key: str) -> list[tuple[int, float]]:
         return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
