@@ -327,7 +327,7 @@ def test_a_registered_model_reads_digits(trained: Trained, tmp_path: Path, capsy
     assert main(["--model", f"models:/predict_digits/{version}", "--tracking-uri", trained.uri, "--json", image]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["images"][0]["text"] == "4"
-    assert report["model"] == {"model": "lenet", "source": f"models:/predict_digits/{version}", "run_id": trained.run_id, "checkpoint": "MLmodel"}
+    assert report["model"] == {"model": "lenet", "source": f"models:/predict_digits/{version}", "run_id": trained.run_id, "checkpoint": trained.checkpoint.name}
     crops = np.stack([trained.digit(d, 1) for d in range(10)])
     assert (classify(loading.from_model_uri(f"models:/predict_digits/{version}", trained.uri).module, crops)[0] ==
             classify(trained.module, crops)[0]).all()

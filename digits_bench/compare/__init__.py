@@ -25,6 +25,7 @@ def study_recipe(study_name: str, storage_url: str | None) -> Recipe:
     import optuna
 
     from digits_bench.config import compose_config
+    from digits_bench.config.stored import check_stored_overrides
     from digits_bench.sweep.runner import BASE_ATTR, default_storage
     from digits_bench.sweep.spec import SweepSpec
 
@@ -37,7 +38,7 @@ def study_recipe(study_name: str, storage_url: str | None) -> Recipe:
     except ValueError:
         raise ConfigError(f"study {study_name!r} has no completed trial yet; let the sweep finish first") from None
     base = [o for o in study.user_attrs.get(BASE_ATTR, []) if not o.startswith("data.subset=")]
-    overrides = SweepSpec(study_name, tuple(base), (), 1).overrides(best.params)
+    overrides = check_stored_overrides(SweepSpec(study_name, tuple(base), (), 1).overrides(best.params), f"study {study_name!r}")
     return Recipe(f"study:{study_name}#{best.number}", overrides)
 
 

@@ -6,19 +6,21 @@ its config from beside it, from `--config`, or from the run its folder is named 
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from digits_bench.config import compose_config
-from digits_bench.config.renamed import with_current_targets
+from digits_bench.config.stored import read_stored
 from digits_bench.errors import ModelLoadError
 from digits_bench.names import Metric
 
@@ -77,19 +79,27 @@ def _checkpoints(client: MlflowClient, run_id: str) -> list[str]:
     return sorted((p for p in artifacts if p.endswith(".ckpt")), key=lambda p: (not Path(p).name.startswith("best"), p))
 
 
-def _download(client: MlflowClient, run_id: str, path: str, into: str) -> Path:
-    """One artifact into a folder, without MLflow's progress bar on stderr."""
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """MLflow draws a progress bar on stderr for each download unless told not to."""
     previous = os.environ.get(PROGRESS_BAR)
     os.environ[PROGRESS_BAR] = "false"
     try:
-        return Path(client.download_artifacts(run_id, path, into))
-    except (MlflowException, OSError) as err:
-        raise ModelLoadError(f"run {run_id}: cannot fetch artifact {path} ({str(err).splitlines()[0]})") from None
+        yield
     finally:
         if previous is None:
             os.environ.pop(PROGRESS_BAR, None)
         else:
             os.environ[PROGRESS_BAR] = previous
+
+
+def _download(client: MlflowClient, run_id: str, path: str, into: str) -> Path:
+    """One artifact into a folder, without MLflow's progress bar on stderr."""
+    try:
+        with _no_progress_bar():
+            return Path(client.download_artifacts(run_id, path, into))
+    except (MlflowException, OSError) as err:
+        raise ModelLoadError(f"run {run_id}: cannot fetch artifact {path} ({str(err).splitlines()[0]})") from None
 
 
 def from_run(client: MlflowClient, run_id: str) -> LoadedModel:
@@ -111,34 +121,24 @@ def from_run(client: MlflowClient, run_id: str) -> LoadedModel:
 
 
 def from_model_uri(uri: str, tracking_uri: str | None = None) -> LoadedModel:
-    """An MLflow Model: `models:/NAME/VERSION` (or `models:/NAME@alias`, `runs:/ID/model`), loaded with
-    mlflow.pytorch; its run's config.yaml, when the store still has it, names the model."""
-    import mlflow.pytorch
+    """An MLflow Model: `models:/NAME/VERSION` (or `models:/NAME@alias`, `models:/<model id>`, `runs:/ID/model`).
+
+    Its MLmodel file (YAML) names the run that logged it; the weights come from that run's checkpoint, read as
+    tensors, and its config.yaml, allow-listed: the Model's own pickle would run whatever code it holds."""
     from mlflow.models import get_model_info
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     client = store_client(tracking_uri)
-    previous = os.environ.get(PROGRESS_BAR)
-    os.environ[PROGRESS_BAR] = "false"
     try:
-        with _use_tracking_uri(client.tracking_uri):
-            net = mlflow.pytorch.load_model(uri, map_location="cpu")
+        with _use_tracking_uri(client.tracking_uri), _no_progress_bar():
             run_id = get_model_info(uri).run_id
     except (MlflowException, OSError) as err:
         raise ModelLoadError(f"no MLflow Model {uri} in the store {client.tracking_uri} "
-                             f"({str(err).splitlines()[0][:200]}); register one with mlflow.register_model") from None
-    finally:
-        if previous is None:
-            os.environ.pop(PROGRESS_BAR, None)
-        else:
-            os.environ[PROGRESS_BAR] = previous
-    try:
-        with tempfile.TemporaryDirectory(prefix="digits_bench_predict_") as tmp:
-            cfg = load_config(_download(client, run_id, "config.yaml", tmp)) if run_id else None
-    except ModelLoadError:
-        cfg = None
-    cfg = cfg if cfg is not None else OmegaConf.create({"model": {"name": type(getattr(net, "net", net)).__name__}})
-    return LoadedModel(net.eval(), cfg, uri, run_id, "MLmodel")
+                             f"({str(err).splitlines()[0][:200]}); register one with python -m digits_bench.register") from None
+    if not run_id:
+        raise ModelLoadError(f"MLflow Model {uri} names no run: its weights cannot be read without running its pickle")
+    loaded = from_run(client, run_id)
+    return LoadedModel(loaded.module, loaded.cfg, uri, run_id, loaded.checkpoint)
 
 
 def from_checkpoint(path: Path, config: Path | None = None, tracking_uri: str | None = None) -> LoadedModel:
@@ -169,11 +169,8 @@ def _config_of_run(run_id: str, tracking_uri: str | None, checkpoint: Path) -> D
 
 
 def load_config(path: Path) -> DictConfig:
-    """A resolved run config, checked for the keys a model needs."""
-    try:
-        cfg = with_current_targets(OmegaConf.load(path))
-    except Exception as err:  # yaml's and OmegaConf's many error types: all mean "not a config"
-        raise ModelLoadError(f"{path.name} is not a readable config ({type(err).__name__})") from None
+    """A resolved run config, allow-listed (config.stored) and checked for the keys a model needs."""
+    cfg = read_stored(path, path.name)
     missing = [k for k in ("model", "optimizer", "schedule", "aug", "data.mean", "data.std") if OmegaConf.select(cfg, k) is None]
     if not isinstance(cfg, DictConfig) or missing:
         raise ModelLoadError(f"{path.name} is not a digits_bench run config (missing {', '.join(missing) or 'everything'})")
@@ -193,8 +190,11 @@ def build(cfg: DictConfig, checkpoint: Path) -> DigitsClassifier:
     except Exception as err:  # hydra instantiation of a config from another version of the code
         raise ModelLoadError(f"cannot build model {cfg.model.get('name', '?')} from its config ({str(err).splitlines()[0]})") from None
     try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-    except Exception as err:  # pickle, zip and key errors: all mean "not a Lightning checkpoint"
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]  # tensors: no code runs
+    except pickle.UnpicklingError:
+        raise ModelLoadError(f"{checkpoint.name} holds objects other than tensors and plain types; refused "
+                             "(loading it could run code): use a checkpoint this harness wrote") from None
+    except Exception as err:  # zip and key errors: all mean "not a Lightning checkpoint"
         raise ModelLoadError(f"{checkpoint.name} is not a Lightning checkpoint ({type(err).__name__})") from None
     state = {key.replace("._orig_mod.", "."): value for key, value in state.items()}  # trained with compile=true
     try:

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from digits_bench.config.fingerprint import flatten, training_keys
-from digits_bench.config.renamed import with_current_targets
+from digits_bench.config.stored import read_stored
 from digits_bench.config.validation import TEST_POOL, TRAIN_POOL
 from digits_bench.errors import FINISHED, ConfigError, outcome
 from digits_bench.names import Tag
@@ -157,7 +157,7 @@ def run_config(cfg: DictConfig, run_id: str) -> DictConfig:
         text = client.download_artifacts(run_id, "config.yaml")
     except STORE_ERRORS:
         raise missing from None
-    loaded = with_current_targets(OmegaConf.load(text))
+    loaded = read_stored(text, f"resume={run_id}: its config.yaml")
     loaded.resume = run_id
     return loaded
 

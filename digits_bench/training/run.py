@@ -137,7 +137,7 @@ def _test_once(cfg: DictConfig, module: DigitsClassifier, datamodule: DigitsData
     """The test set is read once, on one device (all predictions in order), with the best-validation weights."""
     tester = make_trainer(cfg, devices=1, num_nodes=1, strategy="auto", logger=logger, callbacks=[],
                           enable_checkpointing=False, enable_progress_bar=False)
-    tester.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+    tester.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
 
 
 def check_trainer(cfg: DictConfig) -> None:
@@ -237,7 +237,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
             chosen = {group: option for group, option in choices.items() if group in (*GROUPS, "experiment")}
             runs.log_config(client, run_id, cfg, {Param.N_PARAMS: n_params, **chosen})  # `model`=lenet, `aug`=on, ...
             runs.log_dataset(client, run_id, cfg)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)  # tensors: no code runs
         _leave_process_group()
         if trainer.global_rank != 0:
             return None

@@ -1,0 +1,112 @@
+"""Nothing read back runs code: a pickle bomb for a checkpoint, a tampered config.yaml in a run (predict, resume),
+a study's stored overrides. Each is refused in one line, exit 2, and the bomb never goes off."""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from omegaconf import OmegaConf
+
+from digits_bench.__main__ import run
+from digits_bench.config.stored import allowed_target, check_stored, check_stored_overrides, read_stored
+from digits_bench.errors import ConfigError
+from digits_bench.predict.__main__ import main as predict
+from digits_bench.training.run import train
+
+from .conftest import ROOT, TINY, all_runs, client_for, compose
+
+
+class Bomb:
+    """Unpickling it calls os.system, which writes a file: proof that code ran."""
+
+    def __init__(self, proof: Path) -> None:
+        self.proof = proof
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.proof}",))
+
+
+def one_error_line(err: str) -> str:
+    (line,) = err.strip().splitlines()
+    assert line.startswith("digits_bench: error: ")
+    return line
+
+
+def test_a_config_may_name_only_what_conf_builds():
+    assert allowed_target("digits_bench.models.create_model") and allowed_target("lightning.pytorch.Trainer")
+    assert allowed_target("torch.optim.RMSprop") and allowed_target("torch.nn.ReLU")
+    for target in ("torch.load", "os.system", "builtins.eval", "torch.optim.lr_scheduler.LambdaLR", "subprocess.Popen",
+                   "digits_bench.server.start", "torch.nn.functional.relu"):
+        assert not allowed_target(target), target
+    cfg = OmegaConf.create(OmegaConf.to_container(compose(), resolve=True))  # as config.yaml stores it
+    assert check_stored(cfg, "x") is cfg  # a config this harness writes passes as it is
+    cfg.aug = {"_target_": "torch.load", "f": "evil.pt", "weights_only": False}
+    with pytest.raises(ConfigError, match=r"^x: aug._target_=torch.load is not something this harness builds; refused"):
+        check_stored(cfg, "x")
+
+
+def test_a_studys_stored_overrides_set_values_never_targets():
+    assert check_stored_overrides(["model=lenet", "optimizer.lr=0.1"], "study 's'") == ["model=lenet", "optimizer.lr=0.1"]
+    for override in ("aug._target_=torch.load", "+model._target_=os.system", "hydra.run.dir=/etc"):
+        with pytest.raises(ConfigError, match=f"^study 's': the override .* refused"):
+            check_stored_overrides(["model=lenet", override], "study 's'")
+
+
+def test_a_stored_interpolation_is_refused(tmp_path: Path):
+    path = tmp_path / "config.yaml"
+    path.write_text("model:\n  name: lenet\ntracking:\n  experiment: ${oc.env:AWS_SECRET_ACCESS_KEY}\n")
+    with pytest.raises(ConfigError, match=r"tracking.experiment holds an interpolation"):
+        read_stored(path, "config.yaml")
+    path.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="not a digits_bench run config"):
+        read_stored(path, "config.yaml")
+
+
+@pytest.mark.fit
+def test_a_pickle_bomb_checkpoint_and_a_tampered_config_never_run(tmp_path: Path, isolated_store: Path,
+                                                                 capsys: pytest.CaptureFixture):
+    image = str(ROOT / "examples" / "year_2017.png")
+    result = train(compose(*TINY, "model=linear"))
+    proof = tmp_path / "code-ran"
+    capsys.readouterr()
+
+    # a checkpoint that is a pickle bomb, with the run's genuine config beside it
+    config = Path(client_for(isolated_store).download_artifacts(result.run_id, "config.yaml", str(tmp_path)))
+    bomb = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": Bomb(proof)}, bomb)
+    capsys.readouterr()
+    assert predict(["--checkpoint", str(bomb), "--config", str(config), image]) == 2
+    assert "evil.ckpt holds objects other than tensors and plain types; refused" in one_error_line(capsys.readouterr().err)
+    assert not proof.exists()
+
+    # the run's config.yaml replaced by one whose augmentation is torch.load of the bomb
+    tampered = yaml.safe_load(config.read_text())
+    tampered["aug"] = {"_target_": "torch.load", "f": str(bomb), "weights_only": False}
+    (tmp_path / "tampered").mkdir()
+    (tmp_path / "tampered" / "config.yaml").write_text(yaml.safe_dump(tampered))
+    client_for(isolated_store).log_artifact(result.run_id, str(tmp_path / "tampered" / "config.yaml"))
+    capsys.readouterr()
+    assert predict(["--run", result.run_id, image]) == 2
+    assert "config.yaml: aug._target_=torch.load is not something this harness builds" in one_error_line(capsys.readouterr().err)
+    assert not proof.exists()
+
+    # the same config in a killed run that is resumed
+    killed = client_for(isolated_store).create_run(client_for(isolated_store).get_run(result.run_id).info.experiment_id)
+    client_for(isolated_store).log_artifact(killed.info.run_id, str(tmp_path / "tampered" / "config.yaml"))
+    client_for(isolated_store).set_terminated(killed.info.run_id, "KILLED")
+    capsys.readouterr()
+    assert run(compose(f"resume={killed.info.run_id}")) == 2
+    assert f"resume={killed.info.run_id}: its config.yaml: aug._target_=torch.load" in one_error_line(capsys.readouterr().err)
+    assert not proof.exists()
+    assert [r.info.status for r in all_runs(isolated_store)].count("RUNNING") == 0
+
+
+def test_pickle_is_what_the_bomb_uses(tmp_path: Path):
+    """The bomb is real: plain pickle would run it (so the tests above prove something)."""
+    proof = tmp_path / "code-ran"
+    pickle.loads(pickle.dumps(Bomb(proof)))
+    assert proof.exists()
