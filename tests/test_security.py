@@ -110,3 +110,27 @@ def test_pickle_is_what_the_bomb_uses(tmp_path: Path):
     proof = tmp_path / "code-ran"
     pickle.loads(pickle.dumps(Bomb(proof)))
     assert proof.exists()
+
+
+def test_a_password_in_a_uri_is_never_stored_or_printed(isolated_store: Path, capsys: pytest.CaptureFixture):
+    from digits_bench.cli.entry import error_line
+    from digits_bench.redaction import redacted
+    from digits_bench.tracking import make_client, runs
+
+    assert redacted("postgresql+psycopg2://postgres:s3cr%2Ft@db:5432/optuna") == "postgresql+psycopg2://postgres:***@db:5432/optuna"
+    assert redacted("see http://alice:pw@host:5000/ and sqlite:////tmp/a.db") == "see http://alice:***@host:5000/ and sqlite:////tmp/a.db"
+    assert redacted("http://host:5000 user:pw@x") == "http://host:5000 user:pw@x"  # not a URI's: left as it is
+
+    cfg = compose(*TINY)
+    secret = "postgresql://team:hunter2@db/optuna"
+    client = make_client(cfg)
+    run_id = runs.create(client, cfg, {"sweep.storage": secret, "overrides": f"tracking.uri={secret}"})
+    cfg.recipe.tutorial = f"stored at {secret}"  # any value that may hold one: params and config.yaml
+    runs.log_config(client, run_id, cfg, {})
+    runs.close(client, run_id, None, {"note": secret})
+    run = client.get_run(run_id)
+    stored = [*run.data.tags.values(), *run.data.params.values(), Path(client.download_artifacts(run_id, "config.yaml")).read_text()]
+    assert not [text for text in stored if "hunter2" in text] and any("team:***@db" in text for text in stored)
+    capsys.readouterr()
+    error_line(f"cannot reach {secret}")
+    assert capsys.readouterr().err == "digits_bench: error: cannot reach postgresql://team:***@db/optuna\n"

@@ -1,4 +1,5 @@
-"""The team set-up: PostgreSQL + an MLflow tracking server on loopback, a 2-worker sweep against them."""
+"""The team set-up: PostgreSQL + an MLflow tracking server on loopback, a 2-worker sweep against them; nobody in
+without the generated passwords."""
 from __future__ import annotations
 
 import os
@@ -33,22 +34,22 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def stack():
     state = Path(tempfile.mkdtemp(prefix="digits-bench-server-"))  # outside root-only pytest folders: postgres must reach it
-    info = server.start(state, pg_port=free_port(), mlflow_port=free_port())
     try:
-        yield info
+        yield server.start(state, pg_port=free_port(), mlflow_port=free_port())
     finally:
         server.stop(state)
         shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.mark.slow
-def test_two_worker_sweep_against_postgres_and_mlflow_server(stack: server.ServerInfo, tmp_path: Path):
+def test_two_worker_sweep_against_postgres_and_mlflow_server(stack: server.ServerInfo, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch):
     path = tmp_path / "team.yaml"
     path.write_text(yaml.safe_dump({
         "name": "team", "base": TINY_BASE, "n_trials": 3, "pruner": {"type": "none"},
         "space": {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 0.3, "log": True}},
     }))
-    env = os.environ | {"MLFLOW_TRACKING_URI": stack.tracking_uri}
+    env = os.environ | stack.client_env()  # what `make server` printed to export
     storage = stack.database_url("optuna")
     result = subprocess.run([sys.executable, "-m", "digits_bench.sweep", str(path), "--storage", storage, "--workers", "2"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
@@ -58,7 +59,9 @@ def test_two_worker_sweep_against_postgres_and_mlflow_server(stack: server.Serve
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     assert len({t.params["optimizer.lr"] for t in study.trials}) == 3  # workers do not replay one sampler stream
 
-    client = MlflowClient(stack.tracking_uri)  # over HTTP
+    for name, value in stack.client_env().items():
+        monkeypatch.setenv(name, value)
+    client = MlflowClient(stack.tracking_uri)  # over HTTP, as the admin
     experiment = client.get_experiment_by_name("digits_bench")
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.`sweep.study` = 'team'")
     trials = [r for r in runs if r.data.tags["sweep.role"] == "trial"]
@@ -67,3 +70,29 @@ def test_two_worker_sweep_against_postgres_and_mlflow_server(stack: server.Serve
     assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {r.info.run_id for r in trials}
     assert parent.info.status == "FINISHED" and parent.data.tags["best_run_id"] in {r.info.run_id for r in trials}
     assert client.list_artifacts(parent.info.run_id)[0].path == "sweep.yaml"  # artifacts served by the server
+
+    password = stack.credentials()["postgres_password"]
+    assert password not in result.stdout + result.stderr  # never printed by a worker
+    assert not [(k, v) for r in runs for k, v in {**r.data.tags, **r.data.params}.items() if password in v]  # nor stored
+
+
+def test_nobody_gets_in_without_the_generated_passwords(stack: server.ServerInfo, monkeypatch: pytest.MonkeyPatch):
+    import psycopg2
+    from mlflow.exceptions import MlflowException
+
+    state = Path(stack.state_dir)
+    assert oct(state.stat().st_mode & 0o777) == "0o700" and oct((state / "credentials.json").stat().st_mode & 0o777) == "0o600"
+    socket_file = state / f".s.PGSQL.{stack.pg_port}"
+    assert socket_file.exists() and socket_file.stat().st_mode & 0o077 == 0  # not world-writable: nobody else's
+    with pytest.raises(psycopg2.OperationalError, match="password"):
+        psycopg2.connect(host="127.0.0.1", port=stack.pg_port, user="postgres", dbname="postgres", connect_timeout=5)
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        psycopg2.connect(host="127.0.0.1", port=stack.pg_port, user="postgres", password="guess", dbname="postgres")
+
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    with pytest.raises(MlflowException, match="401|nauthori"):  # an anonymous write is refused
+        MlflowClient(stack.tracking_uri).create_experiment("anonymous")
+    for name, value in stack.client_env().items():
+        monkeypatch.setenv(name, value)
+    assert MlflowClient(stack.tracking_uri).create_experiment("team-admin")  # the printed credentials get in

@@ -14,13 +14,14 @@ from typing import Callable, Mapping
 
 from digits_bench.cli.console import setup_console
 from digits_bench.errors import EXIT_FAILED, outcome
+from digits_bench.redaction import redacted
 
 Main = Callable[..., "int | None"]
 
 
 def error_line(message: str) -> None:
     """One error a user reads on stderr: the command's end, or one failed item among many (an image)."""
-    print(f"digits_bench: error: {message}", file=sys.stderr, flush=True)
+    print(f"digits_bench: error: {redacted(message)}", file=sys.stderr, flush=True)
 
 
 def _end(error: BaseException) -> int:

@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
+from digits_bench.redaction import redacted
 from digits_bench.tracking import store
 
 log = logging.getLogger("digits_bench")
@@ -19,8 +20,8 @@ def _in_project_root() -> bool:
 
 
 def ui_command(cfg: DictConfig) -> str:
-    """The command that shows this store in the MLflow UI, exactly as a user can paste it."""
-    uri = store.tracking_uri(cfg)
+    """The command that shows this store in the MLflow UI, exactly as a user can paste it (its password: ***)."""
+    uri = redacted(store.tracking_uri(cfg))
     if not uri.startswith("sqlite:///"):
         # a server has its UI already: its address is the thing to paste (into a browser; `open` is macOS only)
         return f"browse {uri}" if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri}"
@@ -32,14 +33,14 @@ def ui_command(cfg: DictConfig) -> str:
 
 def run_url(cfg: DictConfig, experiment_id: str, run_id: str) -> str:
     """The run's page: on the server, or on `make ui`'s default address."""
-    uri = store.tracking_uri(cfg)
+    uri = redacted(store.tracking_uri(cfg))
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def run_started(cfg: DictConfig, experiment_id: str, run_id: str, checkpoint_dir: Path, device: str) -> str:
     """Printed before the first epoch: the id to resume or look up, the device it trains on, and where to look."""
-    return (f"run {run_id} {'resumed' if cfg.get('resume') else 'started'} on {device}  (experiment {cfg.tracking.experiment}, store {store.tracking_uri(cfg)})\n"
+    return (f"run {run_id} {'resumed' if cfg.get('resume') else 'started'} on {device}  (experiment {cfg.tracking.experiment}, store {redacted(store.tracking_uri(cfg))})\n"
             f"  watch it: {ui_command(cfg)}  ->  {run_url(cfg, experiment_id, run_id)}\n"
             f"  checkpoints: {checkpoint_dir}")
 

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from digits_bench.config.fingerprint import flatten, training_keys
 from digits_bench.config.stored import read_stored
+from digits_bench.redaction import redacted, redacted_values
 from digits_bench.config.validation import TEST_POOL, TRAIN_POOL
 from digits_bench.errors import FINISHED, ConfigError, outcome
 from digits_bench.names import Tag
@@ -65,7 +66,7 @@ def create(client: MlflowClient, cfg: DictConfig, tags: Mapping[str, str], exper
     parent = handed("parent")
     nesting = child_tags(parent) if parent else {}
     found = experiment_id(client, experiment or cfg.tracking.experiment, artifact_root(cfg))
-    return client.create_run(found, tags=nesting | dict(tags)).info.run_id
+    return client.create_run(found, tags=redacted_values(nesting | dict(tags))).info.run_id
 
 
 def reopen(client: MlflowClient, run_id: str) -> None:
@@ -81,7 +82,7 @@ def close(client: MlflowClient, run_id: str, error: BaseException | None, tags: 
     """
     status = outcome(error).status
     try:
-        for key, value in (tags or {}).items():
+        for key, value in redacted_values(tags or {}).items():
             client.set_tag(run_id, key, value)
         client._tracking_client.store.flush_async_logging()  # a no-op for synchronous logging
         client.set_terminated(run_id, status)
@@ -193,7 +194,7 @@ def log_config(client: MlflowClient, run_id: str, cfg: DictConfig, extra: Mappin
     params = {k: v for k, v in training_keys(resolved).items() if not _is_noise(k)}
     params |= {k: v for k, v in flat.items() if k in COMPARED_KEYS or k.startswith("recipe.")}
     params |= {k: str(v) for k, v in extra.items()}
-    items = [Param(k, v[:6000]) for k, v in sorted(params.items())]
+    items = [Param(k, redacted(v)[:6000]) for k, v in sorted(params.items())]
     for start in range(0, len(items), 100):
         client.log_batch(run_id, params=items[start : start + 100])
-    client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
+    client.log_text(run_id, redacted(OmegaConf.to_yaml(resolved)), "config.yaml")

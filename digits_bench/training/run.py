@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from digits_bench.names import Metric, Param, Tag, choice
+from digits_bench.redaction import redacted
 from digits_bench.tracking import runs
 from digits_bench.tracking.store import environment_tags, tracking_uri
 from digits_bench.training.callbacks.clock import TrainingClock
@@ -266,6 +267,6 @@ def summary(result: TrainResult, cfg: DictConfig) -> str:
         f"  {Metric.TEST_ACC}={m.get(Metric.TEST_ACC, nan):.4f}  {Metric.TEST_LOSS}={m.get(Metric.TEST_LOSS, nan):.4f}  "
         f"{Metric.VAL_ACC_BEST}={m.get(Metric.VAL_ACC_BEST, nan):.4f} (epoch {m.get(Metric.BEST_EPOCH, nan):.0f})  "
         f"train time={m.get(Metric.TRAIN_S, nan):.1f}s\n"
-        f"  MLflow: {tracking_uri(cfg)}  experiment={cfg.tracking.experiment}  ({ui_command(cfg)})\n"
+        f"  MLflow: {redacted(tracking_uri(cfg))}  experiment={cfg.tracking.experiment}  ({ui_command(cfg)})\n"
         f"  best checkpoint: {result.best_checkpoint}"
     )
