@@ -134,3 +134,21 @@ def test_a_password_in_a_uri_is_never_stored_or_printed(isolated_store: Path, ca
     capsys.readouterr()
     error_line(f"cannot reach {secret}")
     assert capsys.readouterr().err == "digits_bench: error: cannot reach postgresql://team:***@db/optuna\n"
+
+
+def test_a_multirun_writes_only_into_a_private_temp_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Hydra's multirun.yaml went to $TMPDIR/digits_bench-multirun-$USER, where anyone could plant a symlink first."""
+    import tempfile
+
+    from digits_bench.config import CONF_DIR, private_temp_dir
+
+    assert OmegaConf.load(CONF_DIR / "config.yaml").hydra.sweep.dir == "${private_tmp:multirun}"
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read $TMPDIR again
+    private_temp_dir.cache_clear()
+    try:
+        folder = Path(private_temp_dir("multirun"))
+        assert folder.parent == tmp_path and folder.name.startswith("digits_bench-multirun-")
+        assert folder.stat().st_mode & 0o777 == 0o700 and private_temp_dir("multirun") == str(folder)  # one a process
+    finally:
+        private_temp_dir.cache_clear()

@@ -1,6 +1,8 @@
 """Composing and checking configs: the one way the CLI, sweeps, benchmark and tests get a config."""
 from __future__ import annotations
 
+import functools
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -13,6 +15,16 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from digits_bench.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+@functools.lru_cache(maxsize=None)
+def private_temp_dir(purpose: str) -> str:
+    """`${private_tmp:multirun}`: a folder of this process's own in $TMPDIR (mkdtemp: a fresh name, mode 0700).
+    A predictable path in a shared temp folder is one another user can plant a symlink at."""
+    return tempfile.mkdtemp(prefix=f"digits_bench-{purpose}-")
+
+
+OmegaConf.register_new_resolver("private_tmp", private_temp_dir, replace=True)  # conf/config.yaml's hydra.sweep.dir
 
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
