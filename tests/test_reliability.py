@@ -201,6 +201,53 @@ def test_full_store_disk_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: py
     assert "database or disk is full" in line and "DIGITS_BENCH_STORE" in line and "start again" in line
 
 
+def test_a_store_that_fills_the_disk_while_it_is_created_is_not_left_half_migrated(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, isolated_store: Path):
+    """Its migrations ran out of space halfway: no store is left (every later run would fail on its half-made
+    schema), the command says so in one line, and once there is space the store is created whole."""
+    import sqlite3
+
+    import mlflow.store.db.utils as db_utils
+
+    real = db_utils._initialize_tables
+
+    def fills_up(engine):
+        real(engine)  # the tables are made, then the disk is full
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(db_utils, "_initialize_tables", fills_up)
+    assert run(compose(*MINI)) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "cannot write the MLflow store" in line and "database or disk is full" in line and "DIGITS_BENCH_STORE" in line
+    assert [p.name for p in isolated_store.iterdir()] == ["mlflow.db.lock"]  # no store, no half-built hidden one
+    monkeypatch.setattr(db_utils, "_initialize_tables", real)
+    from digits_bench.tracking import make_client
+
+    client = make_client(compose(*MINI))
+    assert client.search_experiments() and (isolated_store / "mlflow.db").is_file()
+
+
+def test_torch_saves_full_disk_error_is_a_disk_full_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """torch.save's zip writer reports ENOSPC as `RuntimeError: [enforce fail at inline_container.cc:672]`."""
+    import shutil
+    from collections import namedtuple
+
+    from digits_bench.errors import disk_message
+    from digits_bench.training.checkpoint_io import AtomicCheckpointIO
+
+    def enforce_fail(obj, f, *args, **kwargs):
+        f.write(b"PK half a zip")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", enforce_fail)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: namedtuple("usage", "total used free")(10, 10, 0))
+    with pytest.raises(OSError) as caught:
+        AtomicCheckpointIO().save_checkpoint({"epoch": 0}, tmp_path / "last.ckpt")
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "last.ckpt")
+    assert disk_message(caught.value).startswith(f"disk full writing {tmp_path / 'last.ckpt'}")
+    assert list(tmp_path.iterdir()) == []  # the partial file is gone
+
+
 @pytest.mark.fit
 def test_full_checkpoint_disk_leaves_no_truncated_checkpoint_and_resume_works(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, isolated_store: Path):

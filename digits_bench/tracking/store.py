@@ -14,6 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -21,12 +22,14 @@ from typing import Iterator
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
+from sqlalchemy.exc import SQLAlchemyError
 
 from digits_bench.errors import TrackingError
 from digits_bench.names import EXPERIMENT_KIND, Tag
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-STORE_ERRORS = (OSError, sqlite3.Error, MlflowException)  # what a store that cannot be written raises
+# what a store that cannot be written raises (SQLAlchemy wraps sqlite3's errors in its own)
+STORE_ERRORS = (OSError, sqlite3.Error, SQLAlchemyError, MlflowException)
 
 
 def tracking_uri(cfg: DictConfig) -> str:
@@ -50,6 +53,7 @@ def make_client(cfg: DictConfig) -> MlflowClient:
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
         with store_lock(db):  # creating the client creates or migrates the schema: one process at a time
+            create_whole(db)
             enable_wal(db)
             return MlflowClient(tracking_uri=uri)
     if uri.startswith(("http://", "https://")):
@@ -77,6 +81,22 @@ def store_lock(db: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def create_whole(db: Path) -> None:
+    """A new SQLite store is created complete or not at all: its schema is built in a hidden file beside it,
+    which is renamed into place once every migration has run. A disk that fills up meanwhile leaves no store
+    (and the error), never a half-migrated one that fails every later run."""
+    if db.exists():
+        return
+    building = db.with_name(f".{db.name}.{uuid.uuid4().hex[:12]}.new")  # a new name each time: MLflow caches a store per URI
+    try:
+        store = MlflowClient(tracking_uri=f"sqlite:///{building}")._tracking_client.store  # creates and migrates
+        store.engine.dispose()
+        os.replace(building, db)
+    finally:
+        for leftover in (building, *(building.with_name(building.name + end) for end in ("-journal", "-wal", "-shm"))):
+            leftover.unlink(missing_ok=True)
 
 
 def probe_server(uri: str, timeout: float = 5.0) -> None:

@@ -2,7 +2,9 @@
 that exists, and nothing else once the run resumes."""
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
@@ -14,6 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 LAST = "last.ckpt"
+FULL_BELOW = 1 << 20  # bytes free under which a failed write is a full disk
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -38,6 +41,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 os.fsync(handle.fileno())
             os.chmod(tmp, 0o644)  # mkstemp's 0600 would make checkpoints private to one user
             os.replace(tmp, target)
+        except RuntimeError as err:  # torch.save's zip writer turns a failed write into "[enforce fail at inline_container.cc]"
+            full = shutil.disk_usage(target.parent).free < FULL_BELOW  # measured before the partial file goes
+            Path(tmp).unlink(missing_ok=True)
+            raise OSError(errno.ENOSPC if full else errno.EIO, f"torch.save failed: {str(err).splitlines()[0][:120]}",
+                          str(target)) from None
         except BaseException as err:
             Path(tmp).unlink(missing_ok=True)
             if isinstance(err, OSError) and err.filename is None:
