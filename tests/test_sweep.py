@@ -163,8 +163,7 @@ def test_killed_sweep_resumes_and_loses_no_trial(how: signal.Signals, tmp_path: 
     process.wait()
     finished_before = [t.params for t in optuna.load_study(study_name="resume", storage=url).trials if t.state == TrialState.COMPLETE]
     assert finished_before
-    if how == signal.SIGKILL:
-        time.sleep(4)  # past the heartbeat grace period: the killed trial is now stale
+    # rerun at once: a SIGKILLed trial is still within its heartbeat's grace, failed (and its run closed) in the loop
 
     study = run_sweep(load_sweep(str(path)), url)
     trials = study.trials
@@ -174,8 +173,7 @@ def test_killed_sweep_resumes_and_loses_no_trial(how: signal.Signals, tmp_path: 
     killed = [t for t in trials if t.state == TrialState.FAIL]
     assert len(killed) == 1 and killed[0].params in [t.params for t in complete]  # run again with the same params
     statuses = sorted(r.info.status for r in children(isolated_store, "resume"))
-    # the killed trial's run (if it got as far as creating one) is closed as KILLED, never left RUNNING
-    assert statuses in (["FINISHED"] * 2, ["FINISHED"] * 2 + ["KILLED"])
+    assert statuses == ["FINISHED", "FINISHED", "KILLED"]  # the killed trial's run is closed KILLED, never left RUNNING
     assert parent(isolated_store, "resume").info.status == "FINISHED"
 
 
@@ -307,3 +305,47 @@ def test_the_sweep_cli_refuses_bad_input_in_one_line_before_any_run(tmp_path: Pa
     assert result.stderr.strip().splitlines() == [
         "digits_bench: error: sweep typo: space key 'optimizer.lrr' is not in the composed config; did you mean 'optimizer.lr'?"]
     assert all_runs(isolated_store) == [] and not (tmp_path / "optuna.db").exists()
+
+
+class OneWorkerDies:
+    """Stands in for subprocess.Popen of the sweep's workers: worker 0 does its work here (and takes over), the
+    others die as if SIGKILLed (`codes` says how each ends)."""
+
+    codes: dict[int, int] = {}
+
+    def __init__(self, command: list[str]) -> None:
+        from digits_bench.sweep.runner import work
+        from digits_bench.sweep.spec import load_sweep as load
+        from digits_bench.tracking.runs import handed
+
+        index = int(command[command.index("--worker-index") + 1])
+        self.returncode = self.codes[index]
+        if self.returncode == 0:
+            work(load(command[command.index("digits_bench.sweep") + 1]), command[command.index("--storage") + 1], handed("parent"), index)
+
+    def wait(self) -> int:
+        return self.returncode
+
+
+@pytest.mark.fit
+@pytest.mark.parametrize(("codes", "parent_status"), [({0: 0, 1: -9}, "FINISHED"), ({0: -9, 1: -9}, "FAILED")])
+def test_a_dying_worker_is_one_line_and_the_parent_follows_the_study(codes: dict[int, int], parent_status: str, tmp_path: Path,
+                                                                    isolated_store: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture):
+    from digits_bench.errors import RunFailed
+
+    path = sweep_file(tmp_path, "dying", n_trials=2, pruner={"type": "none"})
+    monkeypatch.setattr(OneWorkerDies, "codes", codes)
+    real = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda command, *args, **kwargs:
+                        OneWorkerDies(command) if "--worker-index" in command else real(command, *args, **kwargs))
+    if parent_status == "FINISHED":  # the other worker spent the budget: the study is whole
+        study = run_sweep(load_sweep(str(path)), storage_url(tmp_path), workers=2, worker_args=[str(path)])
+        assert counted(study.trials) == 2
+        assert "sweep dying: worker 1 was killed by signal 9; the other workers ran its trials" in caplog.text
+    else:
+        with pytest.raises(RunFailed, match=r"^sweep 'dying': worker 0 was killed by signal 9, worker 1 was killed by signal 9 "
+                                             r"before the budget was spent; run the same command again"):
+            run_sweep(load_sweep(str(path)), storage_url(tmp_path), workers=2, worker_args=[str(path)])
+    assert parent(isolated_store, "dying").info.status == parent_status
+    assert "RUNNING" not in {r.info.status for r in all_runs(isolated_store)}

@@ -115,6 +115,7 @@ class Objective:
 
     def __init__(self, spec: SweepSpec, parent_run_id: str, client: MlflowClient) -> None:
         self.spec, self.parent_run_id, self.client = spec, parent_run_id, client
+        self.settled: set[int] = set()  # failed trials whose MLflow run is known to be closed
 
     def _trial_run(self, trial_number: int) -> str | None:
         runs = self.client.search_runs(
@@ -162,13 +163,16 @@ class Objective:
 
 
 def close_killed_trial_runs(study: optuna.Study, objective: "Objective") -> None:
-    """A SIGKILLed trial leaves its MLflow run RUNNING; once its heartbeat went stale, mark the run KILLED."""
+    """A SIGKILLed trial leaves its MLflow run RUNNING; once its heartbeat went stale and the trial is failed,
+    mark the run KILLED. Called whenever stale trials may have been failed: in every worker's loop, and when
+    the sweep ends."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-        if "error" in trial.user_attrs:
+        if "error" in trial.user_attrs or trial.number in objective.settled:
             continue
         run_id = objective._trial_run(trial.number)
         if run_id and objective.client.get_run(run_id).info.status == "RUNNING":  # stopped from outside, as by Ctrl-C
             runs.close(objective.client, run_id, KeyboardInterrupt(), {Tag.SWEEP_STATE: "FAIL"})
+        objective.settled.add(trial.number)
 
 
 def work(spec: SweepSpec, storage_url: str, parent_run_id: str, worker: int = 0) -> None:
@@ -177,10 +181,9 @@ def work(spec: SweepSpec, storage_url: str, parent_run_id: str, worker: int = 0)
     study = open_study(spec, make_storage(storage_url, spec), create=False, worker=worker)
     objective = Objective(spec, parent_run_id, client)
     progress = progress_callback(spec, counted)
-    fail_stale_trials(study)
-    close_killed_trial_runs(study, objective)
     while True:
         fail_stale_trials(study)
+        close_killed_trial_runs(study, objective)
         trials = study.get_trials(deepcopy=False)
         done = counted(trials)
         running = sum(t.state == TrialState.RUNNING for t in trials)
@@ -232,6 +235,10 @@ def succeeded(study: optuna.Study) -> bool:
     return any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
 
 
+def _ended(code: int) -> str:
+    return f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+
+
 def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1, worker_args: list[str] | None = None) -> optuna.Study:
     """Create or resume the study, run `workers` processes on it, and close the parent run.
 
@@ -262,8 +269,14 @@ def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1,
                 for process in processes:
                     process.wait()
                 raise
-            if any(codes):
-                raise RunFailed(f"sweep {spec.name!r}: workers exited with {codes}")
+            lost = [f"worker {i} {_ended(code)}" for i, code in enumerate(codes) if code]
+            if lost and counted(study.get_trials(deepcopy=False)) < spec.n_trials:
+                raise RunFailed(f"sweep {spec.name!r}: {', '.join(lost)} before the budget was spent; "
+                                "run the same command again to continue the study")
+            if lost:  # the others took over its trial: the study is whole
+                log.warning("sweep %s: %s; the other workers ran its trials, the budget is complete", spec.name, ", ".join(lost))
+        fail_stale_trials(study)
+        close_killed_trial_runs(study, Objective(spec, parent, client))
         if not succeeded(study):
             error = RunFailed(f"sweep {spec.name!r}: no trial completed")
     except BaseException as err:
