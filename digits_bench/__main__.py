@@ -7,8 +7,8 @@ import hydra
 from omegaconf import DictConfig
 
 from digits_bench.cli.entry import command
-from digits_bench.config import CONF_DIR, validate
-from digits_bench.errors import EXIT_INTERRUPTED
+from digits_bench.config import CONF_DIR, compose_config, validate
+from digits_bench.errors import EXIT_INTERRUPTED, ConfigError
 from digits_bench.tracking.multirun import job_failed_in_multirun
 
 
@@ -24,6 +24,10 @@ def main(cfg: DictConfig) -> None:
 def run(cfg: DictConfig) -> None:
     """Train `cfg` and print its summary (an error ends as cli.entry says; the MLflow run, if any, is closed already)."""
     validate(cfg)  # bad values fail in seconds, before the heavy imports below
+    if cfg.get("resume"):
+        from digits_bench.tracking.runs import check_resumable
+
+        check_resumable(cfg, str(cfg.resume))
     from digits_bench.tracking.multirun import job_tags
     from digits_bench.training.run import summary, train
 
@@ -32,5 +36,35 @@ def run(cfg: DictConfig) -> None:
         print(summary(result, cfg))
 
 
-if __name__ == "__main__":
+@command
+def check_command_line(argv: list[str]) -> None:
+    """Compose what the command line asks for before Hydra runs it: an unknown option or key is one line that names
+    the nearest right one (Hydra's own message spans lines). A multirun's jobs are composed each (the first 50).
+    With a flag of Hydra's own (--help, --cfg, -sc, ...) Hydra answers as it does."""
+    if any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in argv):
+        return
+    overrides = [arg for arg in argv if not arg.startswith("-")]
+    jobs = [overrides]
+    if len(overrides) < len(argv):  # -m: one composition per job, as Hydra's basic sweeper splits them
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        try:
+            parsed = OverridesParser.create().parse_overrides(overrides)
+        except Exception as err:  # Hydra's grammar errors: its message, on one line
+            raise ConfigError(" ".join(str(err).split())) from None
+        jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch][:50]
+    for job in jobs:
+        compose_config(job)
+
+
+def cli() -> None:
+    """`python -m digits_bench ARGS` (and `digits-bench [train] ARGS`): checked, then Hydra's app."""
+    code = check_command_line(sys.argv[1:])
+    if code:
+        sys.exit(code)
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -281,10 +281,10 @@ def test_malformed_sweep_file_is_one_line(body: str, message: str, sweep_main, t
      "space key 'optimizer.lrr' is not in the composed config; did you mean 'optimizer.lr'?"),
     ({"model": {"type": "categorical", "choices": ["lenet", "linear"]}, "model.dropout": {"type": "float", "low": 0.0, "high": 0.5}},
      [], "space key 'model.dropout' is not in the composed config with model=linear"),
-    ({"model": {"type": "categorical", "choices": ["lenet", "lenett"]}}, [], "with model=lenett: In 'config': Could not find 'model/lenett'"),
+    ({"model": {"type": "categorical", "choices": ["lenet", "lenett"]}}, [], "with model=lenett: model=lenett: no such option; did you mean model=lenet?"),
     ({"data.batch_size": {"type": "int", "low": 0, "high": 64}}, [], "space 'data.batch_size' may take 0, which fails: data.batch_size must be >= 1"),
     ({"optimizer.lr": {"type": "float", "low": 1e-3, "high": 0.1}}, ["data.subset=0"], "data.subset must be between 1 and"),
-    ({"optimizer.lr": {"type": "float", "low": 1e-3, "high": 0.1}}, ["model=lenett"], "Could not find 'model/lenett'"),
+    ({"optimizer.lr": {"type": "float", "low": 1e-3, "high": 0.1}}, ["model=lenett"], "model=lenett: no such option; did you mean model=lenet?"),
     ({"optimizer.lr": {"type": "float", "low": 1e-3, "high": 0.1}}, ["optimizer.lr=0.1"], "searches optimizer.lr; drop that override"),
 ])
 def test_bad_space_key_or_override_is_rejected_before_any_run(space: dict, overrides: list[str], message: str, sweep_main,

@@ -63,7 +63,34 @@ BAD = [
     (["progress_refresh=-1"], "progress_refresh must be >= 0"),
     (["evaluate_test=maybe"], "evaluate_test must be true or false"),
     (["+model.something=inf"], "model.something must be a finite number"),
+    (["+foo=1"], "+foo=1: foo is not a setting of this harness; the keys there: aug, channels_last"),
+    (["model=linear", "+model.foo=1"], "+model.foo=1: model linear takes no foo; it takes init, num_classes"),
+    (["+optimizer.lrr=0.5"], "+optimizer.lrr=0.5: torch.optim.SGD takes no lrr; did you mean optimizer.lr?"),
+    (["+early_stopping.foo=1"], "+early_stopping.foo=1: early_stopping.foo is not a setting of this harness; the keys there: min_delta, patience"),
+    (["optimizer.lr=[0.1,0.2]"], "optimizer.lr must be a number (got [0.1, 0.2])"),
+    (["trainer.strategy=bogus"], "trainer.strategy must be one of auto, ddp, ddp_spawn"),
+    (["trainer.accelerator=cpu", "trainer.precision=16-mixed"], "trainer.precision=16-mixed (float16) needs a CUDA GPU; on a CPU use"),
 ]
+
+# Hydra's composition errors, each as one line naming the nearest right option or key
+UNKNOWN = [
+    (["model=nonexistent"], "model=nonexistent: no such option; options: cnn_best, cnn_bn"),
+    (["model=Linear"], "model=Linear: no such option; did you mean model=linear? options:"),
+    (["aug=yes"], "aug=yes: no such option; options: off, on"),
+    (["experiment=seed999"], "experiment=seed999: no such option; options: best, seed000_lenet"),
+    (["optimizer=foo"], "optimizer=foo: no such option; options: adam, adamw, momentum, sgd"),
+    (["modle=linear"], "modle=linear: the config has no key modle; did you mean model? keys: aug,"),
+    (["foo=1"], "foo=1: the config has no key foo; keys: aug,"),
+    (["model=linear", "model.dropout=0.5"], "model.dropout=0.5: model (model=linear) has no key dropout; keys: init, name"),
+    (["trainer.max_epoch=3"], "trainer.max_epoch=3: trainer (trainer=auto) has no key max_epoch; did you mean max_epochs?"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), UNKNOWN, ids=[" ".join(o) for o, _ in UNKNOWN])
+def test_unknown_option_or_key_is_one_line_naming_the_nearest(overrides: list[str], message: str):
+    with pytest.raises(ConfigError) as caught:
+        compose(*overrides)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize(("overrides", "message"), BAD, ids=[" ".join(o) for o, _ in BAD])
@@ -92,14 +119,19 @@ def test_rule_names_match_the_code_that_uses_them():
     from digits_bench.models.init import INITS
 
     assert set(PRECISIONS) == set(typing.get_args(_PRECISION_INPUT_STR))
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    from digits_bench.config.validation import STRATEGIES
+
+    assert set(STRATEGIES) == {"auto", *StrategyRegistry.available_strategies()}
     assert MODEL_INITS == INITS
 
 
 def test_trainer_combination_lightning_refuses_is_one_line_before_a_run(isolated_store: Path):
     from digits_bench.training.run import train
 
-    with pytest.raises(ConfigError, match="^trainer: .*bogus"):
-        train(compose("model=linear", "data.subset=128", "data.val_size=64", "trainer.strategy=bogus"))
+    with pytest.raises(ConfigError, match="^trainer: .*unexpected keyword argument 'bogus'"):  # a +trainer key is Lightning's to judge
+        train(compose("model=linear", "data.subset=128", "data.val_size=64", "+trainer.bogus=1"))
     assert all_runs(isolated_store) == []
 
 

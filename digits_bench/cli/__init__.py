@@ -73,9 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int | None:
     # Hydra reads sys.argv; argv[0] stays the real script, so Hydra's completion line names
     # the installed command and Lightning's DDP launcher can re-run it with the same arguments
     sys.argv = [sys.argv[0], *args]
-    from digits_bench.__main__ import main as train_main
+    from digits_bench.__main__ import cli as train_cli
 
-    train_main()
+    train_cli()
     return 0
 
 

@@ -1,7 +1,9 @@
 """Composing and checking configs: the one way the CLI, sweeps, benchmark and tests get a config."""
 from __future__ import annotations
 
+import difflib
 import functools
+import re
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -38,7 +40,7 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -
         try:
             cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
         except HydraException as err:
-            raise ConfigError(_one_line(str(err))) from None
+            raise ConfigError(explain(str(err), list(overrides))) from None
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
@@ -51,6 +53,50 @@ def _one_line(message: str) -> str:
     return " ".join(" ".join(line.split()) for line in message.splitlines() if line.strip())
 
 
+def _nearest(word: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6) or [c for c in candidates if c.lower() == word.lower()]
+    return f"did you mean {close[0]}? " if close else ""
+
+
+def explain(message: str, overrides: Sequence[str]) -> str:
+    """Hydra's error for an unknown option or key, as one line that names the nearest right one."""
+    typed = {o.partition("=")[0].lstrip("+~"): o for o in overrides}
+    if found := re.search(r"Could not find '([\w/]+)/([^']+)'", message):
+        group, option = found.groups()
+        options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+        if not options:
+            return _one_line(message)
+        nearest = _nearest(option, options).replace("mean ", f"mean {group}=")
+        return f"{group}={option}: no such option; {nearest}options: {', '.join(options)}"
+    if found := re.search(r"Could not override '([\w.]+)'", message):
+        key = found.group(1)
+        parent, _, leaf = key.rpartition(".")
+        found = _default_node(parent, overrides)
+        if found is None:
+            return _one_line(message)
+        node, choices = found
+        groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra"} if not parent else set()
+        keys = sorted({str(k) for k in node} | groups)
+        group = parent.partition(".")[0]
+        where = f"{parent} ({group}={choices[group]})" if group in choices else parent or "the config"
+        listed = ", ".join(k for k in keys if not k.startswith("_"))
+        return f"{typed.get(key, key)}: {where} has no key {leaf}; {_nearest(leaf, keys)}keys: {listed}"
+    return _one_line(message)
+
+
+def _default_node(path: str, overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str]] | None:
+    """The config node at `path` as composed from the group options typed (and no other overrides), and the
+    option of each group it was composed with."""
+    groups = [o for o in overrides if "=" in o and "." not in o.partition("=")[0] and not o.startswith(("+", "~"))
+              and (CONF_DIR / o.partition("=")[0]).is_dir()]
+    try:
+        cfg = compose_config(groups)
+    except ConfigError:
+        return None
+    node = OmegaConf.select(cfg, path) if path else cfg
+    return (node, group_choices()) if isinstance(node, DictConfig) else None
+
+
 def group_choices() -> dict[str, str]:
     """Which option of each config group this run uses (model=vgg_bn, aug=on, ...), when Hydra composed it."""
     if not HydraConfig.initialized():
@@ -59,8 +105,18 @@ def group_choices() -> dict[str, str]:
     return {k: str(v) for k, v in choices.items() if not k.startswith("hydra") and v is not None}
 
 
+def typed_overrides() -> list[str]:
+    """The overrides the user typed (CLI) or passed to compose_config, from Hydra's record of them."""
+    if not HydraConfig.initialized():
+        return []
+    return [str(o) for o in HydraConfig.get().overrides.task]
+
+
 def validate(cfg: DictConfig) -> None:
-    """Reject values that cannot train, before any data is read or any MLflow run exists (rules: validation.py)."""
-    from digits_bench.config.validation import check_config
+    """Reject values that cannot train, before any data is read or any MLflow run exists (rules: validation.py);
+    keys added with `+` only where what the config builds takes them."""
+    from digits_bench.config.validation import check_added_keys, check_config
 
     check_config(cfg)
+    if not cfg.get("resume"):  # a resumed run's config is its stored one, not the one typed
+        check_added_keys(cfg, [o for o in typed_overrides() if o.startswith("+")])

@@ -7,13 +7,14 @@ the CLI fails on bad input in a second, before torch or Lightning is imported.
 """
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import importlib.util
 import math
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from digits_bench.errors import ConfigError
@@ -27,6 +28,14 @@ PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16
               "32-true", "64-true")
 PRECISION_ALIASES = ("64", "32", "16", "bf16", 64, 32, 16)
 SEED_MAX = 2**32 - 1  # numpy's seed range, which seed_everything uses
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "ddp_find_unused_parameters_false",
+              "ddp_find_unused_parameters_true", "ddp_spawn_find_unused_parameters_false",
+              "ddp_spawn_find_unused_parameters_true", "ddp_fork_find_unused_parameters_false",
+              "ddp_fork_find_unused_parameters_true", "ddp_notebook_find_unused_parameters_false",
+              "ddp_notebook_find_unused_parameters_true", "deepspeed", "deepspeed_stage_1", "deepspeed_stage_2",
+              "deepspeed_stage_2_offload", "deepspeed_stage_3", "deepspeed_stage_3_offload", "deepspeed_stage_3_offload_nvme",
+              "fsdp", "fsdp_cpu_offload", "single_device", "single_xla", "xla_debug", "xla", "single_tpu")  # Lightning 2.6's registry
+HALF_PRECISIONS = ("16-mixed", "16-true", "16", 16)  # float16: CUDA only (Lightning runs bf16 on a CPU instead, silently)
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,7 @@ RULES: dict[str, Rule] = {
     "trainer.num_sanity_val_steps": _int(-1),
     "trainer.accelerator": Rule("str", choices=ACCELERATORS),
     "trainer.precision": Rule("str", choices=PRECISIONS + PRECISION_ALIASES),
+    "trainer.strategy": Rule("str", choices=STRATEGIES),
     "trainer.deterministic": FLAG,
     "trainer.benchmark": FLAG,
     "trainer.enable_progress_bar": FLAG,
@@ -201,6 +211,10 @@ def check_config(cfg: DictConfig) -> None:
     for key in REQUIRED:
         if OmegaConf.select(cfg, key) is None:
             raise ConfigError(f"{key} is missing from the config")
+    for pattern, rule in RULES.items():  # a list or a mapping where one value belongs: `optimizer.lr=[0.1,0.2]`
+        value = OmegaConf.select(cfg, pattern) if "*" not in pattern else None
+        if isinstance(value, (DictConfig, ListConfig)):
+            rule.check(pattern, OmegaConf.to_container(value))
     for key, value in leaves(resolved):
         rule = rule_for(key)
         if rule is not None:
@@ -241,8 +255,12 @@ def _check_relations(cfg: dict[str, Any]) -> None:
 
 
 def _check_machine(trainer: dict[str, Any]) -> None:
-    """An accelerator this machine does not have is one line, not a traceback from inside Lightning."""
+    """An accelerator this machine does not have is one line, not a traceback from inside Lightning; so is a
+    precision the device cannot run."""
     accelerator = trainer["accelerator"]
+    if trainer.get("precision") in HALF_PRECISIONS and (accelerator == "cpu" or not _cuda_available()):
+        raise ConfigError(f"trainer.precision={trainer['precision']} (float16) needs a CUDA GPU; on a CPU use "
+                          "trainer.precision=bf16-mixed or 32-true")
     if accelerator in ("gpu", "cuda") and not _cuda_available():
         raise ConfigError(f"trainer.accelerator={accelerator} but no CUDA GPU is visible; use trainer=cpu or trainer.accelerator=auto")
     if accelerator == "tpu" and importlib.util.find_spec("torch_xla") is None:
@@ -262,3 +280,44 @@ def _mps_available() -> bool:
     import torch
 
     return torch.backends.mps.is_available()
+
+
+def check_added_keys(cfg: DictConfig, added: list[str]) -> None:
+    """`+key=value` adds a key Hydra knows nothing about: refused unless what the config builds there takes it
+    (the trainer's keys are Lightning's to judge: check_trainer builds one)."""
+    for override in added:
+        key = override.lstrip("+").partition("=")[0]
+        parts = key.split(".")
+        owner = next((i for i in range(len(parts) - 1, 0, -1)
+                      if OmegaConf.select(cfg, ".".join(parts[:i]) + "._target_") is not None), None)
+        if owner is None:
+            known = sorted(str(k) for k in (OmegaConf.select(cfg, ".".join(parts[:-1])) or {}) if str(k) != parts[-1])
+            raise ConfigError(f"{override}: {key} is not a setting of this harness"
+                              + (f"; the keys there: {', '.join(known)}" if known else ""))
+        node, name = ".".join(parts[:owner]), parts[owner]
+        target = OmegaConf.select(cfg, f"{node}._target_")
+        if target == "lightning.pytorch.Trainer":
+            continue
+        accepted = _parameters(target, OmegaConf.select(cfg, f"{node}.name"))
+        if accepted is not None and name not in accepted:
+            close = difflib.get_close_matches(name, accepted, n=1)
+            what = f"model {OmegaConf.select(cfg, f'{node}.name')}" if target == "digits_bench.models.create_model" else target
+            raise ConfigError(f"{override}: {what} takes no {name}" + (f"; did you mean {node}.{close[0]}?" if close else
+                              f"; it takes {', '.join(sorted(accepted))}"))
+
+
+def _parameters(target: str, model_name: Any) -> list[str] | None:
+    """The keyword arguments `target` takes (a registered model's factory's for create_model); None: any."""
+    import importlib
+    import inspect
+
+    module, _, attr = target.rpartition(".")
+    built = getattr(importlib.import_module(module), attr)
+    if target == "digits_bench.models.create_model":
+        from digits_bench.models.registry import model_entry
+
+        built = model_entry(str(model_name)).factory
+    parameters = inspect.signature(built).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("self", "params")]

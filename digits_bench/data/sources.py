@@ -136,6 +136,8 @@ def _write_verified(spec: DatasetSpec, blobs: dict[str, bytes], source: str) -> 
     for key, blob in blobs.items():
         if _md5(blob) != spec.md5[key]:
             raise DataError(f"{spec.name}: {key} rebuilt from {source} has md5 {_md5(blob)}, expected {spec.md5[key]}")
+    if not spec.raw_dir.is_dir():  # a new place for the data (paths.data_dir, DIGITS_BENCH_DATA): say so
+        log.info("%s: creating %s for its IDX files (paths.data_dir, or DIGITS_BENCH_DATA, says where)", spec.name, spec.raw_dir)
     spec.raw_dir.mkdir(parents=True, exist_ok=True)
     for key, blob in blobs.items():
         target = spec.raw_dir / spec.files[key]

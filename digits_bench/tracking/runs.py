@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterator, Literal, Mapping
 
@@ -143,9 +144,14 @@ def children(client: MlflowClient, parent_run_id: str) -> list[Any]:
     return client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{Tag.PARENT_RUN_ID}` = '{parent_run_id}'")
 
 
-def run_config(cfg: DictConfig, run_id: str) -> DictConfig:
-    """The config a run was started with (its config.yaml), to continue it exactly; a FINISHED run has nothing left."""
+def check_resumable(cfg: DictConfig, run_id: str) -> MlflowClient:
+    """The run exists in the store, which exists, and is not FINISHED: checked before anything heavy is imported,
+    and without creating a store to look in."""
     missing = ConfigError(f"resume={run_id}: no such run with a config.yaml in {tracking_uri(cfg)}")
+    uri = tracking_uri(cfg)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise ConfigError(f"resume={run_id}: there is no MLflow store at {uri.removeprefix('sqlite:///')} "
+                          "(set DIGITS_BENCH_STORE or MLFLOW_TRACKING_URI to the store the run is in)")
     try:
         client = make_client(cfg)
         status = client.get_run(run_id).info.status
@@ -154,6 +160,13 @@ def run_config(cfg: DictConfig, run_id: str) -> DictConfig:
     if status == FINISHED:
         raise ConfigError(f"resume={run_id}: that run already FINISHED (trained, tested and stored); "
                           "nothing to continue — start a new run instead")
+    return client
+
+
+def run_config(cfg: DictConfig, run_id: str) -> DictConfig:
+    """The config a run was started with (its config.yaml), to continue it exactly; a FINISHED run has nothing left."""
+    missing = ConfigError(f"resume={run_id}: no such run with a config.yaml in {tracking_uri(cfg)}")
+    client = check_resumable(cfg, run_id)
     try:
         text = client.download_artifacts(run_id, "config.yaml")
     except STORE_ERRORS:

@@ -25,7 +25,7 @@ from digits_bench.cli.run_messages import ResumeHint, run_started, ui_command
 from digits_bench.config.fingerprint import GROUPS, fingerprint
 from digits_bench.training.callbacks.learning_rate import LearningRate
 from digits_bench.tracking.model import log_model
-from digits_bench.config import group_choices, validate
+from digits_bench.config import group_choices, typed_overrides, validate
 from digits_bench.errors import ConfigError
 from digits_bench.tracking.faults import store_faults
 from digits_bench.data import DigitsDataModule
@@ -109,15 +109,6 @@ def default_run_name(cfg: DictConfig, overrides: list[str]) -> str:
     base = recipe_or_model(cfg)
     shown = [o for o in overrides if not o.startswith(("experiment=", f"model={cfg.model.name}"))]
     return " ".join([base, *shown])[:250]
-
-
-def typed_overrides() -> list[str]:
-    """The overrides the user typed (CLI) or passed to compose_config, from Hydra's record of them."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return []
-    return [str(o) for o in HydraConfig.get().overrides.task]
 
 
 def _run_tags(cfg: DictConfig, choices: dict[str, str], extra: Mapping[str, str] | None) -> dict[str, str]:
