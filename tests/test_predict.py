@@ -333,3 +333,21 @@ def test_a_registered_model_reads_digits(trained: Trained, tmp_path: Path, capsy
             classify(trained.module, crops)[0]).all()
     assert main(["--model", "models:/predict_digits/99", "--tracking-uri", trained.uri, image]) == 2
     assert capsys.readouterr().err.startswith("digits_bench: error: no MLflow Model models:/predict_digits/99")
+
+
+def test_a_store_that_cannot_be_reached_or_was_moved_says_which(tmp_path: Path, isolated_store: Path,
+                                                              capsys: pytest.CaptureFixture):
+    """An unreachable server answers in seconds (not MLflow's minutes of retries), and neither it nor a store moved
+    away from its artifacts reads as "no run"."""
+    from .conftest import TINY
+
+    image = str(ROOT / "examples" / "year_2017.png")
+    assert main(["--run", "0" * 32, "--tracking-uri", "http://127.0.0.1:9", image]) == 2
+    assert "cannot reach the MLflow server http://127.0.0.1:9" in capsys.readouterr().err
+    run_id = train(compose(*TINY, "model=linear")).run_id
+    moved = tmp_path / "moved"
+    isolated_store.rename(moved)
+    capsys.readouterr()
+    assert main(["--run", run_id, "--tracking-uri", f"sqlite:///{moved / 'mlflow.db'}", image]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"run {run_id}: its artifacts should be at {isolated_store}/artifacts/" in line and "moved store" in line

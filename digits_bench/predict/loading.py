@@ -11,6 +11,7 @@ import os
 import pickle
 import re
 import tempfile
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -51,6 +52,10 @@ def store_client(uri: str | None = None) -> MlflowClient:
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ModelLoadError(f"no MLflow store at {uri.removeprefix('sqlite:///')} "
                              "(set DIGITS_BENCH_STORE or MLFLOW_TRACKING_URI, or pass --tracking-uri)")
+    if uri.startswith(("http://", "https://")):
+        from digits_bench.tracking.store import probe_server
+
+        probe_server(uri)  # seconds, not MLflow's minutes of retries, when it cannot be reached
     return MlflowClient(tracking_uri=uri)
 
 
@@ -69,8 +74,17 @@ def best_run(client: MlflowClient, experiment: str) -> str:
         if _checkpoints(client, run.info.run_id):
             return run.info.run_id
     if runs:
+        _check_artifacts_exist(runs[0])
         raise ModelLoadError(f"experiment {experiment!r} has no FINISHED run with a stored model (checkpoints/*.ckpt)")
     raise ModelLoadError(f"experiment {experiment!r} has no FINISHED run with a {RANK_METRIC} metric")
+
+
+def _check_artifacts_exist(run) -> None:
+    """A store moved to another folder keeps its runs' absolute artifact paths: say so, not "no model"."""
+    artifacts = run.info.artifact_uri
+    if artifacts.startswith("file://") and not Path(urllib.parse.urlparse(artifacts).path).exists():
+        raise ModelLoadError(f"run {run.info.run_id}: its artifacts should be at {urllib.parse.urlparse(artifacts).path}, "
+                             "which does not exist (a moved store? its runs record their artifacts' absolute path: move it back)")
 
 
 def _checkpoints(client: MlflowClient, run_id: str) -> list[str]:
@@ -105,12 +119,16 @@ def _download(client: MlflowClient, run_id: str, path: str, into: str) -> Path:
 def from_run(client: MlflowClient, run_id: str) -> LoadedModel:
     """Weights and config from the run's artifacts; the best-validation checkpoint when there are several."""
     try:
-        client.get_run(run_id)
+        run = client.get_run(run_id)
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise ModelLoadError(f"no run {run_id!r} in the MLflow store {client.tracking_uri}") from None
+        raise ModelLoadError(f"cannot read run {run_id} from {client.tracking_uri}: {str(err).splitlines()[0][:200]}") from None
+    _check_artifacts_exist(run)
+    try:
         checkpoints = _checkpoints(client, run_id)
-    except MlflowException:
-        raise ModelLoadError(f"no run {run_id!r} in the MLflow store {client.tracking_uri}") from None
-    except OSError as err:
-        raise ModelLoadError(f"run {run_id}: cannot list its artifacts ({err})") from None
+    except (MlflowException, OSError) as err:
+        raise ModelLoadError(f"run {run_id}: cannot list its artifacts ({str(err).splitlines()[0][:200]})") from None
     if not checkpoints:
         raise ModelLoadError(f"run {run_id} has no model: no checkpoints/*.ckpt artifact "
                              "(trained with tracking.log_checkpoint=false, or it did not finish)")
