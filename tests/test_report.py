@@ -84,6 +84,26 @@ def test_report_keeps_runs_from_an_earlier_report_that_this_store_lacks(tmp_path
     assert pd.read_csv(out / "runs.csv")["recipe"].tolist() == ["tiny-linear"]
 
 
+@pytest.mark.parametrize(("written", "said"), [
+    ("recipe,run_id,test_acc\nx,abc,not-a-number\n", "row 2, test_acc 'not-a-number' is not a number"),
+    ("recipe,run_id,test_acc\nx,abc,7\n", "a row without a run_id or with a test_acc outside [0, 1]"),
+    ("recipe,test_acc\nx,0.9\n", "has no run_id column"),
+    (b"\xff\xfe\x00garbage\x00", "is not a readable runs.csv"),
+    ("", "is not a readable runs.csv (EmptyDataError"),
+])
+def test_a_corrupted_runs_csv_is_one_line_naming_the_file_and_the_fix(written: str | bytes, said: str, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture):
+    from digits_bench.report.runs import with_archive
+
+    archive = tmp_path / "runs.csv"
+    archive.write_bytes(written if isinstance(written, bytes) else written.encode())
+    with pytest.raises(ValueError) as caught:
+        with_archive(pd.DataFrame(columns=["run_id"]), {}, archive)
+    message = str(caught.value)
+    assert message.startswith(str(archive)) and said in message and message.endswith(
+        f"restore it (git checkout {archive}) or pass --no-archive to build the report from the store alone")
+
+
 def test_a_target_is_met_only_by_the_seed_mean_while_a_tutorial_claim_allows_seed_noise():
     """best's 99.63% against its ≥99.65% goal is a miss; a tutorial 0.02 pp short of its one printed number is not."""
     from digits_bench.report.table import leaderboard, markdown

@@ -17,6 +17,8 @@ from digits_bench.names import LEADERBOARD_VAL_ACC, Metric, Param, Tag, choice, 
 RUN_COLUMNS = ["recipe", "model", "optimizer", "aug", "schedule", "epochs", "batch_size", "seed", "test_acc", "best_val_acc",
                "claimed_test_acc", "claim_kind", "tutorial", "params", "train_time_s", "images_per_s", "time_to_val_99_s", "time_to_val_995_s",
                "device", "git_commit", "run_id", "start_time", "val_curve", "device_kind", "fingerprint", "deviation", "partial", "config"]
+NUMERIC_COLUMNS = ["epochs", "batch_size", "seed", "test_acc", "best_val_acc", "claimed_test_acc", "params", "train_time_s",
+                   "images_per_s", "time_to_val_99_s", "time_to_val_995_s", "start_time"]
 TEXT_COLUMNS = ["recipe", "model", "optimizer", "aug", "schedule", "claim_kind", "tutorial", "device", "git_commit", "run_id", "val_curve",
                 "device_kind", "fingerprint", "deviation", "config"]
 # What a run recorded in runs.csv before fingerprints: a carried row without one is fingerprinted from these.
@@ -218,10 +220,23 @@ def with_archive(runs: pd.DataFrame, curves: dict[str, list[float]], archive: Pa
     """
     if not archive.is_file():
         return runs, curves, 0
-    old = pd.read_csv(archive, dtype=dict.fromkeys(TEXT_COLUMNS, str))  # a commit or run id of digits stays text
+    fix = f"restore it (git checkout {archive}) or pass --no-archive to build the report from the store alone"
+    try:
+        old = pd.read_csv(archive, dtype=dict.fromkeys(TEXT_COLUMNS, str))  # a commit or run id of digits stays text
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:  # EmptyDataError is a ValueError
+        raise ValueError(f"{archive} is not a readable runs.csv ({type(err).__name__}: {str(err).splitlines()[0][:120]}); {fix}") from None
     if "run_id" not in old.columns:
-        raise ValueError(f"{archive} has no run_id column; pass --no-archive to build the report from the store alone")
+        raise ValueError(f"{archive} has no run_id column; {fix}")
     old = old.reindex(columns=RUN_COLUMNS)
+    for column in NUMERIC_COLUMNS:  # what the leaderboard computes with: numbers, or empty
+        numbers = pd.to_numeric(old[column], errors="coerce")
+        bad = old[column].notna() & numbers.isna()
+        if bad.any():
+            row = int(bad.idxmax())
+            raise ValueError(f"{archive}: row {row + 2}, {column} {old[column][row]!r} is not a number; {fix}")
+        old[column] = numbers
+    if old["run_id"].isna().any() or not old["test_acc"].dropna().between(0, 1).all():
+        raise ValueError(f"{archive}: a row without a run_id or with a test_acc outside [0, 1]; {fix}")
     old = old[~old["run_id"].isin(runs["run_id"])].copy()
     old[TEXT_COLUMNS] = old[TEXT_COLUMNS].fillna({"device": "?", "git_commit": "?"}).fillna("")
     old["partial"] = old["partial"].map(lambda v: str(v).strip().lower() == "true")
