@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from digits_bench.cli.entry import command
 from digits_bench.config import CONF_DIR, compose_config, validate
-from digits_bench.errors import EXIT_INTERRUPTED, ConfigError
+from digits_bench.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, ConfigError
 from digits_bench.tracking.multirun import job_failed_in_multirun
 
 
@@ -16,7 +16,7 @@ from digits_bench.tracking.multirun import job_failed_in_multirun
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     code = run(cfg)
-    if code and not (code != EXIT_INTERRUPTED and job_failed_in_multirun(code)):  # a multirun goes on with its other jobs
+    if code and not (code not in (EXIT_INTERRUPTED, EXIT_TERMINATED) and job_failed_in_multirun(code)):  # a multirun goes on with its other jobs
         sys.exit(code)
 
 

@@ -5,7 +5,7 @@ exits with `outcome(error).exit_code`; every MLflow run is closed by `digits_ben
 with `outcome(error).status`. Kept import-light on purpose: the CLI fails on bad input in a second.
 
 Exit codes (README, "Exit codes"): 0 done, 1 a run or an input failed, 2 bad input or an unusable
-store, data or disk (nothing to fix in the code), 130 interrupted (Ctrl-C or SIGTERM).
+store, data or disk (nothing to fix in the code), 130 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM.
 """
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ from dataclasses import dataclass
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C'd command
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+# what the other processes of a multi-process run see when one of them is stopped (gloo's and NCCL's words)
+PEER_LOST = ("Connection closed by peer", "Connection reset by peer", "NCCL communicator was aborted")
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"  # MLflow's RunStatus names
 
@@ -83,13 +86,21 @@ def outcome(error: BaseException | None) -> Outcome:
     """How something that ended with `error` (None: it succeeded) is recorded and reported: the one status policy."""
     if error is None:
         return Outcome(FINISHED, EXIT_OK, None)
+    from digits_bench.tracking import signals  # import-light: the signal module only
+
     if isinstance(error, SystemExit) and isinstance(error.__context__, KeyboardInterrupt):
         error = error.__context__  # Lightning's fit ends Ctrl-C (and SIGTERM) with sys.exit(1): still an interrupt
-    if isinstance(error, KeyboardInterrupt):  # Ctrl-C, and SIGTERM (tracking.runs turns it into one)
-        return Outcome(KILLED, EXIT_INTERRUPTED, "interrupted")
+    elif isinstance(error, SystemExit) and error.code == 1 and signals.received():
+        error = KeyboardInterrupt()  # the same, where the interrupt's traceback was lost on the way
+    if isinstance(error, KeyboardInterrupt):  # Ctrl-C, and SIGTERM (tracking.signals turns both into one)
+        terminated = getattr(error, "signum", None) == signals.signal.SIGTERM
+        return Outcome(KILLED, EXIT_TERMINATED if terminated else EXIT_INTERRUPTED, "stopped (SIGTERM)" if terminated else "interrupted")
+    if isinstance(error, RuntimeError) and any(words in str(error) for words in PEER_LOST):
+        return Outcome(KILLED, EXIT_INTERRUPTED, "another process of this multi-process run was stopped, so the run "
+                       "stopped too; continue it with resume=<its run id>")
     if isinstance(error, SystemExit):
         code = error.code if isinstance(error.code, int) else EXIT_FAILED
-        return Outcome(FINISHED if code == 0 else KILLED if code == EXIT_INTERRUPTED else FAILED, code, None)
+        return Outcome(FINISHED if code == 0 else KILLED if code in (EXIT_INTERRUPTED, EXIT_TERMINATED) else FAILED, code, None)
     if type(error).__name__ == "TrialPruned":  # optuna's: a trial stopped on purpose (not imported here)
         return Outcome(KILLED, EXIT_OK, None)
     if isinstance(error, DigitsBenchError):

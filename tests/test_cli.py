@@ -5,6 +5,7 @@ import argparse
 import ast
 import errno
 import logging
+import signal
 import subprocess
 import sys
 import warnings
@@ -17,6 +18,7 @@ import pytest
 from digits_bench.cli import VERBS
 from digits_bench.cli.console import setup_console
 from digits_bench.cli.entry import command
+from digits_bench.tracking.signals import Stopped
 from digits_bench.errors import ConfigError, RunFailed, TrackingError, TrainingDiverged
 
 from .conftest import ROOT, all_runs, run_cli
@@ -127,6 +129,10 @@ ENDS = [
     (_raise(KeyboardInterrupt("rerun the same command to resume sweep 'x'")), 130,
      "digits_bench: error: interrupted; rerun the same command to resume sweep 'x'"),
     (_lightning_exit, 130, "digits_bench: error: interrupted"),
+    (_raise(Stopped(signal.SIGTERM)), 143, "digits_bench: error: stopped (SIGTERM)"),
+    (_raise(RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:4096")), 130,
+     "digits_bench: error: another process of this multi-process run was stopped, so the run stopped too; continue it "
+     "with resume=<its run id>"),
     (lambda: None, 0, None),
     (lambda: 1, 1, None),
 ]

@@ -2,7 +2,9 @@
 
 A signal stops whatever was registered to stop with this process (the ranks a multi-process
 run launched), is remembered, and becomes KeyboardInterrupt: the run it lands in is closed
-KILLED (`digits_bench.errors.outcome`) and the command exits 130, never leaving a run RUNNING.
+KILLED (`digits_bench.errors.outcome`) and the command exits 130 (SIGTERM: 143), never leaving a
+run RUNNING. An interrupt that lands where Python swallows exceptions (a finaliser: "Exception
+ignored in ...") is raised again when the block it arrived in ends: it is never lost.
 """
 from __future__ import annotations
 
@@ -16,11 +18,19 @@ _before_raising: list[Callable[[], None]] = []
 _received: list[int] = []
 
 
+class Stopped(KeyboardInterrupt):
+    """The KeyboardInterrupt a signal becomes, with the signal: SIGTERM ends a command 143, SIGINT 130."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__()
+        self.signum = signum
+
+
 def _handle(signum: int, frame: FrameType | None) -> None:
     _received.append(signum)
     for stop in list(_before_raising):
         stop()
-    raise KeyboardInterrupt
+    raise Stopped(signum)
 
 
 def install(before_raising: Callable[[], None] | None = None) -> dict[int, Any]:
@@ -50,10 +60,14 @@ def forget(before_raising: Callable[[], None]) -> None:
 
 @contextmanager
 def interrupts(before_raising: Callable[[], None] | None = None) -> Iterator[None]:
-    """The handler while the block runs; the previous ones after it."""
+    """The handler while the block runs; the previous ones after it. A signal that arrived in the block and
+    was swallowed on the way is raised at its end."""
     previous = install(before_raising)
+    arrived = len(_received)
     try:
         yield
+        if len(_received) > arrived:
+            raise Stopped(_received[-1])
     finally:
         restore(previous)
         if before_raising is not None:
