@@ -18,7 +18,8 @@ from .conftest import TINY, all_runs, client_for, compose
 def test_resume_of_unknown_run_is_one_clear_line(capsys: pytest.CaptureFixture, isolated_store: Path):
     assert run(compose("resume=0123456789abcdef")) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("digits_bench: error: resume=0123456789abcdef: no such run")
+    assert line.startswith("digits_bench: error: resume=0123456789abcdef: there is no MLflow store at ")  # none is created
+    assert not (isolated_store / "mlflow.db").exists()
 
 
 @pytest.mark.fit

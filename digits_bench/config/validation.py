@@ -35,6 +35,7 @@ STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "ddp_find_
               "ddp_notebook_find_unused_parameters_true", "deepspeed", "deepspeed_stage_1", "deepspeed_stage_2",
               "deepspeed_stage_2_offload", "deepspeed_stage_3", "deepspeed_stage_3_offload", "deepspeed_stage_3_offload_nvme",
               "fsdp", "fsdp_cpu_offload", "single_device", "single_xla", "xla_debug", "xla", "single_tpu")  # Lightning 2.6's registry
+FREE_FORM = ("recipe",)  # labels a run carries (a note, a link): any key may be added
 HALF_PRECISIONS = ("16-mixed", "16-true", "16", 16)  # float16: CUDA only (Lightning runs bf16 on a CPU instead, silently)
 
 
@@ -290,6 +291,8 @@ def check_added_keys(cfg: DictConfig, added: list[str]) -> None:
         parts = key.split(".")
         owner = next((i for i in range(len(parts) - 1, 0, -1)
                       if OmegaConf.select(cfg, ".".join(parts[:i]) + "._target_") is not None), None)
+        if parts[0] in FREE_FORM:
+            continue
         if owner is None:
             known = sorted(str(k) for k in (OmegaConf.select(cfg, ".".join(parts[:-1])) or {}) if str(k) != parts[-1])
             raise ConfigError(f"{override}: {key} is not a setting of this harness"

@@ -82,8 +82,10 @@ def best_run(client: MlflowClient, experiment: str) -> str:
 def _check_artifacts_exist(run) -> None:
     """A store moved to another folder keeps its runs' absolute artifact paths: say so, not "no model"."""
     artifacts = run.info.artifact_uri
-    if artifacts.startswith("file://") and not Path(urllib.parse.urlparse(artifacts).path).exists():
-        raise ModelLoadError(f"run {run.info.run_id}: its artifacts should be at {urllib.parse.urlparse(artifacts).path}, "
+    path = Path(urllib.parse.urlparse(artifacts).path)
+    root = path.parents[2] if len(path.parents) > 3 else path  # <store>/artifacts/<experiment>/<run id>/artifacts
+    if artifacts.startswith("file://") and root.name == "artifacts" and not root.exists():
+        raise ModelLoadError(f"run {run.info.run_id}: its artifacts should be at {path}, "
                              "which does not exist (a moved store? its runs record their artifacts' absolute path: move it back)")
 
 

@@ -166,7 +166,9 @@ def start(state_dir: Path, host: str = "127.0.0.1", pg_port: int = 5433, mlflow_
     connection.close()
     auth_config = state_dir / "basic_auth.ini"
     auth_config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {info.database_url('mlflow_auth')}\n"
-                           f"admin_username = {MLFLOW_ADMIN}\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+                           f"admin_username = {MLFLOW_ADMIN}\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                           # a password hash (PBKDF2) per request slows every logged metric: check each login once a minute
+                           "auth_cache_ttl_seconds = 60\n")
     auth_config.chmod(0o600)
     mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
     log = open(state_dir / "mlflow.log", "ab")
