@@ -136,9 +136,40 @@ def sweep_process(path: Path, url: str, *extra: str) -> subprocess.Popen:
                             cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+@pytest.mark.fit
+def test_an_interrupted_sweep_reruns_its_cut_trial_and_closes_its_run_killed(tmp_path: Path, isolated_store: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch):
+    """Ctrl-C (or SIGTERM, which the handler turns into the same KeyboardInterrupt) in the second trial's fit:
+    the study keeps the first, the rerun trains the cut one again with its parameters, its run ends KILLED."""
+    from lightning.pytorch import Callback
+
+    from digits_bench.sweep import runner
+
+    class CtrlC(Callback):
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            raise KeyboardInterrupt
+
+    real, calls = runner.train, []
+
+    def second_is_interrupted(cfg, callbacks=None, **kwargs):
+        calls.append(cfg)
+        return real(cfg, callbacks=[*(callbacks or []), *([CtrlC()] if len(calls) == 2 else [])], **kwargs)
+
+    monkeypatch.setattr(runner, "train", second_is_interrupted)
+    path = sweep_file(tmp_path, "cut", n_trials=2, pruner={"type": "none"})
+    with pytest.raises((KeyboardInterrupt, SystemExit)):  # Lightning ends an interrupted fit with sys.exit(1)
+        run_sweep(load_sweep(str(path)), storage_url(tmp_path))
+    study = run_sweep(load_sweep(str(path)), storage_url(tmp_path))
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    (cut,) = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(complete) == 2 and cut.params in [t.params for t in complete] and counted(study.trials) == 2
+    assert sorted(r.info.status for r in children(isolated_store, "cut")) == ["FINISHED", "FINISHED", "KILLED"]
+    assert parent(isolated_store, "cut").info.status == "FINISHED"
+
+
 @pytest.mark.slow
 @pytest.mark.fit
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("how", [signal.SIGKILL])
 def test_killed_sweep_resumes_and_loses_no_trial(how: signal.Signals, tmp_path: Path, isolated_store: Path):
     path = sweep_file(tmp_path, "resume", n_trials=2, pruner={"type": "none"},
                       base=[*TINY_BASE, "data.subset=4096", "trainer.max_epochs=6"])
