@@ -94,6 +94,10 @@ best: data  ## highest test accuracy: the best preset over 5 seeds, then their v
 bench: data  ## tutorial pipeline vs plain device loop vs harness vs fastest plain loop, side by side: results/bench.{md,csv} (on a GPU: ARGS=trainer=gpu)
 	$(BIN)/python -m digits_bench.bench --out results $(ARGS)
 
+.PHONY: gpu-check
+gpu-check: data  ## on one CUDA GPU (<= 8 min on an H100/H200): CUDA tests, speedrun x5 graphs on/off, bench, best; results/gpu-check-*.{md,csv}
+	$(BIN)/python -m digits_bench.gpu_check --out results $(ARGS)
+
 .PHONY: server server-stop
 server: $(STAMP)  ## PostgreSQL + MLflow tracking server on this machine; prints the URIs to use
 	@command -v apt-get >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && apt-get install -y -q postgresql || true

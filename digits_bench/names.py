@@ -76,6 +76,7 @@ class Tag:
     BEST_RUN_ID: Final = "best_run_id"
     MULTIRUN_ROLE: Final = "multirun.role"  # parent or job
     MULTIRUN_JOB: Final = "multirun.job"
+    CUDA_GRAPHS: Final = "cuda_graphs"  # set when a run's CUDA graph was dropped (capture, replay or canary): why
 
 
 def choice(group: str) -> str:

@@ -21,6 +21,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "predict": ("digits_bench.predict.__main__", "read digits from images with a tracked model"),
     "register": ("digits_bench.register", "register a run's model in MLflow's Model Registry (models:/NAME/VERSION)"),
     "bench": ("digits_bench.bench.__main__", "time the tutorial pipeline vs the harness"),
+    "gpu-check": ("digits_bench.gpu_check", "on a CUDA GPU: the CUDA tests, speedrun, bench and best against their targets"),
     "ensemble": ("digits_bench.ensemble", "validation-chosen ensemble of a recipe's seeds"),
     "models": ("digits_bench.models.__main__", "list the model architectures"),
     "data": ("digits_bench.data.__main__", "rebuild and md5-verify the datasets"),

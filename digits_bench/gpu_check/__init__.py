@@ -134,6 +134,10 @@ class Results:
 
 
 def run_tests() -> tuple[dict[str, float], str]:
+    import importlib.util
+
+    if importlib.util.find_spec("pytest") is None:  # an offline node's kit carries what runs, not the test tools
+        return {}, "pytest is not installed here: the CUDA tests were skipped (pip install pytest, then run again)"
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cuda.py",
                            "tests/test_graph_step.py"], capture_output=True, text=True)
     summary = (done.stdout.strip().splitlines() or ["(no output)"])[-1]

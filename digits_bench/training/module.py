@@ -182,7 +182,14 @@ class DigitsClassifier(pl.LightningModule):
             schedule, self.trainer.global_step, AUTOCAST.get(str(self.trainer.precision)), self.device, clip=self.gradient_clip,
             **({"backward": self.manual_backward, "scaler": scaler} if lightning_backward else {}),
         )
-        self._graphed = GraphedStep(self._train_step, loader.batch_size) if self.step_mode is StepMode.GRAPHED else None
+        self._graphed = (GraphedStep(self._train_step, loader.batch_size, on_fallback=self._graph_dropped)
+                         if self.step_mode is StepMode.GRAPHED else None)
+
+    def _graph_dropped(self, why: str) -> None:
+        """The CUDA graph failed or differed (GraphedStep): one line, and the run says so in MLflow (tag `cuda_graphs`)."""
+        log.warning("CUDA graph dropped, training on without it: %s", why)
+        if self.logger is not None and hasattr(self.logger, "run_id"):
+            self.logger.experiment.set_tag(self.logger.run_id, names.Tag.CUDA_GRAPHS, f"dropped: {why}"[:5000])
 
     def _warming_up(self, size: int) -> bool:
         if self._graphed is not None:

@@ -8,14 +8,16 @@ does not apply (CPU, DDP, torch.compile, ...) it runs as is; on one CUDA device 
 it for a few warm-up steps (cuDNN autotune, optimizer state), captures it once, then copies each
 mini-batch into the graph's input buffers and replays it.
 
-`choose_step_mode` decides per fit whether the graph applies, and says in one line why not.
+`choose_step_mode` decides per fit whether the graph applies, and says in one line why not. A graph that
+fails to capture or replay, or whose first replay differs from the uncaptured step, is dropped: the run
+goes on uncaptured (GraphedStep's canary and fallback).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import enum
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -138,49 +140,152 @@ class TrainStep:
 
 
 class GraphedStep:
-    """A TrainStep captured once as a CUDA graph and replayed for every full-size mini-batch.
+    """A TrainStep captured once as a CUDA graph and replayed for every full-size mini-batch; never a run's end.
 
     The first WARMUP_STEPS mini-batches train eagerly on a side stream, as capture requires; a
     mini-batch of another size (an epoch's last) trains eagerly with the same tensors. Random draws
     (augmentation) come from the graph-registered CUDA generator, so every replay draws fresh ones.
+
+    The graph is trusted only once its first replay matched the uncaptured step on the same batch from the
+    same state (the canary: loss sums and every updated tensor, to a tolerance). A capture or replay that
+    raises, or a canary that differs, falls back to the same step uncaptured for the rest of the run;
+    `on_fallback` hears why, once.
     """
 
-    def __init__(self, step: TrainStep, batch_size: int) -> None:
+    RTOL, ATOL = 1e-3, 1e-5  # the canary's tolerance: kernels may differ in summation order, not in what they compute
+
+    def __init__(self, step: TrainStep, batch_size: int, on_fallback: Callable[[str], None] | None = None) -> None:
         self.step, self.batch_size = step, batch_size
-        self.graph: torch.cuda.CUDAGraph | None = None
+        self.graph: Any = None
         self.warmup_left = WARMUP_STEPS
+        self.fallback: str | None = None  # why the step runs uncaptured after all
+        self.on_fallback = on_fallback
+        self._canary_pending = False
         self._images: torch.Tensor | None = None
         self._labels: torch.Tensor | None = None
         self._eager_sizes: set[int] = set()
 
     def warming_up(self, size: int) -> bool:
         """Whether a mini-batch of this size pays a one-off cost: before capture, or a new odd size (cuDNN autotune)."""
+        if self.fallback is not None:
+            return False
         return self.graph is None or (size != self.batch_size and size not in self._eager_sizes)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        if len(labels) != self.batch_size:
+        if self.fallback is not None or len(labels) != self.batch_size:
             self._eager_sizes.add(len(labels))
             self.step(images, labels)
-        elif self.graph is not None:
-            self._images.copy_(images, non_blocking=True)  # type: ignore[union-attr]
-            self._labels.copy_(labels, non_blocking=True)  # type: ignore[union-attr]
-            self.graph.replay()
-        else:
+        elif self.graph is None:
             self._warm_up(images, labels)
+        elif self._canary_pending:
+            self._canary(images, labels)
+        else:
+            try:
+                self._replay(images, labels)
+            except Exception as err:  # noqa: BLE001 - whatever the driver says, the run goes on uncaptured
+                self._fall_back(f"replay failed ({_first_line(err)})")  # a replay fails at launch, before it runs
+                self.step(images, labels)
 
     def _warm_up(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        side, main = torch.cuda.Stream(), torch.cuda.current_stream()
-        side.wait_stream(main)
-        with torch.cuda.stream(side):
+        with self._side_stream():
             self.step(images, labels)
-        main.wait_stream(side)
         self.warmup_left -= 1
         if self.warmup_left == 0:  # capture only records: the next batch is the first one the graph trains on
             self._images, self._labels = images.clone(), labels.clone()
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                self.step(self._images, self._labels)
-            self.graph = graph
+            before = self._state()
+            try:
+                self.graph = self._capture()
+                self._canary_pending = True
+            except Exception as err:  # noqa: BLE001
+                self.graph = None
+                self._load(before)
+                self._fall_back(f"capture failed ({_first_line(err)})")
+
+    def _side_stream(self) -> contextlib.AbstractContextManager:
+        """Warm-up steps run on a side stream, as capture requires."""
+        return _side_stream()
+
+    def _capture(self) -> Any:
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            self.step(self._images, self._labels)  # type: ignore[arg-type]
+        return graph
+
+    def _replay(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self._images.copy_(images, non_blocking=True)  # type: ignore[union-attr]
+        self._labels.copy_(labels, non_blocking=True)  # type: ignore[union-attr]
+        self.graph.replay()
+
+    def _canary(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        """The graph's first step against the uncaptured step on the same batch, from the same state and draws.
+        Whatever goes wrong on the way, the run continues from the uncaptured step's result."""
+        self._canary_pending = False
+        uncaptured: list[torch.Tensor] | None = None
+        try:
+            before = self._state()
+            self.step(images, labels)
+            uncaptured = self._state()
+            self._load(before)
+            self._replay(images, labels)
+            differs = sum(not _close(a, b, self.RTOL, self.ATOL) for a, b in zip(uncaptured, self._state()))
+        except Exception as err:  # noqa: BLE001
+            if uncaptured is None:
+                self.step(images, labels)
+            else:
+                self._load(uncaptured)
+            self._fall_back(f"its first replay failed ({_first_line(err)})")
+            return
+        if differs:
+            self._load(uncaptured)
+            self._fall_back(f"its first replay differs from the uncaptured step in {differs} of {len(uncaptured)} tensors")
+
+    def _tensors(self) -> list[torch.Tensor]:
+        """Everything a step changes: weights, buffers, optimizer state, the step count, rates and metric sums."""
+        step = self.step
+        state = [t for s in step.optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+        return [*step.net.parameters(), *step.net.buffers(), *state, step.step, *step.lrs, step.loss_sum, step.correct, step.count]
+
+    def _state(self) -> list[torch.Tensor]:
+        rng = torch.cuda.get_rng_state(self.step.device) if self.step.device.type == "cuda" else torch.get_rng_state()
+        return [t.detach().clone() for t in self._tensors()] + [rng]
+
+    def _load(self, saved: list[torch.Tensor]) -> None:
+        """In place: the graph holds these very tensors."""
+        *tensors, rng = saved
+        with torch.no_grad():
+            for tensor, value in zip(self._tensors(), tensors):
+                tensor.copy_(value)
+        if self.step.device.type == "cuda":
+            torch.cuda.set_rng_state(rng, self.step.device)
+        else:
+            torch.set_rng_state(rng)
+
+    def _fall_back(self, why: str) -> None:
+        self.graph, self.fallback = None, why
+        if self.on_fallback is not None:
+            self.on_fallback(why)
+
+
+def _side_stream() -> contextlib.AbstractContextManager:
+    @contextlib.contextmanager
+    def side() -> Iterator[None]:
+        stream, main = torch.cuda.Stream(), torch.cuda.current_stream()
+        stream.wait_stream(main)
+        with torch.cuda.stream(stream):
+            yield
+        main.wait_stream(stream)
+
+    return side()
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, rtol: float, atol: float) -> bool:
+    if a.is_floating_point():
+        return bool(torch.allclose(a.float(), b.float(), rtol=rtol, atol=atol, equal_nan=True))
+    return bool(torch.equal(a, b))
+
+
+def _first_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:160]}"
 
 
 def choose_step_mode(requested: bool | None, trainer: Any, net: nn.Module, optimizer: OptimizerFactory) -> tuple[StepMode, str | None]:
