@@ -78,6 +78,7 @@ def test_graphed_and_eager_fits_reach_the_same_accuracy():
     graphed, graphed_trainer = _gpu_fit(True, *overrides)
     eager, eager_trainer = _gpu_fit(False, *overrides)
     assert graphed.step_mode is StepMode.GRAPHED and graphed._graphed is not None and graphed._graphed.graph is not None
+    assert graphed._graphed.fallback is None  # the canary trusted the graph: its first replay matched the uncaptured step
     assert eager.step_mode is StepMode.PLAIN and eager._graphed is None and isinstance(eager._train_step, TrainStep)
     assert graphed_trainer.global_step == eager_trainer.global_step == 3 * 32
     assert graphed.warmup_seconds > 0 and eager.warmup_seconds > 0
