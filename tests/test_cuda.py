@@ -121,7 +121,7 @@ def test_augmentation_under_the_graph_draws_fresh_warps_every_step():
     for _ in range(8):  # 3 eager warm-up steps, the capture, then replays of the same input batch
         graphed(images, labels)
         seen.append(probe.clone())
-    assert graphed.graph is not None
+    assert graphed.graph is not None and graphed.fallback is None
     for i in range(len(seen)):
         for j in range(i):
             assert not torch.equal(seen[i], seen[j]), f"steps {j} and {i} drew the same warps"
