@@ -143,11 +143,14 @@ def test_a_run_hashes_each_data_file_once(monkeypatch: pytest.MonkeyPatch):
     hashed: list[int] = []
     real = sources._md5
     monkeypatch.setattr(sources, "_md5", lambda data: hashed.append(len(data)) or real(data))
+    monkeypatch.setattr(sources, "_VERIFIED", set())  # as a new process finds it
     datamodule = instantiate(compose("data.subset=1000", "data.val_size=500").data)
     datamodule.prepare_data()
     datamodule.prepare_data()  # Lightning calls it again for fit and for test
     datamodule.setup("fit")
     assert len(hashed) == 4  # the four IDX files, verified before any run exists, read once more without hashing
+    instantiate(compose("data.subset=1000", "data.val_size=500").data).prepare_data()
+    assert len(hashed) == 4  # the next run in this process (a sweep's trial): the same files, unchanged, not summed again
 
 
 def test_normalise_is_the_training_statistics_standardisation():

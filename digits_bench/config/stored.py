@@ -13,12 +13,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
 from digits_bench.config import CONF_DIR
 from digits_bench.config.renamed import with_current_targets
+from digits_bench.config.validation import leaves
 from digits_bench.errors import ConfigError
 
 CLASS_MODULES = ("torch.optim", "torch.nn")  # a class directly in one of these: `torch.optim.SGD`, `torch.nn.ReLU`
@@ -36,18 +36,9 @@ def allowed_target(target: str) -> bool:
     return target in conf_targets() or (module in CLASS_MODULES and name[:1].isupper() and name.isidentifier())
 
 
-def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else None
-    if items is None:
-        yield prefix.rstrip("."), node
-        return
-    for key, value in items:
-        yield from _leaves(value, f"{prefix}{key}.")
-
-
 def check_stored(cfg: DictConfig, source: str) -> DictConfig:
     """Refuse a stored config that would build anything but the allowed targets; returns it otherwise."""
-    for key, value in _leaves(OmegaConf.to_container(cfg, resolve=False)):
+    for key, value in leaves(OmegaConf.to_container(cfg, resolve=False), skipped=()):
         if key.rpartition(".")[2] == "_target_" and not (isinstance(value, str) and allowed_target(value)):
             raise ConfigError(f"{source}: {key}={value} is not something this harness builds; refused "
                               "(a stored config may name only conf/'s targets and torch.optim / torch.nn classes)")

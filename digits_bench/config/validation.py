@@ -186,16 +186,16 @@ REQUIRED = ("seed", "optimizer.lr", "data.batch_size", "data.val_size", "trainer
 SKIPPED = ("paths", "data.dataset", "hydra")  # file names and folders: checked where they are read
 
 
-def leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted key, value) for every leaf; list items get their index as a key part."""
+def leaves(node: Any, prefix: str = "", skipped: tuple[str, ...] = SKIPPED) -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) for every leaf but those under `skipped`; list items get their index as a key part."""
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else None
     if items is None:
         yield prefix.rstrip("."), node
         return
     for key, value in items:
         name = f"{prefix}{key}"
-        if not name.startswith(SKIPPED):
-            yield from leaves(value, f"{name}.")
+        if not name.startswith(skipped):
+            yield from leaves(value, f"{name}.", skipped)
 
 
 def rule_for(key: str) -> Rule | None:

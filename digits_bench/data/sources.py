@@ -87,6 +87,10 @@ def _read(spec: DatasetSpec, key: str) -> tuple[Path, bytes]:
     return path, raw
 
 
+# files this process has md5-checked, as (path, size, mtime, expected md5): a file that changes is checked again
+_VERIFIED: set[tuple[str, int, int, str]] = set()
+
+
 def read_verified(spec: DatasetSpec, key: str) -> bytes:
     """The uncompressed bytes of one IDX file, after checking its md5."""
     path, raw = _read(spec, key)
@@ -182,4 +186,10 @@ def ensure_files(spec: DatasetSpec) -> None:
         if not built:
             raise DataError(f"{spec.name} not found and no source is available offline; {spec.fix_hint()}")
     for key in SPLIT_FILES:
-        read_verified(spec, key)
+        path = _existing(spec, key)
+        stat = path.stat() if path is not None else None
+        seen = (str(path), stat.st_size, stat.st_mtime_ns, spec.md5[key]) if stat is not None else None
+        if seen is None or seen not in _VERIFIED:  # a sweep's trials, a test session: each file read and summed once
+            read_verified(spec, key)
+            if seen is not None:
+                _VERIFIED.add(seen)
