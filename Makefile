@@ -40,12 +40,15 @@ test-fast: data system-deps  ## the tests that neither train nor start a CLI (-m
 	$(BIN)/python -m pytest -q -m "not fit" $(ARGS)
 
 # Debian packages the tests use: Fashion-MNIST's IDX files (the second dataset) and PostgreSQL (the team server).
-DEBS := dataset-fashion-mnist postgresql
+# Handwriting fonts: predict-eval's set of digits that are not MNIST's.
+FONTS := fonts-dkg-handwriting fonts-bwht fonts-breip fonts-femkeklaver fonts-humor-sans fonts-kaushanscript fonts-comic-neue
+DEBS := dataset-fashion-mnist postgresql $(FONTS)
 system-deps:
-	@if [ -d /usr/share/datasets/fashion-mnist ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	@if [ -d /usr/share/datasets/fashion-mnist ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  && [ -d /usr/share/fonts/truetype/fifthhorseman ] && [ -d /usr/share/fonts/opentype/comic-neue ]; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  apt-get install -y -q $(DEBS) || { apt-get update -q && apt-get install -y -q $(DEBS); }; \
-	else echo "note: install $(DEBS) with apt-get (as root) for the Fashion-MNIST and server tests"; fi
+	else echo "note: install $(DEBS) with apt-get (as root) for the Fashion-MNIST, server and predict-eval tests"; fi
 
 models: $(STAMP)  ## list the model architectures
 	$(BIN)/python -m digits_bench.models
@@ -93,6 +96,11 @@ best: data  ## highest test accuracy: the best preset over 5 seeds, then their v
 .PHONY: bench
 bench: data  ## tutorial pipeline vs plain device loop vs harness vs fastest plain loop, side by side: results/bench.{md,csv} (on a GPU: ARGS=trainer=gpu)
 	$(BIN)/python -m digits_bench.bench --out results $(ARGS)
+
+.PHONY: predict-eval
+predict-eval: data  ## how well a run reads other writers' digits, per condition: make predict-eval RUN=<run id> (results/predict-eval-*)
+	@test -n "$(RUN)" || { echo "make predict-eval: set RUN=<run id> (or python -m digits_bench.predict.evaluate --experiment EXP --best)" >&2; exit 2; }
+	$(BIN)/python -m digits_bench.predict.evaluate --run $(RUN) $(ARGS)
 
 .PHONY: gpu-check
 gpu-check: data  ## on one CUDA GPU (<= 8 min on an H100/H200): CUDA tests, speedrun x5 graphs on/off, bench, best; results/gpu-check-*.{md,csv}

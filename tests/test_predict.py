@@ -351,3 +351,27 @@ def test_a_store_that_cannot_be_reached_or_was_moved_says_which(tmp_path: Path, 
     assert main(["--run", run_id, "--tracking-uri", f"sqlite:///{moved / 'mlflow.db'}", image]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert f"run {run_id}: its artifacts should be at {isolated_store}/artifacts/" in line and "moved store" in line
+
+
+@pytest.mark.skipif(not __import__("digits_bench.predict.evalset", fromlist=["x"]).handwriting_fonts(),
+                    reason="handwriting fonts not installed (make system-deps)")
+def test_predict_eval_scores_a_run_per_condition_through_predicts_path(trained: Trained, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture):
+    """`make predict-eval RUN=<id>`: every image of the set read as predict reads it, scored per condition."""
+    import pandas as pd
+
+    from digits_bench.predict.evalset import CONDITIONS
+    from digits_bench.predict.evaluate import main as evaluate
+
+    out = tmp_path / "results"
+    assert evaluate(["--run", trained.run_id, "--tracking-uri", trained.uri, "--per-condition", "2", "--out", str(out)]) == 0
+    scored = pd.read_csv(out / f"predict-eval-{trained.run_id}.csv", dtype={"text": str, "read": str}, keep_default_na=False)
+    assert len(scored) == len(CONDITIONS) * 3 and set(scored["condition"]) == set(CONDITIONS)
+    assert (scored["right"] == (scored["read"] == scored["text"])).all()  # scored against what is written
+    again = read_image(loading.from_run(client_for(trained.store), trained.run_id).module,
+                       DATA_DIR / "evalset-0-2" / scored["file"][0]).text  # predict's own reading of one image
+    assert again == scored["read"][0]
+    text = (out / f"predict-eval-{trained.run_id}.md").read_text()
+    assert "| overall" in text and all(f"| {condition}" in text for condition in CONDITIONS)
+    overall = [line for line in capsys.readouterr().out.splitlines() if line.startswith("overall")]
+    assert len(overall) == 1

@@ -19,6 +19,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "compare": ("digits_bench.compare", "re-train a recipe over seeds"),
     "report": ("digits_bench.report.__main__", "leaderboard and plots from the runs in MLflow"),
     "predict": ("digits_bench.predict.__main__", "read digits from images with a tracked model"),
+    "predict-eval": ("digits_bench.predict.evaluate", "how well a run reads handwriting that is not MNIST's, per condition"),
     "register": ("digits_bench.register", "register a run's model in MLflow's Model Registry (models:/NAME/VERSION)"),
     "bench": ("digits_bench.bench.__main__", "time the tutorial pipeline vs the harness"),
     "gpu-check": ("digits_bench.gpu_check", "on a CUDA GPU: the CUDA tests, speedrun, bench and best against their targets"),

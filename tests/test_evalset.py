@@ -1,0 +1,40 @@
+"""The evaluation set of handwriting that is not MNIST's (predict/evalset.py): drawn from one seed, labelled right."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digits_bench.predict import evalset
+
+pytestmark = pytest.mark.skipif(not evalset.handwriting_fonts(), reason="handwriting fonts not installed (make system-deps)")
+
+
+def fake_mnist() -> tuple[np.ndarray, np.ndarray]:
+    """Ten light-on-black 28x28 'digits' (a bar each) with labels 0-9."""
+    images = np.zeros((10, 28, 28), dtype=np.uint8)
+    for i in range(10):
+        images[i, 4:24, 10 + i % 8 : 13 + i % 8] = 255
+    return images, np.arange(10)
+
+
+def test_the_same_seed_draws_the_same_set_byte_for_byte(tmp_path: Path):
+    first = evalset.build(tmp_path / "a", seed=3, per_condition=2, mnist_test=fake_mnist())
+    again = evalset.build(tmp_path / "b", seed=3, per_condition=2, mnist_test=fake_mnist())
+    other = evalset.build(tmp_path / "c", seed=4, per_condition=2, mnist_test=fake_mnist())
+    assert first == again and first != other and evalset.load(tmp_path / "a") == first
+    assert all((tmp_path / "a" / i.file).read_bytes() == (tmp_path / "b" / i.file).read_bytes() for i in first)
+    assert {i.condition for i in first} == set(evalset.CONDITIONS)
+    assert {i.kind for i in first} == {"single", "row"} and all(3 <= len(i.text) <= 8 for i in first if i.kind == "row")
+    assert {i.source for i in first} >= {evalset.MNIST_SOURCE} and any(i.source.endswith((".ttf", ".otf")) for i in first)
+
+
+def test_a_font_row_is_its_digits_left_to_right_with_gaps(tmp_path: Path):
+    """Labels are what is written: the ink falls into as many columns as the label has digits."""
+    rng = np.random.default_rng(0)
+    for font in evalset.handwriting_fonts()[:6]:
+        page = np.asarray(evalset.write_digits("3170", font, rng)) < 128
+        columns = page.any(axis=0)
+        starts = np.flatnonzero(columns[1:] & ~columns[:-1])
+        assert len(starts) + int(columns[0]) == 4, font.name
