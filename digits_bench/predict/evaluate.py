@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+from omegaconf import OmegaConf
 
 from digits_bench.cli.entry import command
 from digits_bench.errors import ConfigError, ImageError
@@ -102,8 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scored.to_csv(out / f"predict-eval-{label}.csv", index=False)
+    from digits_bench.tracking import git_commit
+
+    cfg = model.cfg
     (out / f"predict-eval-{label}.md").write_text(
-        f"# Reading handwriting that is not MNIST's: {model.cfg.model.name} ({model.source})\n\n"
+        f"# Reading handwriting that is not MNIST's: {cfg.model.name} ({model.source})\n\n"
+        f"- the run: model={cfg.model.name}, recipe={OmegaConf.select(cfg, 'recipe.name')}, "
+        f"{OmegaConf.select(cfg, 'trainer.max_epochs')} epochs, seed {OmegaConf.select(cfg, 'seed')}\n"
+        f"- read on the CPU at commit {git_commit()}\n"
         f"- set: {folder.name} ({len(items)} images, seed {args.seed}; fonts and MNIST test digits as photos)\n"
         f"- read through `predict`'s path: segmentation, MNIST-like crops, one forward pass\n\n"
         + table.round(4).to_markdown() + "\n")
