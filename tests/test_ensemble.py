@@ -41,7 +41,7 @@ def test_ensemble_is_chosen_on_validation_and_scored_on_test_once(isolated_store
     data: DigitsDataModule = instantiate(member.cfg.data)
     data.setup("test")
     images, labels = data.tensors["test"]
-    own = float((probabilities(member, images, tta=False).argmax(1) == labels).float().mean())
+    own = float((probabilities(member.module, images, tta=False).argmax(1) == labels).float().mean())
     assert own == pytest.approx(singles[0].metrics["test/acc"], abs=1e-6)
 
     (run,) = [r for r in all_runs(isolated_store) if "ensemble.members" in r.data.tags]

@@ -375,3 +375,5 @@ def test_predict_eval_scores_a_run_per_condition_through_predicts_path(trained: 
     assert "| overall" in text and all(f"| {condition}" in text for condition in CONDITIONS)
     overall = [line for line in capsys.readouterr().out.splitlines() if line.startswith("overall")]
     assert len(overall) == 1
+    crops = np.stack([trained.digit(d, 0) for d in range(10)])  # --tta: the same reading of digits read with certainty
+    assert (classify(trained.module, crops, tta=True)[0] == classify(trained.module, crops)[0]).all()

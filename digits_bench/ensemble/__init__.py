@@ -40,14 +40,15 @@ def shifted(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def probabilities(member: Member, images: torch.Tensor, tta: bool, batch_size: int = 1000) -> torch.Tensor:
-    """Softmax over classes, averaged over the shifted views when `tta`; (N, classes) on the CPU."""
+def probabilities(module: torch.nn.Module, images: torch.Tensor, tta: bool, batch_size: int = 1000) -> torch.Tensor:
+    """Softmax over classes of a module with `preprocess` (a run's, or an MLflow Model's), averaged over the
+    shifted views when `tta` (test-time augmentation: ensembles, and predict --tta); (N, classes) on the CPU."""
     views = SHIFTS if tta else SHIFTS[:1]
-    device = next(member.module.parameters()).device
+    device = next(module.parameters()).device
     out = []
     for batch in images.split(batch_size):
         batch = batch.to(device)
-        probs = sum(member.module(member.module.preprocess(shifted(batch, dx, dy))).float().softmax(dim=1) for dx, dy in views)
+        probs = sum(module(module.preprocess(shifted(batch, dx, dy))).float().softmax(dim=1) for dx, dy in views)
         out.append((probs / len(views)).cpu())
     return torch.cat(out)
 
@@ -98,7 +99,7 @@ def load_members(client, run_ids: list[str], device: torch.device) -> list[Membe
 
 def evaluate(members: list[Member], val: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor]) -> dict:
     """Pick the candidate with the best validation accuracy; score only that one on the test set."""
-    val_probs = {tta: [probabilities(m, val[0], tta) for m in members] for tta in (False, True)}
+    val_probs = {tta: [probabilities(m.module, val[0], tta) for m in members] for tta in (False, True)}
     singles = [accuracy(p, val[1]) for p in val_probs[False]]
     best_single = max(range(len(members)), key=singles.__getitem__)
     candidates = {
@@ -108,7 +109,7 @@ def evaluate(members: list[Member], val: tuple[torch.Tensor, torch.Tensor], test
     }
     chosen = max(candidates, key=lambda name: candidates[name][0])  # ties keep the simpler candidate
     val_acc, chosen_members, tta = candidates[chosen]
-    test_probs = torch.stack([probabilities(m, test[0], tta) for m in chosen_members]).mean(0)
+    test_probs = torch.stack([probabilities(m.module, test[0], tta) for m in chosen_members]).mean(0)
     return {"chosen": chosen, "val_acc": {k: v[0] for k, v in candidates.items()}, "test_acc": accuracy(test_probs, test[1]),
             "members": [m.run_id for m in chosen_members], "tta": tta}
 

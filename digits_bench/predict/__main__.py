@@ -34,6 +34,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store (default: as training: $MLFLOW_TRACKING_URI, "
                                                               "else $DIGITS_BENCH_STORE/mlflow.db)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--tta", action="store_true", help="average each digit over its one-pixel shifts (test-time augmentation)")
     parser.add_argument("--save", metavar="DIR", type=Path, help="write annotated images and the 28x28 crops the model saw")
     parser.add_argument("images", nargs="+", metavar="IMAGE", type=Path, help="image files: any size, any format Pillow reads")
     args = parser.parse_args(argv)
@@ -99,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = 0
     for path in args.images:
         try:
-            reading = read_image(model.module, path)
+            reading = read_image(model.module, path, args.tta)
         except ImageError as err:
             error_line(f"{path}: {err}")
             results.append({"file": str(path), "error": str(err)})

@@ -33,6 +33,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="the evaluation set's seed (default 0): the same seed, the same set")
     parser.add_argument("--per-condition", type=int, default=40, help="single digits per condition (rows: a quarter as many)")
     parser.add_argument("--out", default="results", help="where predict-eval-<label>.{md,csv} go")
+    parser.add_argument("--tta", action="store_true", help="average each crop over its one-pixel shifts (as predict --tta)")
     args = parser.parse_args(argv)
     if (args.experiment is None) != (not args.best):
         parser.error("--experiment NAME and --best go together")
@@ -65,14 +66,14 @@ def evaluation_set(seed: int, per_condition: int) -> tuple[Path, list]:
     return folder, evalset.load(folder)
 
 
-def score(module, folder: Path, items: list) -> pd.DataFrame:
+def score(module, folder: Path, items: list, tta: bool = False) -> pd.DataFrame:
     """One row per image: what was read, and whether it was right (whole) and segmented right (digit count)."""
     from digits_bench.predict.reader import read_image
 
     rows = []
     for item in items:
         try:
-            text = read_image(module, folder / item.file).text
+            text = read_image(module, folder / item.file, tta).text
         except ImageError:
             text = ""
         rows.append({**item.__dict__, "read": text, "right": text == item.text, "segmented": len(text) == len(item.text)})
@@ -97,9 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     model = load_model(args)
     folder, items = evaluation_set(args.seed, args.per_condition)
-    scored = score(model.module, folder, items)
+    scored = score(model.module, folder, items, args.tta)
     table = per_condition(scored)
-    label = model.run_id or Path(model.source).stem
+    label = (model.run_id or Path(model.source).stem) + ("-tta" if args.tta else "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scored.to_csv(out / f"predict-eval-{label}.csv", index=False)
@@ -112,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{OmegaConf.select(cfg, 'trainer.max_epochs')} epochs, seed {OmegaConf.select(cfg, 'seed')}\n"
         f"- read on the CPU at commit {git_commit()}\n"
         f"- set: {folder.name} ({len(items)} images, seed {args.seed}; fonts and MNIST test digits as photos)\n"
-        f"- read through `predict`'s path: segmentation, MNIST-like crops, one forward pass\n\n"
+        f"- read through `predict`'s path: segmentation, MNIST-like crops, one forward pass"
+        f"{' per one-pixel shift, probabilities averaged (--tta)' if args.tta else ''}\n\n"
         + table.round(4).to_markdown() + "\n")
     print(table.round(4).to_string())
     print(f"wrote {out / f'predict-eval-{label}.md'} and .csv")

@@ -32,16 +32,18 @@ class Reading:
 
 
 @torch.no_grad()
-def classify(module: DigitsClassifier, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(top class, its probability) for uint8 crops (N, 28, 28), normalised exactly as in training."""
-    probs = module(module.preprocess(torch.from_numpy(crops))).float().softmax(dim=1)
-    top, digit = probs.max(dim=1)
+def classify(module: DigitsClassifier, crops: np.ndarray, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(top class, its probability) for uint8 crops (N, 28, 28), normalised exactly as in training; with `tta`
+    averaged over the crop and its one-pixel shifts (the ensembles' test-time augmentation)."""
+    from digits_bench.ensemble import probabilities
+
+    top, digit = probabilities(module, torch.from_numpy(crops), tta).max(dim=1)
     return digit.numpy(), top.numpy()
 
 
-def read_image(module: DigitsClassifier, path: Path) -> Reading:
+def read_image(module: DigitsClassifier, path: Path, tta: bool = False) -> Reading:
     """The digits of one image file as a string, left to right; raises ImageError when it cannot be read."""
     page = read_page(path)
-    digits, probs = classify(module, np.stack([d.crop for d in page.digits]))
+    digits, probs = classify(module, np.stack([d.crop for d in page.digits]), tta)
     readings = [DigitReading(int(y), float(p), d.box, d.crop) for y, p, d in zip(digits, probs, page.digits)]
     return Reading(str(path), "".join(str(r.digit) for r in readings), readings, page)
