@@ -55,3 +55,37 @@ def test_pure_shift_moves_pixels():
 def test_negative_range_rejected():
     with pytest.raises(ValueError, match="aug.rotation"):
         RandomAffine(rotation=-1)
+
+
+def test_reader_strokes_thicken_and_thin_a_share_of_the_images():
+    """aug=reader's pen: a 3x3 dilation adds a pixel each side of a stroke, an erosion takes one; the rest unchanged."""
+    torch.manual_seed(0)
+    x = digit_batch(400)
+    out = RandomAffine(stroke=0.5)(x)
+    mass = out.sum(dim=(1, 2, 3))
+    bar = x[0].sum()  # 12 x 4
+    thick, thin, same = (mass == 14 * 6).float().mean(), (mass == 10 * 2).float().mean(), (mass == bar).float().mean()
+    assert thick + thin + same == 1 and 0.18 < thick < 0.32 and 0.18 < thin < 0.32
+
+
+def test_reader_blur_keeps_the_ink_and_elastic_offsets_stay_within_their_pixels():
+    torch.manual_seed(0)
+    x = torch.zeros(8, 1, 28, 28)
+    x[:, :, 10:18, 10:18] = 1.0  # away from the border: blurring moves no ink out of the frame
+    blurred = RandomAffine(blur=2.0)(x)
+    assert torch.allclose(blurred.sum(dim=(1, 2, 3)), x.sum(dim=(1, 2, 3)), rtol=1e-4) and not torch.equal(blurred, x)
+    aug = RandomAffine(elastic=2.0, elastic_sigma=4.0)
+    offsets = aug.displacement(x) * 28 / 2  # back to pixels
+    assert offsets.abs().amax() == pytest.approx(2.0, rel=1e-4) and offsets.shape == (8, 28, 28, 2)
+    assert not torch.equal(aug(x), x)
+
+
+@pytest.mark.fit
+def test_the_reader_recipe_trains_through_the_one_path(isolated_store):
+    from digits_bench.training.run import train
+
+    from .conftest import TINY
+
+    result = train(compose("experiment=reader", *TINY, "data.batch_size=64"))
+    assert result is not None and result.metrics["train/loss"] == result.metrics["train/loss"]  # finite, recorded
+    assert result.choices["aug"] == "reader" and result.choices["experiment"] == "reader"

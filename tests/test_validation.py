@@ -77,7 +77,7 @@ UNKNOWN = [
     (["model=nonexistent"], "model=nonexistent: no such option; options: cnn_best, cnn_bn"),
     (["model=Linear"], "model=Linear: no such option; did you mean model=linear? options:"),
     (["aug=yes"], "aug=yes: no such option; options: off, on"),
-    (["experiment=seed999"], "experiment=seed999: no such option; options: best, seed000_lenet"),
+    (["experiment=seed999"], "experiment=seed999: no such option; options: best, reader, seed000_lenet"),
     (["optimizer=foo"], "optimizer=foo: no such option; options: adam, adamw, momentum, sgd"),
     (["modle=linear"], "modle=linear: the config has no key modle; did you mean model? keys: aug,"),
     (["foo=1"], "foo=1: the config has no key foo; keys: aug,"),
