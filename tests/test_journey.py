@@ -1,5 +1,6 @@
 """A user's first afternoon, as the README has them type it, in order, on one store: train -> sweep -> multirun ->
-compare (2 seeds) -> report -> ensemble -> kill -9 + resume -> register -> predict (best run, registered model).
+compare (2 seeds) -> report -> ensemble -> kill -9 + resume -> register -> predict (best run, registered model)
+-> predict-eval.
 
 Each step: its exit status, a clean console (no Python warning, no traceback, no line printed twice) and
 what it left in the store. The commands a user starts in a shell of their own (a training, a multirun, the
@@ -91,6 +92,8 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
     from digits_bench.compare import main as compare
     from digits_bench.ensemble import main as ensemble
     from digits_bench.predict.__main__ import main as predict
+    from digits_bench.predict.evalset import handwriting_fonts
+    from digits_bench.predict.evaluate import main as evaluate
     from digits_bench.register import main as register
     from digits_bench.report.__main__ import main as report
     from digits_bench.sweep.__main__ import main as sweep
@@ -212,6 +215,9 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
     assert code == 0 and "digits read by" in out and "year_2017.png" in out
     code, out = verb(predict, ["--model", "models:/digits/1", "--json", str(EXAMPLE)], capfd)
     assert code == 0 and '"source": "models:/digits/1"' in out
+    if handwriting_fonts():  # and how it reads other writers: `make predict-eval RUN=<id>`, a small set
+        code, out = verb(evaluate, ["--model", "models:/digits/1", "--per-condition", "2", "--out", str(results)], capfd)
+        assert code == 0 and out.splitlines()[-1].startswith(f"wrote {results}/predict-eval-")
 
     # the store at the end: every run closed, each step's runs and nothing else
     final = all_runs(isolated_store)
