@@ -16,7 +16,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from digits_bench.cli import VERBS
-from digits_bench.cli.console import route_lightning_logs
+from digits_bench.cli.console import print_table, route_lightning_logs
 from digits_bench.cli.run_messages import ui_command
 from digits_bench.errors import ConfigError
 from digits_bench.training.run import train
@@ -168,3 +168,16 @@ def test_make_ui_and_dashboard_follow_the_store(tmp_path: Path):
            for target in ("ui", "dashboard")]
     assert f"--backend-store-uri sqlite:///{tmp_path}/store/mlflow.db" in dry[0]
     assert f"optuna-dashboard sqlite:///{tmp_path}/store/optuna.db" in dry[1]
+
+
+def test_a_table_in_a_pipe_keeps_a_long_file_path_whole(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
+    from rich.table import Table
+
+    monkeypatch.delenv("COLUMNS", raising=False)  # Rich's default for a pipe: 80 columns
+    path = "/check/work/" + "deep/" * 25 + "year_2017.png"
+    table = Table(title="digits read by lenet")
+    for column in ("image", "read", "digit:probability, left to right"):
+        table.add_column(column, overflow="fold")
+    table.add_row(path, "2017", "  ".join(f"{d}:99.9%" for d in "2017"))
+    print_table(table)
+    assert any(path in line for line in capsys.readouterr().out.splitlines())  # one line, neither folded nor cut

@@ -56,7 +56,7 @@ def test_two_worker_sweep_against_postgres_and_mlflow_server(stack: server.Serve
     assert result.returncode == 0, result.stderr[-3000:]
 
     study = optuna.load_study(study_name="team", storage=storage)
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3, result.stdout[-3000:] + result.stderr[-3000:]
     assert len({t.params["optimizer.lr"] for t in study.trials}) == 3  # workers do not replay one sampler stream
 
     for name, value in stack.client_env().items():

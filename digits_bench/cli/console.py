@@ -15,7 +15,10 @@ import logging
 import os
 import sys
 import warnings
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 # Each by design: preprocessing lives in the LightningModule; the test-only Trainer restores weights without
 # the callbacks that wrote the checkpoint; we log per epoch; Lightning's own use of a deprecated torch API;
@@ -126,3 +129,17 @@ def route_lightning_logs() -> None:
             handler.setFormatter(logging.Formatter("%(message)s"))
             top.addHandler(handler)
         top.propagate = False
+
+
+# a table printed into a pipe or a log keeps whole cells: Rich's 80 columns would fold a long file path in two
+PIPE_WIDTH = 240
+
+
+def print_table(table: Table) -> None:
+    """Print a Rich table: at the terminal's width on a terminal, up to PIPE_WIDTH columns into a pipe or file."""
+    from rich.console import Console
+
+    console = Console(soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(soft_wrap=False, width=max(console.width, PIPE_WIDTH))
+    console.print(table)

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from digits_bench.cli.console import print_table
 from digits_bench.cli.entry import command
 from digits_bench.errors import ConfigError
 
@@ -218,7 +219,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         numbers, detail = STEPS[title]()
         results.add(title, numbers, detail)
     results.add("memory", {}, f"peak GPU memory in this process: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"gpu-check on {results.env['device']} ({results.md})", title_justify="left")
@@ -227,5 +227,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = verdicts(results.measured)
     for r in rows:
         table.add_row(r.target, r.limit, "—" if r.measured is None else f"{r.measured:.4g}", r.verdict)
-    Console(soft_wrap=False).print(table)
+    print_table(table)
     return 0 if all(r.verdict == "pass" for r in rows) else 1

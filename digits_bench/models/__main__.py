@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rich.console import Console
 from rich.table import Table
 
+from digits_bench.cli.console import print_table
 from digits_bench.cli.entry import command
 from digits_bench.models import count_parameters, create_model, list_models, model_entry
 
@@ -20,7 +20,7 @@ def main(argv: list[str]) -> None:
     for name in list_models():
         entry = model_entry(name)
         table.add_row(name, f"{count_parameters(create_model(name)):,}", entry.seed, entry.summary)
-    Console().print(table)
+    print_table(table)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from digits_bench.cli.console import print_table
 from digits_bench.cli.entry import command, error_line
 from digits_bench.errors import ConfigError, ImageError
 
@@ -59,8 +60,7 @@ def load_model(args: argparse.Namespace) -> LoadedModel:
     return loading.from_run(client, run_id)
 
 
-def print_table(readings: list[Reading], model: LoadedModel) -> None:
-    from rich.console import Console
+def show_readings(readings: list[Reading], model: LoadedModel) -> None:
     from rich.table import Table
 
     table = Table(title=f"digits read by {model.cfg.model.name} ({model.source})", title_justify="left")
@@ -69,7 +69,7 @@ def print_table(readings: list[Reading], model: LoadedModel) -> None:
     table.add_column("digit:probability, left to right")
     for r in readings:
         table.add_row(r.file, r.text, "  ".join(f"{d.digit}:{d.prob:.1%}" for d in r.digits))
-    Console(soft_wrap=False).print(table)
+    print_table(table)
 
 
 def _unique_stem(path: Path, used: set[str]) -> str:
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         images = ",\n  ".join(json.dumps(r) for r in results)  # one image a line: readable, and still one JSON document
         print(f'{{"model": {json.dumps(source)},\n "images": [\n  {images}\n]}}')
     elif readings:
-        print_table(readings, model)
+        show_readings(readings, model)
         saved = sum(len(r.get("saved", [])) for r in results)
         if saved:
             print(f"saved {saved} images to {args.save}: <name>_annotated.png (the boxes read) and <name>_digit<i>_<read>.png (the 28x28 inputs)")
