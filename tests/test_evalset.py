@@ -38,3 +38,16 @@ def test_a_font_row_is_its_digits_left_to_right_with_gaps(tmp_path: Path):
         columns = page.any(axis=0)
         starts = np.flatnonzero(columns[1:] & ~columns[:-1])
         assert len(starts) + int(columns[0]) == 4, font.name
+
+
+def test_an_8x8_digit_is_scanned_dark_on_white_with_a_margin():
+    """The held-out check: scikit-learn's 8x8 digits as a scanner would give them, ink where the digit has ink."""
+    from sklearn.datasets import load_digits
+
+    digit = load_digits().images[0]  # a 0: ink around a hole in the middle
+    page = np.asarray(evalset.photograph_8x8(digit, np.random.default_rng(0)))
+    scale = page.shape[0] // 12
+    assert page.shape == (12 * scale, 12 * scale) and 6 <= scale <= 10
+    assert (page[: 2 * scale] == 255).all() and (page[:, : 2 * scale] == 255).all()  # paper around the digit
+    cells = page[2 * scale : 10 * scale, 2 * scale : 10 * scale].reshape(8, scale, 8, scale).mean(axis=(1, 3))
+    assert np.corrcoef(cells.ravel(), -digit.ravel())[0, 1] > 0.95  # dark where the 8x8 digit has ink

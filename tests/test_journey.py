@@ -216,7 +216,8 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
     code, out = verb(predict, ["--model", "models:/digits/1", "--json", str(EXAMPLE)], capfd)
     assert code == 0 and '"source": "models:/digits/1"' in out
     if handwriting_fonts():  # and how it reads other writers: `make predict-eval RUN=<id>`, a small set
-        code, out = verb(evaluate, ["--model", "models:/digits/1", "--per-condition", "2", "--out", str(results)], capfd)
+        code, out = verb(evaluate, ["--model", "models:/digits/1", "--per-condition", "2", "--held-out", "10",
+                                     "--out", str(results)], capfd)
         assert code == 0 and out.splitlines()[-1].startswith(f"wrote {results}/predict-eval-")
 
     # the store at the end: every run closed, each step's runs and nothing else

@@ -360,20 +360,32 @@ def test_predict_eval_scores_a_run_per_condition_through_predicts_path(trained: 
     """`make predict-eval RUN=<id>`: every image of the set read as predict reads it, scored per condition."""
     import pandas as pd
 
-    from digits_bench.predict.evalset import CONDITIONS
+    from digits_bench.predict.evalset import CONDITIONS, SKLEARN_8X8
     from digits_bench.predict.evaluate import main as evaluate
 
     out = tmp_path / "results"
-    assert evaluate(["--run", trained.run_id, "--tracking-uri", trained.uri, "--per-condition", "2", "--out", str(out)]) == 0
+    args = ["--run", trained.run_id, "--tracking-uri", trained.uri, "--per-condition", "2", "--held-out", "30", "--out", str(out)]
+    assert evaluate(args) == 0
     scored = pd.read_csv(out / f"predict-eval-{trained.run_id}.csv", dtype={"text": str, "read": str}, keep_default_na=False)
-    assert len(scored) == len(CONDITIONS) * 3 and set(scored["condition"]) == set(CONDITIONS)
+    held_out = scored[scored["condition"] == SKLEARN_8X8]
+    assert len(scored) == len(CONDITIONS) * 3 + 30 and set(scored["condition"]) == {*CONDITIONS, SKLEARN_8X8}
     assert (scored["right"] == (scored["read"] == scored["text"])).all()  # scored against what is written
+    assert held_out["text"].tolist() == [str(i % 10) for i in range(30)]  # load_digits' first 30: 0-9 three times
+    assert held_out["right"].mean() >= 0.5  # 8x8 scans of other writers, read by a 1-epoch LeNet
     again = read_image(loading.from_run(client_for(trained.store), trained.run_id).module,
                        DATA_DIR / "evalset-0-2" / scored["file"][0]).text  # predict's own reading of one image
     assert again == scored["read"][0]
     text = (out / f"predict-eval-{trained.run_id}.md").read_text()
-    assert "| overall" in text and all(f"| {condition}" in text for condition in CONDITIONS)
-    overall = [line for line in capsys.readouterr().out.splitlines() if line.startswith("overall")]
-    assert len(overall) == 1
+    assert "| overall" in text and all(f"| {condition}" in text for condition in [*CONDITIONS, SKLEARN_8X8])
+    lines = capsys.readouterr().out.splitlines()
+    (overall,) = [line for line in lines if line.startswith("overall")]
+    set_only = scored[(scored["kind"] == "single") & (scored["condition"] != SKLEARN_8X8)]["right"].mean()
+    assert float(overall.split()[1]) == pytest.approx(set_only, abs=1e-4)  # the held-out digits are not in "overall"
+
+    assert evaluate([*args, "--ablate"]) == 0  # what each preprocessing step is worth: one row per step switched off
+    steps = pd.read_csv(out / f"predict-eval-{trained.run_id}-steps.csv", index_col="preprocessing")
+    assert list(steps.index) == ["all steps", "without thicken", "without thin", "without keep_aspect"]
+    assert steps.loc["all steps", "single_acc"] == pytest.approx(set_only)
+    assert steps.loc["all steps", "sklearn_8x8_acc"] == pytest.approx(held_out["right"].mean())
     crops = np.stack([trained.digit(d, 0) for d in range(10)])  # --tta: the same reading of digits read with certainty
     assert (classify(trained.module, crops, tta=True)[0] == classify(trained.module, crops)[0]).all()

@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 FONT_DIRS = ("fifthhorseman", "bwht", "breip", "femkeklaver", "humor-sans", "kaushanscript", "comic-neue")
 FONT_ROOT = Path("/usr/share/fonts")
 MNIST_SOURCE = "mnist photo"
+SKLEARN_8X8 = "scikit-learn 8x8 (held out)"  # the independent check's condition: reported apart, never in "overall"
 Condition = Callable[[Image.Image, np.random.Generator], Image.Image]
 
 
@@ -150,11 +151,41 @@ def build(out: Path, seed: int = 0, per_condition: int = 40, mnist_test: tuple[n
             name = f"{condition.replace(' ', '-')}-{kind}-{n:03d}.{'jpg' if condition == 'jpeg' else 'png'}"
             draw(page, rng).save(out / name, **({"quality": 95} if condition == "jpeg" else {}))
             items.append(Item(name, text, condition, source, kind))
+    _write_labels(out, items)
+    return items
+
+
+def photograph_8x8(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """One scikit-learn 8x8 digit (ink 0-16) as a scan: dark ink on white paper, scaled up 6-10x, a margin around it."""
+    scale = int(rng.integers(6, 11))
+    ink = Image.fromarray((255 - digit * (255 / 16)).astype(np.uint8)).resize((8 * scale, 8 * scale), Image.Resampling.BICUBIC)
+    page = Image.new("L", (12 * scale, 12 * scale), 255)
+    page.paste(ink, (2 * scale, 2 * scale))
+    return page
+
+
+def build_8x8(out: Path, seed: int = 0) -> list[Item]:
+    """scikit-learn's bundled 8x8 digits (1797, by other writers than MNIST's, scanned at 8x8), every one as a
+    scan: the independent check, never used to train, tune or choose a preprocessing step."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    items = []
+    for n, (image, label) in enumerate(zip(digits.images, digits.target)):
+        name = f"sklearn-8x8-{n:04d}.png"
+        photograph_8x8(image, rng).save(out / name)
+        items.append(Item(name, str(int(label)), SKLEARN_8X8, "scikit-learn load_digits", "single"))
+    _write_labels(out, items)
+    return items
+
+
+def _write_labels(out: Path, items: list[Item]) -> None:
     with open(out / "labels.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(Item.__dataclass_fields__))
         writer.writeheader()
         writer.writerows(item.__dict__ for item in items)
-    return items
 
 
 def load(folder: Path) -> list[Item]:

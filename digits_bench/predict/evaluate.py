@@ -3,7 +3,9 @@ handwriting that is not MNIST's, per condition, through the same code as `predic
 
 The set (digits_bench/predict/evalset.py) is built once per seed into <data dir>/evalset-<seed>/ and reused.
 Per condition: single digits read right; rows read right whole; rows segmented into the right number of
-digits. Writes results/predict-eval-<label>.{md,csv}. Exit status: 0 measured; 2 no model, no fonts or bad
+digits; and, apart, scikit-learn's 8x8 digits (held out of training, tuning and this choice of steps).
+Writes results/predict-eval-<label>.{md,csv}; with --ablate, each preprocessing step switched off in turn
+(predict-eval-<label>-steps.{md,csv}). Exit status: 0 measured; 2 no model, no fonts or bad
 arguments.
 """
 from __future__ import annotations
@@ -12,13 +14,16 @@ import argparse
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from dataclasses import replace
+from typing import Callable, Sequence
 
 import pandas as pd
 from omegaconf import OmegaConf
 
 from digits_bench.cli.entry import command
 from digits_bench.errors import ConfigError, ImageError
+from digits_bench.predict.evalset import SKLEARN_8X8
+from digits_bench.predict.preprocess import DEFAULT_STEPS, Steps
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -34,11 +39,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--per-condition", type=int, default=40, help="single digits per condition (rows: a quarter as many)")
     parser.add_argument("--out", default="results", help="where predict-eval-<label>.{md,csv} go")
     parser.add_argument("--tta", action="store_true", help="average each crop over its one-pixel shifts (as predict --tta)")
+    parser.add_argument("--held-out", type=int, default=1797, metavar="N",
+                        help="how many of scikit-learn's 1797 8x8 digits to read (default all)")
+    parser.add_argument("--ablate", action="store_true",
+                        help="read the sets once per preprocessing step switched off: what each step is worth")
     args = parser.parse_args(argv)
     if (args.experiment is None) != (not args.best):
         parser.error("--experiment NAME and --best go together")
     args.config = None
     return args
+
+
+def _built(folder: Path, build: Callable[[Path], object]) -> Path:
+    """`folder` holding a finished set: built once into a hidden sibling and renamed, so it is complete or absent
+    (another process may finish it first)."""
+    if not (folder / "labels.csv").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            build(building)
+            building.rename(folder)
+        except FileNotFoundError as err:
+            raise ConfigError(str(err)) from None
+        except OSError:
+            if not (folder / "labels.csv").is_file():
+                raise
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+    return folder
 
 
 def evaluation_set(seed: int, per_condition: int) -> tuple[Path, list]:
@@ -48,47 +76,78 @@ def evaluation_set(seed: int, per_condition: int) -> tuple[Path, list]:
     from digits_bench.predict import evalset
 
     cfg = compose_config([])
-    folder = Path(cfg.paths.data_dir) / f"evalset-{seed}-{per_condition}"
-    if not (folder / "labels.csv").is_file():
+
+    def build(out: Path) -> None:
         images, labels = load_split(DatasetSpec.from_config(dict(cfg.data.dataset)), "test")
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        building = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
-            evalset.build(building, seed, per_condition, (images.numpy(), labels.numpy()))
-            building.rename(folder)  # complete or absent; another process may have finished it first
-        except FileNotFoundError as err:
-            raise ConfigError(str(err)) from None
-        except OSError:
-            if not (folder / "labels.csv").is_file():
-                raise
-        finally:
-            shutil.rmtree(building, ignore_errors=True)
+        evalset.build(out, seed, per_condition, (images.numpy(), labels.numpy()))
+
+    folder = _built(Path(cfg.paths.data_dir) / f"evalset-{seed}-{per_condition}", build)
     return folder, evalset.load(folder)
 
 
-def score(module, folder: Path, items: list, tta: bool = False) -> pd.DataFrame:
+def independent_set() -> tuple[Path, list]:
+    """scikit-learn's 8x8 digits as scans: the held-out check, built once (seed 0 picks each one's scale)."""
+    from digits_bench.config import compose_config
+    from digits_bench.predict import evalset
+
+    folder = _built(Path(compose_config([]).paths.data_dir) / "evalset-sklearn-8x8", evalset.build_8x8)
+    return folder, evalset.load(folder)
+
+
+def score(module, folder: Path, items: list, tta: bool = False, steps: Steps = DEFAULT_STEPS) -> pd.DataFrame:
     """One row per image: what was read, and whether it was right (whole) and segmented right (digit count)."""
     from digits_bench.predict.reader import read_image
 
     rows = []
     for item in items:
         try:
-            text = read_image(module, folder / item.file, tta).text
+            text = read_image(module, folder / item.file, tta, steps).text
         except ImageError:
             text = ""
         rows.append({**item.__dict__, "read": text, "right": text == item.text, "segmented": len(text) == len(item.text)})
     return pd.DataFrame(rows)
 
 
-def per_condition(scored: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy per condition: single digits, whole rows, rows cut into the right number of digits."""
+def per_condition(scored: pd.DataFrame, independent: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy per condition: single digits, whole rows, rows cut into the right number of digits; then the
+    set overall, then the held-out 8x8 digits on their own row (never part of "overall")."""
     singles = scored[scored["kind"] == "single"].groupby("condition", sort=False)["right"].mean().rename("single_acc")
     rows = scored[scored["kind"] == "row"].groupby("condition", sort=False)
     table = pd.concat([singles, rows["right"].mean().rename("row_acc"), rows["segmented"].mean().rename("row_segmented")], axis=1)
-    overall = pd.DataFrame({"single_acc": [scored.loc[scored["kind"] == "single", "right"].mean()],
-                            "row_acc": [scored.loc[scored["kind"] == "row", "right"].mean()],
-                            "row_segmented": [scored.loc[scored["kind"] == "row", "segmented"].mean()]}, index=["overall"])
-    return pd.concat([table, overall]).rename_axis("condition")
+    overall = pd.DataFrame(summary(scored), index=["overall"])
+    held_out = pd.DataFrame({"single_acc": [independent["right"].mean()]}, index=[SKLEARN_8X8])
+    return pd.concat([table, overall, held_out]).rename_axis("condition")
+
+
+def summary(scored: pd.DataFrame) -> dict[str, list[float]]:
+    singles, rows = scored[scored["kind"] == "single"], scored[scored["kind"] == "row"]
+    return {"single_acc": [singles["right"].mean()], "row_acc": [rows["right"].mean()], "row_segmented": [rows["segmented"].mean()]}
+
+
+def ablation(module, sets: dict[str, tuple[Path, list]], tta: bool) -> pd.DataFrame:
+    """Every preprocessing step switched off in turn, on the set and the held-out digits: a step earns its
+    place when the set reads worse without it."""
+    variants = {"all steps": DEFAULT_STEPS} | {
+        f"without {step}": replace(DEFAULT_STEPS, **{step: False}) for step in Steps.__dataclass_fields__}
+    table = {}
+    for name, steps in variants.items():
+        scored = {key: score(module, folder, items, tta, steps) for key, (folder, items) in sets.items()}
+        table[name] = {k: v[0] for k, v in summary(scored["set"]).items()} | {"sklearn_8x8_acc": scored["held out"]["right"].mean()}
+    return pd.DataFrame.from_dict(table, orient="index").rename_axis("preprocessing")
+
+
+def header(model, folder: Path, items: list, args: argparse.Namespace) -> str:
+    from digits_bench.tracking import git_commit
+
+    cfg = model.cfg
+    return (f"# Reading handwriting that is not MNIST's: {cfg.model.name} ({model.source})\n\n"
+            f"- the run: model={cfg.model.name}, recipe={OmegaConf.select(cfg, 'recipe.name')}, "
+            f"{OmegaConf.select(cfg, 'trainer.max_epochs')} epochs, seed {OmegaConf.select(cfg, 'seed')}\n"
+            f"- read on the CPU at commit {git_commit()}\n"
+            f"- set: {folder.name} ({len(items)} images, seed {args.seed}; fonts and MNIST test digits as photos); "
+            f"held out: {args.held_out} of scikit-learn's 1797 8x8 digits as scans\n"
+            f"- read through `predict`'s path: segmentation, MNIST-like crops, one forward pass"
+            f"{' per one-pixel shift, probabilities averaged (--tta)' if args.tta else ''}\n\n")
 
 
 @command
@@ -97,25 +156,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from digits_bench.predict.__main__ import load_model
 
     model = load_model(args)
-    folder, items = evaluation_set(args.seed, args.per_condition)
-    scored = score(model.module, folder, items, args.tta)
-    table = per_condition(scored)
-    label = (model.run_id or Path(model.source).stem) + ("-tta" if args.tta else "")
+    held_out_folder, held_out = independent_set()
+    sets = {"set": evaluation_set(args.seed, args.per_condition), "held out": (held_out_folder, held_out[: args.held_out])}
+    (folder, items) = sets["set"]
+    label = (model.run_id or Path(model.source).stem) + ("-tta" if args.tta else "") + ("-steps" if args.ablate else "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    scored.to_csv(out / f"predict-eval-{label}.csv", index=False)
-    from digits_bench.tracking import git_commit
-
-    cfg = model.cfg
-    (out / f"predict-eval-{label}.md").write_text(
-        f"# Reading handwriting that is not MNIST's: {cfg.model.name} ({model.source})\n\n"
-        f"- the run: model={cfg.model.name}, recipe={OmegaConf.select(cfg, 'recipe.name')}, "
-        f"{OmegaConf.select(cfg, 'trainer.max_epochs')} epochs, seed {OmegaConf.select(cfg, 'seed')}\n"
-        f"- read on the CPU at commit {git_commit()}\n"
-        f"- set: {folder.name} ({len(items)} images, seed {args.seed}; fonts and MNIST test digits as photos)\n"
-        f"- read through `predict`'s path: segmentation, MNIST-like crops, one forward pass"
-        f"{' per one-pixel shift, probabilities averaged (--tta)' if args.tta else ''}\n\n"
-        + table.round(4).to_markdown() + "\n")
+    if args.ablate:
+        table = ablation(model.module, sets, args.tta)
+        table.to_csv(out / f"predict-eval-{label}.csv")
+    else:
+        scored = {key: score(model.module, f, i, args.tta) for key, (f, i) in sets.items()}
+        table = per_condition(scored["set"], scored["held out"])
+        pd.concat(scored.values()).to_csv(out / f"predict-eval-{label}.csv", index=False)
+    (out / f"predict-eval-{label}.md").write_text(header(model, folder, items, args) + table.round(4).to_markdown() + "\n")
     print(table.round(4).to_string())
     print(f"wrote {out / f'predict-eval-{label}.md'} and .csv")
     return 0

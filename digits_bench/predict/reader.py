@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from digits_bench.training.module import DigitsClassifier
-from digits_bench.predict.preprocess import Page, read_page
+from digits_bench.predict.preprocess import DEFAULT_STEPS, Page, Steps, read_page
 
 
 @dataclass
@@ -41,9 +41,9 @@ def classify(module: DigitsClassifier, crops: np.ndarray, tta: bool = False) -> 
     return digit.numpy(), top.numpy()
 
 
-def read_image(module: DigitsClassifier, path: Path, tta: bool = False) -> Reading:
+def read_image(module: DigitsClassifier, path: Path, tta: bool = False, steps: Steps = DEFAULT_STEPS) -> Reading:
     """The digits of one image file as a string, left to right; raises ImageError when it cannot be read."""
-    page = read_page(path)
+    page = read_page(path, steps)
     digits, probs = classify(module, np.stack([d.crop for d in page.digits]), tta)
     readings = [DigitReading(int(y), float(p), d.box, d.crop) for y, p, d in zip(digits, probs, page.digits)]
     return Reading(str(path), "".join(str(r.digit) for r in readings), readings, page)
