@@ -152,3 +152,41 @@ def test_a_multirun_writes_only_into_a_private_temp_folder(tmp_path: Path, monke
         assert folder.stat().st_mode & 0o777 == 0o700 and private_temp_dir("multirun") == str(folder)  # one a process
     finally:
         private_temp_dir.cache_clear()
+
+
+def test_sweep_workers_get_the_storage_url_in_their_environment_not_on_their_command_line(
+        tmp_path: Path, isolated_store: Path, monkeypatch: pytest.MonkeyPatch):
+    """`ps` shows every user a process's argv; a PostgreSQL URL holds a password."""
+    import json
+    import subprocess
+
+    from digits_bench.sweep import runner
+    from digits_bench.sweep.spec import load_sweep
+    from digits_bench.tracking.runs import HANDOFF
+
+    from .test_sweep import sweep_file
+
+    started: list[tuple[list[str], dict]] = []
+
+    class Done:
+        def wait(self) -> int:
+            return 0
+
+    real = subprocess.Popen
+
+    def popen(argv, *args, **kwargs):  # a sweep worker is recorded, not run; git and the rest run
+        if "digits_bench.sweep" not in argv:
+            return real(argv, *args, **kwargs)
+        started.append((list(argv), json.loads(os.environ[HANDOFF])))
+        return Done()
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    secret = f"sqlite:///{tmp_path / 'optuna.db'}"  # stands for postgresql://user:password@host/optuna
+    spec = load_sweep(str(sweep_file(tmp_path, "ps")))
+    study = runner.run_sweep(spec, secret, workers=2, worker_args=[str(spec.path)])
+    assert not runner.succeeded(study)  # the recorded workers ran no trial
+    assert len(started) == 2
+    for argv, handed in started:
+        assert "--storage" not in argv and not any("sqlite:" in a for a in argv)
+        assert handed["storage"] == secret and "parent" in handed
+    assert HANDOFF not in os.environ  # handed to the workers only

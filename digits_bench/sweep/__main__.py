@@ -60,7 +60,7 @@ def main(argv: list[str]) -> None:
     try:
         with interrupts():  # SIGTERM between trials stops as cleanly as during one
             if parent is not None:
-                work(spec, args.storage, parent, args.worker_index)
+                work(spec, handed("storage") or args.storage, parent, args.worker_index)
                 return
             study = run_sweep(spec, args.storage, args.workers, passthrough)
     except KeyboardInterrupt:

@@ -255,12 +255,14 @@ def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1,
         if workers <= 1:
             work(spec, storage_url, parent)
         else:
-            command = [sys.executable, "-m", "digits_bench.sweep", *(worker_args or []), "--storage", storage_url]
-            runs.hand_on("parent", parent)  # the workers' trials nest under this sweep's parent run
+            command = [sys.executable, "-m", "digits_bench.sweep", *(worker_args or [])]
+            runs.hand_on("parent", parent)  # the workers' trials nest under this sweep's parent run,
+            runs.hand_on("storage", storage_url)  # ... in this study (not on their command lines: it may hold a password)
             try:
                 processes = [subprocess.Popen([*command, "--worker-index", str(i)]) for i in range(workers)]
             finally:
                 runs.hand_on("parent", None)
+                runs.hand_on("storage", None)
             try:
                 codes = [p.wait() for p in processes]
             except KeyboardInterrupt:  # pass the stop on, so no worker outlives the sweep

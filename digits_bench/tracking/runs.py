@@ -32,8 +32,10 @@ from digits_bench.tracking.store import (STORE_ERRORS, artifact_root, environmen
                                          store_error, tracking_uri)
 
 log = logging.getLogger(__name__)
-HANDOFF = "DIGITS_BENCH_RUNS"  # JSON: {"run": the run a DDP rank joins, "parent": the group a multirun job nests under}
-Role = Literal["run", "parent"]
+# JSON: {"run": the run a DDP rank joins, "parent": the group a multirun job or sweep worker nests under,
+# "storage": the Optuna URL a sweep's workers share (in the environment, not argv: `ps` shows argv, and it may hold a password)}
+HANDOFF = "DIGITS_BENCH_RUNS"
+Role = Literal["run", "parent", "storage"]
 
 
 def _handoff() -> dict[str, str]:
@@ -45,7 +47,7 @@ def _handoff() -> dict[str, str]:
 
 
 def handed(role: Role) -> str | None:
-    """The run id handed down as `role` by the process that started this one, or None."""
+    """The run id (or storage URL) handed down as `role` by the process that started this one, or None."""
     return _handoff().get(role)
 
 
