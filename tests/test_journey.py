@@ -145,6 +145,7 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
     assert group.info.status == "FINISHED" and group.info.run_name.startswith("multirun:model=linear,mlp_128_64")
     assert {r.data.tags["multirun.job"]: (r.data.params["model"], r.info.status) for r in jobs} == {
         "0": ("linear", "FINISHED"), "1": ("mlp_128_64", "FINISHED")}
+    assert sorted(r.info.run_name.split(" ")[:2] for r in jobs) == [["linear", "#0"], ["mlp_128_64", "#1"]]  # as sweep trials
     assert list(cwd.iterdir()) == []  # no multirun/, outputs/ or .hydra/ folder
     assert [p.name for p in tmp_path.glob("digits_bench-multirun-*/*")] == ["multirun.yaml"]  # Hydra's one file, in TMPDIR
 

@@ -104,9 +104,10 @@ def recipe_or_model(cfg: DictConfig) -> str:
     return cfg.recipe.name if cfg.recipe.name != "custom" else cfg.model.name
 
 
-def default_run_name(cfg: DictConfig, overrides: list[str]) -> str:
-    """The recipe (or model) and what the user typed on top: `speedrun compile=true seed=3`, `lenet optimizer=adamw`."""
-    base = recipe_or_model(cfg)
+def default_run_name(cfg: DictConfig, overrides: list[str], job: str | None = None) -> str:
+    """The recipe (or model), a multirun job's number, and what the user typed on top: `speedrun compile=true seed=3`,
+    `lenet #1 optimizer=adamw` (as a sweep's trials are `<study> #<n>`)."""
+    base = recipe_or_model(cfg) + (f" #{job}" if job is not None else "")
     shown = [o for o in overrides if not o.startswith(("experiment=", f"model={cfg.model.name}"))]
     return " ".join([base, *shown])[:250]
 
@@ -116,7 +117,7 @@ def _run_tags(cfg: DictConfig, choices: dict[str, str], extra: Mapping[str, str]
     overrides = typed_overrides()
     tags = environment_tags(cfg.trainer.accelerator) | {choice(k): v for k, v in choices.items()}
     tags |= {Tag.RECIPE: cfg.recipe.name, Tag.OVERRIDES: " ".join(overrides)[:5000], Tag.FINGERPRINT: fingerprint(cfg),
-             Tag.RUN_NAME: cfg.tracking.run_name or default_run_name(cfg, overrides)}
+             Tag.RUN_NAME: cfg.tracking.run_name or default_run_name(cfg, overrides, (extra or {}).get(Tag.MULTIRUN_JOB))}
     return tags | user_tags(cfg) | dict(extra or {})
 
 
