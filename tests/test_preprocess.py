@@ -36,7 +36,7 @@ def holes(mask: np.ndarray) -> int:
 
 def test_a_marker_is_thinned_to_mnists_pen_and_keeps_its_loop(tmp_path: Path):
     marker = ring(width=60)  # 260 px tall: 60 * 20 / 260 = 4.6 px at the 20-px scale
-    thinned, kept = crop(tmp_path, marker), crop(tmp_path, marker, thin=False)
+    thinned, kept = crop(tmp_path, marker, thin=True), crop(tmp_path, marker)  # off by default: no help on the set
     assert stroke_width(kept) > MAX_STROKE + 1  # as drawn, its hole a third of MNIST's
     assert stroke_width(thinned) <= MAX_STROKE and holes(thinned) == 1 and ndi.label(thinned)[1] == 1
 
@@ -50,7 +50,7 @@ def test_a_thin_pen_is_thickened_so_it_survives_the_20px_scale(tmp_path: Path):
 
 def test_a_pen_like_mnists_is_left_as_it_is(tmp_path: Path):
     pen = ring(width=40)  # 260 px tall: 40 * 20 / 260 = 3.1 px at the 20-px scale, MNIST's range
-    assert (crop(tmp_path, pen) == crop(tmp_path, pen, thin=False, thicken=False)).all()
+    assert (crop(tmp_path, pen, thin=True) == crop(tmp_path, pen, thin=False, thicken=False)).all()
 
 
 @pytest.mark.parametrize("keep_aspect", [True, False])
