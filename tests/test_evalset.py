@@ -51,3 +51,17 @@ def test_an_8x8_digit_is_scanned_dark_on_white_with_a_margin():
     assert (page[: 2 * scale] == 255).all() and (page[:, : 2 * scale] == 255).all()  # paper around the digit
     cells = page[2 * scale : 10 * scale, 2 * scale : 10 * scale].reshape(8, scale, 8, scale).mean(axis=(1, 3))
     assert np.corrcoef(cells.ravel(), -digit.ravel())[0, 1] > 0.95  # dark where the 8x8 digit has ink
+
+
+def test_a_thin_pen_thins_every_font_without_erasing_it():
+    """Version 1 eroded a fixed pixel: a light font's strokes vanished, and no reader could read what was left."""
+    from scipy import ndimage as ndi
+
+    from digits_bench.predict.preprocess import stroke_width
+
+    rng = np.random.default_rng(0)
+    for font in evalset.handwriting_fonts():
+        page = evalset.write_digits("8", font, rng)
+        before, after = np.asarray(page) < 128, np.asarray(evalset.CONDITIONS["thin pen"](page, rng)) < 128
+        assert stroke_width(after) <= max(3.5, stroke_width(before)), font.name  # thin, or as thin as it was
+        assert ndi.label(after, structure=np.ones((3, 3)))[1] <= ndi.label(before, structure=np.ones((3, 3)))[1] + 1, font.name

@@ -360,7 +360,7 @@ def test_predict_eval_scores_a_run_per_condition_through_predicts_path(trained: 
     """`make predict-eval RUN=<id>`: every image of the set read as predict reads it, scored per condition."""
     import pandas as pd
 
-    from digits_bench.predict.evalset import CONDITIONS, SKLEARN_8X8
+    from digits_bench.predict.evalset import CONDITIONS, SKLEARN_8X8, VERSION
     from digits_bench.predict.evaluate import main as evaluate
 
     out = tmp_path / "results"
@@ -373,7 +373,7 @@ def test_predict_eval_scores_a_run_per_condition_through_predicts_path(trained: 
     assert held_out["text"].tolist() == [str(i % 10) for i in range(30)]  # load_digits' first 30: 0-9 three times
     assert held_out["right"].mean() >= 0.5  # 8x8 scans of other writers, read by a 1-epoch LeNet
     again = read_image(loading.from_run(client_for(trained.store), trained.run_id).module,
-                       DATA_DIR / "evalset-0-2" / scored["file"][0]).text  # predict's own reading of one image
+                       DATA_DIR / f"evalset-v{VERSION}-0-2" / scored["file"][0]).text  # predict's own reading of one image
     assert again == scored["read"][0]
     text = (out / f"predict-eval-{trained.run_id}.md").read_text()
     assert "| overall" in text and all(f"| {condition}" in text for condition in [*CONDITIONS, SKLEARN_8X8])

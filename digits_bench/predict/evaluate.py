@@ -1,7 +1,7 @@
 """`python -m digits_bench.predict.evaluate --run RUN_ID` (`make predict-eval RUN=<id>`): how well a run reads
 handwriting that is not MNIST's, per condition, through the same code as `predict`.
 
-The set (digits_bench/predict/evalset.py) is built once per seed into <data dir>/evalset-<seed>/ and reused.
+The set (digits_bench/predict/evalset.py) is built once per seed and size into <data dir>/evalset-v<version>-<seed>-<per condition>/ and reused.
 Per condition: single digits read right; rows read right whole; rows segmented into the right number of
 digits; and, apart, scikit-learn's 8x8 digits (held out of training, tuning and this choice of steps).
 Writes results/predict-eval-<label>.{md,csv}; with --ablate, each preprocessing step switched off in turn
@@ -81,7 +81,7 @@ def evaluation_set(seed: int, per_condition: int) -> tuple[Path, list]:
         images, labels = load_split(DatasetSpec.from_config(dict(cfg.data.dataset)), "test")
         evalset.build(out, seed, per_condition, (images.numpy(), labels.numpy()))
 
-    folder = _built(Path(cfg.paths.data_dir) / f"evalset-{seed}-{per_condition}", build)
+    folder = _built(Path(cfg.paths.data_dir) / f"evalset-v{evalset.VERSION}-{seed}-{per_condition}", build)
     return folder, evalset.load(folder)
 
 
