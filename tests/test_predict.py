@@ -384,7 +384,7 @@ def test_predict_eval_scores_a_run_per_condition_through_predicts_path(trained: 
 
     assert evaluate([*args, "--ablate"]) == 0  # what each preprocessing step is worth: one row per step switched off
     steps = pd.read_csv(out / f"predict-eval-{trained.run_id}-steps.csv", index_col="preprocessing")
-    assert list(steps.index) == ["default steps", "without thicken", "with thin", "without keep_aspect"]
+    assert list(steps.index) == ["default steps", "with thicken", "with thin", "without keep_aspect"]
     assert steps.loc["default steps", "single_acc"] == pytest.approx(set_only)
     assert steps.loc["default steps", "sklearn_8x8_acc"] == pytest.approx(held_out["right"].mean())
     crops = np.stack([trained.digit(d, 0) for d in range(10)])  # --tta: the same reading of digits read with certainty

@@ -35,14 +35,14 @@ MERGE_GAP = 0.3        # ... when no farther apart vertically than this much of 
 @dataclass(frozen=True)
 class Steps:
     """The preprocessing steps that can be switched: `make predict-eval RUN=<id> ARGS=--ablate` reads the set with
-    each one flipped (results/predict-eval-<run>-steps.md). On by default only where the set reads no worse with
-    it, for a 2-epoch LeNet and for the reader run alike (seed 0's set, 200 per condition)."""
-    thicken: bool = True      # a thin pen's strokes grown to MIN_STROKE: neutral on the set (-1 digit of 2000, +1 row
-                              # of 500 for LeNet); a hairline on a big photo otherwise falls apart (tests/test_preprocess)
-    thin: bool = False        # a marker's strokes shrunk to MAX_STROKE: off, mixed on the set (reader +0.2 pt single
-                              # digits but -0.4 pt rows; LeNet -0.15 pt single digits)
+    each one flipped (results/predict-eval-<run>-steps.md). On by default only where it helps, for a 2-epoch
+    LeNet and for the reader run alike (seed 0's set v2, 200 singles and 50 rows per condition)."""
+    thicken: bool = False     # a thin pen's strokes grown to MIN_STROKE: off, the set reads better without it
+                              # (reader +0.35 pt single digits without; LeNet +0.15 pt single, -0.4 pt rows)
+    thin: bool = False        # a marker's strokes shrunk to MAX_STROKE: off, no better with it (reader -0.05 pt
+                              # single digits, -1.2 pt rows; LeNet -0.15 pt single, +0.2 pt rows)
     keep_aspect: bool = True  # the ink's longer side to 20 px, as MNIST: a 1 stays narrow, not a square blob
-                              # (+8.7 pt single digits for LeNet, +4.0 pt for the reader run)
+                              # (+9.1 pt single digits for LeNet, +3.9 pt for the reader run)
 
 
 DEFAULT_STEPS = Steps()
