@@ -352,7 +352,7 @@ class OneWorkerDies:
         index = int(command[command.index("--worker-index") + 1])
         self.returncode = self.codes[index]
         if self.returncode == 0:
-            work(load(command[command.index("digits_bench.sweep") + 1]), command[command.index("--storage") + 1], handed("parent"), index)
+            work(load(command[command.index("digits_bench.sweep") + 1]), handed("storage"), handed("parent"), index)
 
     def wait(self) -> int:
         return self.returncode
