@@ -4,7 +4,7 @@ handwriting that is not MNIST's, per condition, through the same code as `predic
 The set (digits_bench/predict/evalset.py) is built once per seed and size into <data dir>/evalset-v<version>-<seed>-<per condition>/ and reused.
 Per condition: single digits read right; rows read right whole; rows segmented into the right number of
 digits; and, apart, scikit-learn's 8x8 digits (held out of training, tuning and this choice of steps).
-Writes results/predict-eval-<label>.{md,csv}; with --ablate, each preprocessing step switched off in turn
+Writes results/predict-eval-<label>.{md,csv}; with --ablate, each preprocessing step flipped in turn
 (predict-eval-<label>-steps.{md,csv}). Exit status: 0 measured; 2 no model, no fonts or bad
 arguments.
 """
@@ -42,7 +42,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--held-out", type=int, default=1797, metavar="N",
                         help="how many of scikit-learn's 1797 8x8 digits to read (default all)")
     parser.add_argument("--ablate", action="store_true",
-                        help="read the sets once per preprocessing step switched off: what each step is worth")
+                        help="read the sets once per preprocessing step flipped (on if off, off if on): what each step is worth")
     args = parser.parse_args(argv)
     if (args.experiment is None) != (not args.best):
         parser.error("--experiment NAME and --best go together")
