@@ -41,11 +41,6 @@ def handwriting_fonts(root: Path = FONT_ROOT) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in (".ttf", ".otf") and p.parent.name in FONT_DIRS)
 
 
-def _ink(page: Image.Image, rng: np.random.Generator, width: int) -> Image.Image:
-    """A marker: the dark ink dilated (the light-on-dark min filter)."""
-    return page.filter(ImageFilter.MinFilter(width))
-
-
 def _thin_pen(page: Image.Image) -> Image.Image:
     """A thin pen: a pixel off each side of strokes 5-10 px wide on average, two off wider ones; a font already
     thinner is left as it is. Strokes vary along a glyph: a fixed erosion (version 1 of the set) erased a light
@@ -59,7 +54,7 @@ def _thin_pen(page: Image.Image) -> Image.Image:
 CONDITIONS: dict[str, Condition] = {
     "clean": lambda page, rng: page,
     "thin pen": lambda page, rng: _thin_pen(page),
-    "marker": lambda page, rng: _ink(page, rng, 5),
+    "marker": lambda page, rng: page.filter(ImageFilter.MinFilter(5)),  # the dark ink dilated
     "blur": lambda page, rng: page.filter(ImageFilter.GaussianBlur(float(rng.uniform(1.5, 2.5)))),
     "low resolution": lambda page, rng: page.resize((max(8, page.width // 5), max(8, page.height // 5)), Image.Resampling.BILINEAR)
                                             .resize(page.size, Image.Resampling.BICUBIC),
