@@ -53,8 +53,8 @@ system-deps:
 models: $(STAMP)  ## list the model architectures
 	$(BIN)/python -m digits_bench.models
 
-ui: $(STAMP)  ## MLflow UI on the store (STORE=dir; default $DIGITS_BENCH_STORE, else mlruns): http://127.0.0.1:5000 (PORT=)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(STORE))/mlflow.db --host 127.0.0.1 --port $(PORT)
+ui: $(STAMP)  ## MLflow UI on the store (STORE=dir; default $DIGITS_BENCH_STORE, else mlruns): prints the link to its runs (PORT=)
+	@$(BIN)/python -m digits_bench.ui --store $(abspath $(STORE)) --port $(PORT)
 
 dashboard: $(STAMP)  ## optuna-dashboard on the sweeps' studies (STORE/optuna.db): http://127.0.0.1:8080 (DASH_PORT=)
 	@test -f $(STORE)/optuna.db || { echo "make dashboard: no $(STORE)/optuna.db yet; run a sweep first (make sweep), or set STORE=dir" >&2; exit 2; }

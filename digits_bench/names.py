@@ -79,13 +79,34 @@ class Tag:
     CUDA_GRAPHS: Final = "cuda_graphs"  # set when a run's CUDA graph was dropped (capture, replay or canary): why
 
 
+# Overrides the harness adds to run a job its way (a compare's test, a sweep's quiet console): never in a run's name
+INTERNAL_OVERRIDES: Final = ("evaluate_test=", "trainer.enable_progress_bar=", "trainer.enable_model_summary=")
+
+
+def _readable(override: str) -> str:
+    """`optimizer.lr=0.016791248331372594` -> `optimizer.lr=0.01679`: a float to 4 significant digits."""
+    key, sep, value = override.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return override
+    return f"{key}{sep}{number:.4g}" if sep and ("." in value or "e" in value.lower()) else override
+
+
+def run_name(base: str, overrides: list[str]) -> str:
+    """A run's name in MLflow's UI: what it is (`lenet #1`, `mlp #3`), then what was typed or searched on top,
+    floats to 4 significant digits, the harness's own flags left out (the overrides tag keeps them all)."""
+    shown = [_readable(o) for o in overrides if not o.startswith(INTERNAL_OVERRIDES)]
+    return " ".join([base, *shown])[:250]
+
+
 def choice(group: str) -> str:
     """The tag naming which option of a config group a run used: `choice.model` = `lenet`."""
     return f"{Tag.CHOICE_PREFIX}{group}"
 
 
-# On every experiment: MLflow 3's UI opens an experiment of this kind on its training runs, not on the
-# GenAI overview (traces, tokens, an assistant panel) it shows by default.
+# On every experiment: what kind it is, as MLflow records it. MLflow 3.17's UI does not open on it (its mode
+# switch is the browser's, upstream issue 24498): the links the harness prints carry the mode (tracking/views.py).
 EXPERIMENT_KIND: Final = ("mlflow.experimentKind", "custom_model_development")
 
 

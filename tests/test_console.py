@@ -49,7 +49,7 @@ def test_ui_command_names_the_store_it_will_show(isolated_store: Path, tmp_path:
     assert ui_command(compose()) == f"make ui STORE={isolated_store}"
     assert ui_command(compose(f"paths.store_dir={ROOT / 'mlruns'}")) == "make ui"
     monkeypatch.chdir(tmp_path)  # no Makefile here: the command that works anywhere
-    assert ui_command(compose()) == f"mlflow ui --backend-store-uri sqlite:///{isolated_store}/mlflow.db"
+    assert ui_command(compose()) == f"python -m digits_bench.ui --store {isolated_store}"
     assert ui_command(compose("tracking.uri=http://mlflow.lan:5005")) == "browse http://mlflow.lan:5005"
 
 

@@ -113,7 +113,7 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
     run_id = run.info.run_id
     out = first.stdout
     assert out.index(f"run {run_id} started on cpu ") < out.index("Epoch 0")  # the id and where to watch, first
-    assert f"watch it: mlflow ui --backend-store-uri sqlite:///{isolated_store}/mlflow.db" in out  # no Makefile here
+    assert f"watch it: python -m digits_bench.ui --store {isolated_store}  ->  http://127.0.0.1:5000/#/experiments/" in out  # no Makefile here
     assert "Tip" not in out + first.stderr and "INFO:" not in out + first.stderr and "v_num" not in out
     assert run.data.tags["overrides"] == " ".join([*TRAIN, "progress_refresh=1"])  # what was typed, from Hydra's record
     assert re.search(r"Epoch 0: 100%\|[^|]*\| 20/20 \[[^\]]* batch/s, val/acc=", out)  # 2000 images: 20 mini-batches of 100

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
 from digits_bench.redaction import redacted
-from digits_bench.tracking import store
+from digits_bench.tracking import store, views
 
 log = logging.getLogger("digits_bench")
 
@@ -28,14 +29,21 @@ def ui_command(cfg: DictConfig) -> str:
     folder = Path(cfg.tracking.store_dir).expanduser().resolve()
     if _in_project_root():  # `make ui` reads the store from DIGITS_BENCH_STORE only if the shell exported it
         return "make ui" if folder == store.PROJECT_ROOT / "mlruns" else f"make ui STORE={folder}"
-    return f"mlflow ui --backend-store-uri {uri}"
+    return f"python -m digits_bench.ui --store {folder}"
+
+
+def ui_base(cfg: DictConfig) -> str:
+    """Where the store's UI is: the tracking server itself (its login asked by the browser, never put in a link),
+    or `make ui`'s default address for a local store."""
+    uri = store.tracking_uri(cfg)
+    if uri.startswith(("http://", "https://")):
+        return re.sub(r"//[^/@]*@", "//", uri)
+    return views.LOCAL_UI
 
 
 def run_url(cfg: DictConfig, experiment_id: str, run_id: str) -> str:
-    """The run's page: on the server, or on `make ui`'s default address."""
-    uri = redacted(store.tracking_uri(cfg))
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    """The run's page, in Model-training mode."""
+    return views.link(ui_base(cfg), experiment_id, run_id)
 
 
 def run_started(cfg: DictConfig, experiment_id: str, run_id: str, checkpoint_dir: Path, device: str) -> str:

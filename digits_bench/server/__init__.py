@@ -15,18 +15,14 @@ import json
 import os
 import pwd
 import secrets
-import shutil
 import signal
 import subprocess
-import sys
-import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from digits_bench.cli.entry import command
-from digits_bench.errors import BadInput
+from digits_bench.ui import ServerError, start_server, wait_ready
 
 STATE_FILE = "server.json"
 CREDENTIALS_FILE = "credentials.json"
@@ -65,10 +61,6 @@ class ServerInfo:
                 "MLFLOW_TRACKING_USERNAME": MLFLOW_ADMIN, "MLFLOW_TRACKING_PASSWORD": secrets["mlflow_password"]}
 
 
-class ServerError(BadInput, RuntimeError):
-    """The tracking stack cannot start or be found: a broken set-up, nothing to fix in the code."""
-
-
 def _pg_bin(tool: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"))
     if not found:
@@ -81,20 +73,6 @@ def _as_postgres(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     if os.geteuid() == 0:
         command = ["runuser", "-u", "postgres", "--", *command]
     return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
-
-
-def _wait_http(url: str, seconds: float, process: subprocess.Popen) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise ServerError(f"the MLflow server exited with {process.returncode}; see its log")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise ServerError(f"{url} did not answer within {seconds:.0f} s")
 
 
 def _credentials(state_dir: Path) -> dict[str, str]:
@@ -170,24 +148,19 @@ def start(state_dir: Path, host: str = "127.0.0.1", pg_port: int = 5433, mlflow_
                            # a password hash (PBKDF2) per request slows every logged metric: check each login once a minute
                            "auth_cache_ttl_seconds = 60\n")
     auth_config.chmod(0o600)
-    mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
-    log = open(state_dir / "mlflow.log", "ab")
-    process = subprocess.Popen(
-        [mlflow_bin, "server", "--app-name", "basic-auth", "--backend-store-uri", info.database_url("mlflow"),
-         "--artifacts-destination", str(state_dir / "artifacts"), "--serve-artifacts", "--host", host,
-         "--port", str(mlflow_port), "--workers", "2"],
-        stdout=log, stderr=log, start_new_session=True,
-        env=os.environ | {
+    log = state_dir / "mlflow.log"
+    process = start_server(
+        info.database_url("mlflow"), host, mlflow_port, log, workers=2,
+        options=["--app-name", "basic-auth", "--artifacts-destination", str(state_dir / "artifacts"), "--serve-artifacts"],
+        env={
             "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
             "MLFLOW_AUTH_ADMIN_PASSWORD": secrets_["mlflow_password"],  # read once, when the auth store is new
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets_["flask_secret_key"],
-            # MLflow's server-side job runner (eight huey processes, for GenAI jobs) serves nothing a training run uses
-            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false"),
         },
     )
     info.mlflow_pid = process.pid
     (state_dir / STATE_FILE).write_text(json.dumps(asdict(info)))
-    _wait_http(f"{info.tracking_uri}/health", 90, process)
+    wait_ready(f"{info.tracking_uri}/health", 90, process, log)
     return info
 
 

@@ -25,7 +25,7 @@ from optuna_integration import PyTorchLightningPruningCallback
 
 from digits_bench.config import compose_config
 from digits_bench.errors import ConfigError, RunFailed
-from digits_bench.names import TRIAL_RUN_ATTR, Tag
+from digits_bench.names import TRIAL_RUN_ATTR, Tag, run_name
 from digits_bench.tracking import runs
 from digits_bench.tracking.store import enable_wal, make_client, store_lock
 from digits_bench.training.run import train
@@ -131,7 +131,7 @@ class Objective:
         tags = runs.child_tags(self.parent_run_id) | {
             Tag.SWEEP_STUDY: self.spec.name, Tag.SWEEP_TRIAL: str(trial.number), Tag.SWEEP_ROLE: "trial",
             # named by what the sweep chose, not by the overrides the harness adds to run it quietly
-            Tag.RUN_NAME: " ".join([f"{self.spec.name} #{trial.number}", *searched])[:250],
+            Tag.RUN_NAME: run_name(f"{self.spec.name} #{trial.number}", searched),
             Tag.OVERRIDES: " ".join(self.spec.overrides(params))[:5000],
         }
         pruning = PyTorchLightningPruningCallback(trial, monitor=self.spec.metric)

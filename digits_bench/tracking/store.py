@@ -11,6 +11,7 @@ import os
 import platform
 import sqlite3
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -124,18 +125,24 @@ def enable_wal(db: Path) -> None:
 
 
 def experiment_id(client: MlflowClient, name: str, artifact_root: str | None) -> str:
-    """Get or create the experiment, of the kind MLflow's UI opens on its runs; safe when several processes race
-    to create it. An experiment made before it carried the kind gets it on first use."""
+    """Get or create the experiment, with its kind and the saved view of its runs that printed links open; safe when
+    several processes race to create it. An experiment made before it carried them gets them on first use."""
+    from digits_bench.tracking.views import RUNS, RUNS_VIEW, VIEW_TAG, save_view
+
     key, kind = EXPERIMENT_KIND
     for attempt in range(5):
         found = client.get_experiment_by_name(name)
         if found is not None:
             if found.tags.get(key) != kind:
                 client.set_experiment_tag(found.experiment_id, key, kind)
+            if VIEW_TAG + RUNS_VIEW not in found.tags:  # the runs table the links open (`views.RUNS`)
+                save_view(client, found.experiment_id, RUNS_VIEW, RUNS)
             return found.experiment_id
         try:
-            return client.create_experiment(name, artifact_location=f"{artifact_root}/{name}" if artifact_root else None,
-                                            tags={key: kind})
+            created = client.create_experiment(name, artifact_location=f"{artifact_root}/{name}" if artifact_root else None,
+                                               tags={key: kind})
+            save_view(client, created, RUNS_VIEW, RUNS)
+            return created
         except MlflowException:
             time.sleep(0.2 * (attempt + 1))  # another process created it, or SQLite was busy
     raise RuntimeError(f"could not get or create the MLflow experiment {name!r}")
@@ -171,13 +178,30 @@ def device_name(accelerator: str) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
+def source_name() -> str:
+    """The command a run came from, as its user typed it (`python -m digits_bench.sweep`, `digits-bench compare`),
+    for the UI's Source column; MLflow's own guess names the script, `__main__.py` for every verb."""
+    from mlflow.tracking.context.default_context import _get_source_name
+
+    script = Path(sys.argv[0])
+    if script.name == "digits-bench":
+        from digits_bench.cli import VERBS
+
+        return f"digits-bench {sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] in VERBS else 'train'}"
+    try:
+        parts = script.resolve().relative_to(PROJECT_ROOT / "digits_bench").with_suffix("").parts
+    except ValueError:
+        return _get_source_name()
+    return " ".join(["python -m", ".".join(["digits_bench", *parts]).removesuffix(".__main__")])
+
+
 def source_tags(commit: str) -> dict[str, str]:
     """MLflow's standard source tags, which its UI shows as the run's source, version and user."""
     from mlflow.entities import SourceType
-    from mlflow.tracking.context.default_context import _get_source_name, _get_user
+    from mlflow.tracking.context.default_context import _get_user
     from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
 
-    return {MLFLOW_GIT_COMMIT: commit.removesuffix("-dirty"), MLFLOW_SOURCE_NAME: _get_source_name(),
+    return {MLFLOW_GIT_COMMIT: commit.removesuffix("-dirty"), MLFLOW_SOURCE_NAME: source_name(),
             MLFLOW_SOURCE_TYPE: SourceType.to_string(SourceType.LOCAL), MLFLOW_USER: _get_user()}
 
 

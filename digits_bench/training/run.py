@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 
-from digits_bench.names import Metric, Param, Tag, choice
+from digits_bench.names import Metric, Param, Tag, choice, run_name
 from digits_bench.redaction import redacted
 from digits_bench.tracking import runs
 from digits_bench.tracking.store import environment_tags, tracking_uri
@@ -108,8 +108,7 @@ def default_run_name(cfg: DictConfig, overrides: list[str], job: str | None = No
     """The recipe (or model), a multirun job's number, and what the user typed on top: `speedrun compile=true seed=3`,
     `lenet #1 optimizer=adamw` (as a sweep's trials are `<study> #<n>`)."""
     base = recipe_or_model(cfg) + (f" #{job}" if job is not None else "")
-    shown = [o for o in overrides if not o.startswith(("experiment=", f"model={cfg.model.name}"))]
-    return " ".join([base, *shown])[:250]
+    return run_name(base, [o for o in overrides if not o.startswith(("experiment=", f"model={cfg.model.name}"))])
 
 
 def _run_tags(cfg: DictConfig, choices: dict[str, str], extra: Mapping[str, str] | None) -> dict[str, str]:
