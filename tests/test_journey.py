@@ -1,6 +1,6 @@
 """A user's first afternoon, as the README has them type it, in order, on one store: train -> sweep -> multirun ->
 compare (2 seeds) -> report -> ensemble -> kill -9 + resume -> register -> predict (best run, registered model)
--> predict-eval.
+-> predict-eval -> make ui, and every link printed on the way opened in a fresh browser.
 
 Each step: its exit status, a clean console (no Python warning, no traceback, no line printed twice) and
 what it left in the store. The commands a user starts in a shell of their own (a training, a multirun, the
@@ -10,10 +10,12 @@ one that is killed, its resume) run as processes; the verbs that follow run thei
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +27,7 @@ from typing import Callable, Iterator
 import pandas as pd
 import pytest
 
+from .browser import CHROMIUM, rendered_text, screenshot
 from .conftest import ROOT, all_runs, client_for, compose
 from .test_console import printed_lines
 
@@ -87,6 +90,63 @@ def verb(main: Callable[[list[str]], int], args: list[str], capfd: pytest.Captur
     return code, out
 
 
+LINK = re.compile(r"http://127\.0\.0\.1:5000/#/\S+")  # make ui's default address: where a printed link points
+
+
+def printed_link(out: str, line_start: str = "") -> str:
+    """The one link printed on the lines that start with `line_start`."""
+    (link,) = LINK.findall("\n".join(line for line in out.splitlines() if line.startswith(line_start)))
+    return link
+
+
+@contextlib.contextmanager
+def ui(store: Path) -> Iterator[tuple[str, str]]:
+    """`python -m digits_bench.ui` (what `make ui` runs) on a free port: its base address and the link it printed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))  # an ephemeral port: never one of Chromium's refused ones (5060, 6000, ...)
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "digits_bench.ui", "--store", str(store), "--port", str(port)],
+                               cwd=os.environ["JOURNEY_CWD"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=os.environ | {"PYTHONPATH": str(ROOT)})
+    try:
+        first, second = process.stdout.readline(), process.stdout.readline()  # type: ignore[union-attr]
+        assert first.startswith(f"MLflow UI on {store}: "), first + process.stderr.read()  # type: ignore[union-attr]
+        assert second.strip() == f"(its log: {store / 'ui.log'}; Ctrl-C stops it)"
+        yield f"http://127.0.0.1:{port}", first.split(": ", 1)[1].strip()
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl-C, as a user stops it: quietly
+        out, err = process.communicate(timeout=30)
+    assert (process.returncode, out, err) == (0, "", "")
+
+
+def browse(store: Path, links: dict[str, str], run, trials: list[str], seeds: list[str], jobs: list[str]) -> None:
+    """Open `make ui`'s link and every link the journey printed in a fresh browser; each lands in Model-training mode
+    (its sidebar: the model registry, none of GenAI's judges or prompts) on the page it names, showing its runs."""
+    shots = Path(os.environ["UI_SCREENSHOTS"]) if os.environ.get("UI_SCREENSHOTS") else None  # results/ui/, made so
+    with ui(store) as (base, runs_link):
+        assert runs_link.startswith(f"{base}/#/experiments/") and "workflowType=machine_learning" in runs_link
+        pages = {"runs": runs_link, **{name: link.replace("http://127.0.0.1:5000", base) for name, link in links.items()}}
+        seen = {name: rendered_text(url) for name, url in pages.items()}
+        if shots:
+            for name, url in pages.items():
+                screenshot(url, shots / f"{name}.png")
+    for name, text in seen.items():
+        assert "Model registry" in text and "Judges" not in text and "Prompts" not in text, (name, text[:3000])
+    # the runs table: every kind of run, and what they are compared by as columns, without a click
+    for expected in (run.info.run_name, "sweep:my_lenet", "compare:seed004_linear", "val/acc_best", "test/acc", "n_params", "model"):
+        assert f"| {expected} |" in seen["runs"], (expected, seen["runs"][:3000])
+    # the run: its name, metrics, datasets (training and the test split as evaluation) and system metrics
+    for expected in (run.info.run_name, "test/acc", "val/acc_best", "mnist", "training | +1", "System metrics",
+                     "python -m digits_bench"):  # +1: the test split, an evaluation input
+        assert f"| {expected} |" in seen["run"], (expected, seen["run"][:3000])
+    # the sweep: its trials on a parallel-coordinates chart of the searched keys against val/acc
+    assert "Parallel Coordinates" in seen["sweep"] and all(f"| {key} |" in seen["sweep"] for key in ("optimizer.lr", "schedule", "val/acc"))
+    for group, names in (("sweep", trials), ("compare", seeds), ("multirun", jobs)):
+        assert all(f"| {name} |" in seen[group] for name in names), (group, names, seen[group][:3000])
+    assert "| Version 1 |" in seen["model"] and "champion" in seen["model"]
+    assert re.search(r"test accuracy \d+\.\d\d% on the test set; from run [0-9a-f]{32}", seen["model"]), seen["model"][:3000]
+
+
 def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypatch: pytest.MonkeyPatch,
                                  capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture):
     from digits_bench.compare import main as compare
@@ -104,6 +164,7 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
     cwd.mkdir()
     monkeypatch.setenv("JOURNEY_CWD", str(cwd))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # MLflow's knob: samples within a short run
     client = client_for(isolated_store)
 
     # 1. train, with the progress bar and the model summary a user sees
@@ -121,6 +182,11 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
     assert "│ net " in out and not re.search(r"│ (val|test)_(acc|loss|report) ", out)  # the network, not the metrics
     assert out.count("test/acc=") == 1 and out.count(f"run {run_id}  recipe=custom") == 1  # one summary, at the end
     assert run.info.status == "FINISHED" and run.data.tags["journey"] == "" and run.data.params["model"] == "lenet"
+    links = {"run": printed_link(out)}
+    inputs = {i.tags[0].value: json.loads(i.dataset.profile)["split_sizes"] for i in run.inputs.dataset_inputs}
+    assert inputs == {"training": {"train": 2000, "val": 500}, "evaluation": {"test": 500}}  # this run's own splits
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(run.data.metrics)
+    assert run.data.tags["mlflow.source.name"] == "python -m digits_bench"
     assert sorted(p.name for p in (checkpoints / run_id).iterdir()) == sorted(
         ["last.ckpt", f"best-epoch{int(run.data.metrics['best_epoch']):02d}.ckpt"])
 
@@ -134,6 +200,7 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
     assert parent.info.status == "FINISHED" and len(trials) == 2 and parent.info.run_id in out
     assert sorted(r.info.run_name.split(" ")[1] for r in trials) == ["#0", "#1"] and all(r.info.run_name.startswith("my_lenet #") for r in trials)
     assert parent.data.metrics["val/acc"] == max(r.data.metrics["val/acc"] for r in trials)
+    links["sweep"] = printed_link(out)
 
     # 3. a Hydra multirun: its jobs nest under one parent run, Hydra writes nothing into the working directory
     multi = shell(["-m", "model=linear,mlp_128_64", *TINY], runs=2)
@@ -142,7 +209,10 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
     assert "[HYDRA] Launching 2 jobs locally" in lines and any(line.startswith("[HYDRA] \t#1 : model=mlp_128_64 ") for line in lines)
     (group,) = [r for r in all_runs(isolated_store) if r.data.tags.get("multirun.role") == "parent"]
     jobs = [r for r in all_runs(isolated_store) if r.data.tags.get("mlflow.parentRunId") == group.info.run_id]
-    assert group.info.status == "FINISHED" and group.info.run_name.startswith("multirun:model=linear,mlp_128_64")
+    assert group.info.status == "FINISHED" and group.info.run_name.startswith("multirun: model=linear,mlp_128_64")
+    assert group.data.params["data.subset"] == "512" and "model" not in group.data.params  # what its jobs share
+    assert group.data.metrics["val/acc_best_best"] == max(r.data.metrics["val/acc_best"] for r in jobs)
+    links["multirun"] = printed_link(multi.stdout, "multirun: MLflow parent run")
     assert {r.data.tags["multirun.job"]: (r.data.params["model"], r.info.status) for r in jobs} == {
         "0": ("linear", "FINISHED"), "1": ("mlp_128_64", "FINISHED")}
     assert sorted(r.info.run_name.split(" ")[:2] for r in jobs) == [["linear", "#0"], ["mlp_128_64", "#1"]]  # as sweep trials
@@ -156,7 +226,9 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
     assert re.search(r"test/acc \d+\.\d\d ± \d+\.\d\d % over 2 seed\(s\)  parent run [0-9a-f]{32}$", summary)
     (compared,) = [r for r in all_runs(isolated_store) if r.info.run_name == "compare:seed004_linear"]
     assert compared.info.status == "FINISHED" and compared.info.run_id in summary
-    assert {"test/acc_mean", "test/acc_std"} <= set(compared.data.metrics)
+    assert {"test/acc_mean", "test/acc_std", "test/acc_best", "val/acc_best_mean"} <= set(compared.data.metrics)
+    assert compared.data.params["model"] == "linear" and "seed" not in compared.data.params  # what its seeds share
+    links["compare"] = printed_link(out)
 
     # 5. the report, after a sweep (it once crashed there): every row, the study's plots
     results = tmp_path / "results"
@@ -210,8 +282,9 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
         ["last.ckpt", f"best-epoch{int(after.data.metrics['best_epoch']):02d}.ckpt"])
 
     # 8. register the best run's model, and read the README's photo with the best run and with the registered model
-    code, out = verb(register, ["digits", "--experiment", "digits_bench", "--best"], capfd)
-    assert code == 0 and "models:/digits/1" in out
+    code, out = verb(register, ["digits", "--experiment", "digits_bench", "--best", "--alias", "champion"], capfd)
+    assert code == 0 and "models:/digits/1 (alias champion)" in out and "--model models:/digits@champion" in out
+    links["model"] = printed_link(out)
     code, out = verb(predict, ["--experiment", "digits_bench", "--best", str(EXAMPLE)], capfd)
     assert code == 0 and "digits read by" in out and "year_2017.png" in out
     code, out = verb(predict, ["--model", "models:/digits/1", "--json", str(EXAMPLE)], capfd)
@@ -220,6 +293,12 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
         code, out = verb(evaluate, ["--model", "models:/digits/1", "--per-condition", "2", "--held-out", "10",
                                      "--out", str(results)], capfd)
         assert code == 0 and out.splitlines()[-1].startswith(f"wrote {results}/predict-eval-")
+
+    # 9. browse it all in MLflow's UI: `make ui` (here on a free port), then every link printed above, each in a
+    # browser that has never seen MLflow (a new profile each): Model-training mode, the right page, what it shows
+    if CHROMIUM:
+        browse(isolated_store, links, run, [r.info.run_name for r in trials], [r.info.run_name for r in seeds],
+               [r.info.run_name for r in jobs])
 
     # the store at the end: every run closed, each step's runs and nothing else
     final = all_runs(isolated_store)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +31,9 @@ def ui_command(cfg: DictConfig) -> str:
     return f"python -m digits_bench.ui --store {folder}"
 
 
-def ui_base(cfg: DictConfig) -> str:
-    """Where the store's UI is: the tracking server itself (its login asked by the browser, never put in a link),
-    or `make ui`'s default address for a local store."""
-    uri = store.tracking_uri(cfg)
-    if uri.startswith(("http://", "https://")):
-        return re.sub(r"//[^/@]*@", "//", uri)
-    return views.LOCAL_UI
-
-
 def run_url(cfg: DictConfig, experiment_id: str, run_id: str) -> str:
     """The run's page, in Model-training mode."""
-    return views.link(ui_base(cfg), experiment_id, run_id)
+    return views.link(views.ui_base(store.tracking_uri(cfg)), experiment_id, run_id)
 
 
 def run_started(cfg: DictConfig, experiment_id: str, run_id: str, checkpoint_dir: Path, device: str) -> str:

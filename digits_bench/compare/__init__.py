@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from digits_bench.cli.entry import command
 from digits_bench.errors import ConfigError
-from digits_bench.names import Metric, Tag
+from digits_bench.names import Metric, Param, Tag
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,8 @@ def run_compare(recipe: Recipe, seeds: list[int]) -> list[str]:
     """Train the recipe once per seed, each nested under one parent run that ends with the seeds' test accuracy
     (`test/acc_mean`, `test/acc_std`; no `test/acc` of its own, so reports and ensembles count the seeds only);
     returns the seeds' MLflow run ids."""
-    import statistics
-
     from digits_bench.config import compose_config
-    from digits_bench.tracking import runs
+    from digits_bench.tracking import runs, views
     from digits_bench.tracking.store import make_client
     from digits_bench.training.run import train
 
@@ -65,10 +63,10 @@ def run_compare(recipe: Recipe, seeds: list[int]) -> list[str]:
             accs.append(result.metrics.get(Metric.TEST_ACC, float("nan")))
             print(f"{recipe.name} seed {seed}: {Metric.TEST_ACC}={accs[-1]:.4f}  run {result.run_id}")
             run_ids.append(result.run_id)
-        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        client.log_metric(parent, Metric.TEST_ACC_MEAN, statistics.fmean(accs))
-        client.log_metric(parent, Metric.TEST_ACC_STD, std)
-        print(f"{recipe.name}: {Metric.TEST_ACC} {100 * statistics.fmean(accs):.2f} ± {100 * std:.2f} % over {len(accs)} seed(s)  parent run {parent}")
+        summary = runs.summarise_children(client, parent, (Metric.TEST_ACC, Metric.VAL_ACC_BEST))
+        mean, std = summary[Metric.TEST_ACC_MEAN], summary[Metric.TEST_ACC_STD]
+        print(f"{recipe.name}: {Metric.TEST_ACC} {100 * mean:.2f} ± {100 * std:.2f} % over {len(accs)} seed(s)  parent run {parent}")
+        print(f"  its seeds in MLflow: {views.show_children(client, parent, (Metric.TEST_ACC, Metric.VAL_ACC_BEST), (Param.SEED,))}")
     except BaseException as err:
         error = err
         raise

@@ -185,6 +185,7 @@ RULES: dict[str, Rule] = {
     "tracking.log_checkpoint": FLAG,
     "tracking.figures": FLAG,
     "tracking.synchronous": FLAG,
+    "tracking.system_metrics": FLAG,
 }
 REQUIRED = ("seed", "optimizer.lr", "data.batch_size", "data.val_size", "trainer.max_epochs", "trainer.accelerator")
 SKIPPED = ("paths", "data.dataset", "hydra")  # file names and folders: checked where they are read

@@ -1,5 +1,6 @@
-"""`python -m digits_bench.register NAME (--run RUN_ID | --experiment EXP --best)`: a run's model into MLflow's
-Model Registry, as the next version of NAME, so people load it as `models:/NAME/VERSION` (predict --model).
+"""`python -m digits_bench.register NAME (--run RUN_ID | --experiment EXP --best) [--alias ALIAS]`: a run's model
+into MLflow's Model Registry, as the next version of NAME, described by its recipe, test accuracy and run, so people
+load it as `models:/NAME/VERSION` or `models:/NAME@ALIAS` (predict --model).
 
 Exit status: 0 registered; 2 no such run, no model in it, no store, or a name MLflow refuses.
 """
@@ -9,10 +10,13 @@ import argparse
 import contextlib
 import io
 import logging
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from digits_bench.cli.entry import command
 from digits_bench.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -23,6 +27,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     source.add_argument("--run", metavar="RUN_ID", help="the run whose model to register")
     source.add_argument("--experiment", metavar="EXP", help="with --best: the experiment's best FINISHED run by validation accuracy")
     parser.add_argument("--best", action="store_true", help="pick the run of --experiment with the highest validation accuracy")
+    parser.add_argument("--alias", metavar="ALIAS", help="also point this alias at the new version (models:/NAME@ALIAS), e.g. champion")
     parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store (default: as training)")
     args = parser.parse_args(argv)
     if (args.experiment is None) == args.best:
@@ -30,8 +35,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def register(uri: str, run_id: str, name: str) -> int:
-    """Register the LoggedModel that `run_id` logged as the next version of `name`; returns the version."""
+def description(run: "Run") -> str:
+    """What a version is, in the registry's words: the recipe and model, its test accuracy, and the run it came from."""
+    from digits_bench.names import Metric, Param, Tag
+
+    test = run.data.metrics.get(Metric.TEST_ACC)
+    accuracy = f"test accuracy {100 * test:.2f}%" if test is not None else "no test accuracy"
+    model, recipe = run.data.params.get(Param.MODEL, "?"), run.data.tags.get(Tag.RECIPE, "custom")
+    what = model if recipe == "custom" else f"{recipe} ({model})"
+    return (f"{what}, {run.data.params.get(Param.EPOCHS, '?')} epochs, seed {run.data.params.get(Param.SEED, '?')}: "
+            f"{accuracy} on the test set; from run {run.info.run_id} ({run.info.run_name})")
+
+
+def register(uri: str, run_id: str, name: str, alias: str | None = None) -> int:
+    """Register the LoggedModel that `run_id` logged as the next version of `name`, described (`description`) and
+    with `alias` pointing at it; returns the version."""
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -48,7 +66,11 @@ def register(uri: str, run_id: str, name: str) -> int:
                              "register a run that tested its model")
     try:  # MLflow prints "Successfully registered ..." and "Created version ..." itself; our line says both
         with _use_tracking_uri(uri), contextlib.redirect_stderr(io.StringIO()):
-            return int(mlflow.register_model(f"models:/{outputs[-1].model_id}", name).version)
+            version = mlflow.register_model(f"models:/{outputs[-1].model_id}", name).version
+        client.update_model_version(name, version, description(run))
+        if alias:
+            client.set_registered_model_alias(name, alias, version)
+        return int(version)
     except MlflowException as err:
         raise ModelLoadError(f"cannot register {name!r}: {str(err).splitlines()[0]}") from None
 
@@ -57,10 +79,14 @@ def register(uri: str, run_id: str, name: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from digits_bench.predict import loading
+    from digits_bench.tracking import views
 
     client = loading.store_client(args.tracking_uri)
     run_id = args.run if args.run is not None else loading.best_run(client, args.experiment)
-    version = register(client.tracking_uri, run_id, args.name)
-    print(f"run {run_id}: its model is models:/{args.name}/{version}\n"
-          f"  read digits with it: python -m digits_bench.predict --model models:/{args.name}/{version} IMAGE")
+    version = register(client.tracking_uri, run_id, args.name, args.alias)
+    uri = f"models:/{args.name}@{args.alias}" if args.alias else f"models:/{args.name}/{version}"
+    page = views.link(views.ui_base(client.tracking_uri), model=(args.name, version))
+    print(f"run {run_id}: its model is models:/{args.name}/{version}" + (f" (alias {args.alias})" if args.alias else "") + "\n"
+          f"  in MLflow: {page}\n"
+          f"  read digits with it: python -m digits_bench.predict --model {uri} IMAGE")
     return 0

@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from digits_bench.cli.entry import command
+from digits_bench.tracking import views
 from digits_bench.ui import ServerError, start_server, wait_ready
 
 STATE_FILE = "server.json"
@@ -213,6 +214,7 @@ def main(argv: list[str]) -> None:
             print(f"export {name}={value}")
         print(f"# Optuna storage for sweeps: python -m digits_bench.sweep SWEEP --storage '{info.database_url('optuna')}'")
         print(f"# (kept in {Path(info.state_dir) / CREDENTIALS_FILE}, readable by you only)")
+        print(f"# its UI asks for that login (user {MLFLOW_ADMIN}, MLFLOW_TRACKING_PASSWORD): {views.link(info.tracking_uri)}")
     else:
         print(f"MLflow server {info.tracking_uri} (user {MLFLOW_ADMIN}), PostgreSQL {info.connect_host}:{info.pg_port}; "
               f"credentials in {Path(info.state_dir) / CREDENTIALS_FILE}")

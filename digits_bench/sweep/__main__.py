@@ -4,9 +4,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from digits_bench.cli.entry import command
 from digits_bench.errors import ConfigError, RunFailed
+
+if TYPE_CHECKING:
+    from digits_bench.sweep.spec import SweepSpec
 
 # Per-trial chatter (Lightning's devices, tips, "fit stopped"; Optuna's per-trial lines and failed-trial
 # tracebacks; a run's own start/end lines) would bury the one progress line per trial.
@@ -72,14 +76,16 @@ def main(argv: list[str]) -> None:
         first = f"; first error: {errors[0].splitlines()[0][:300]}" if errors else ""
         raise RunFailed(f"sweep {spec.name!r}: no trial completed ({len(study.trials)} ran){first}")
     print(f"best trial {study.best_trial.number}: {spec.metric}={study.best_value:.4f} {study.best_params}")
-    print(where_to_look(spec.name, study.user_attrs.get(PARENT_ATTR), args.storage))
+    print(where_to_look(spec, study.user_attrs[PARENT_ATTR], args.storage))
 
 
-def where_to_look(name: str, parent_run_id: str | None, storage: str | None) -> str:
-    """The sweep's parent run and how to open the study (a --storage URL is not echoed: it may hold a password)."""
+def where_to_look(spec: "SweepSpec", parent_run_id: str, storage: str | None) -> str:
+    """The sweep's parent run, the link to its trials' chart, and how to open the study (a --storage URL is not
+    echoed: it may hold a password)."""
     from digits_bench.cli.run_messages import ui_command
     from digits_bench.config import compose_config
-    from digits_bench.sweep.runner import default_storage
+    from digits_bench.sweep.runner import default_storage, show_trials
+    from digits_bench.tracking.store import make_client
 
     cfg = compose_config([])
     ui = ui_command(cfg)
@@ -89,7 +95,8 @@ def where_to_look(name: str, parent_run_id: str | None, storage: str | None) -> 
         dashboard = ui.replace("make ui", "make dashboard", 1)
     else:
         dashboard = f"optuna-dashboard {default_storage(cfg)}"
-    return f"sweep {name!r}: parent run {parent_run_id} in MLflow ({ui}); the study: {dashboard}"
+    return (f"sweep {spec.name!r}: parent run {parent_run_id}; the study: {dashboard}\n"
+            f"  its trials in MLflow ({ui}): {show_trials(make_client(cfg), spec, parent_run_id)}")
 
 
 if __name__ == "__main__":

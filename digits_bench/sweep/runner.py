@@ -26,7 +26,7 @@ from optuna_integration import PyTorchLightningPruningCallback
 from digits_bench.config import compose_config
 from digits_bench.errors import ConfigError, RunFailed
 from digits_bench.names import TRIAL_RUN_ATTR, Tag, run_name
-from digits_bench.tracking import runs
+from digits_bench.tracking import runs, views
 from digits_bench.tracking.store import enable_wal, make_client, store_lock
 from digits_bench.training.run import train
 from digits_bench.sweep.progress import progress_callback
@@ -201,6 +201,7 @@ def parent_run(client: MlflowClient, cfg: DictConfig, spec: SweepSpec, study: op
     if run_id is not None:
         try:
             runs.reopen(client, run_id)
+            show_trials(client, spec, run_id)
             return run_id
         except Exception:  # the MLflow store was wiped or changed: start a new parent
             log.info("parent run %s not found; creating a new one", run_id)
@@ -210,7 +211,14 @@ def parent_run(client: MlflowClient, cfg: DictConfig, spec: SweepSpec, study: op
     client.log_param(run_id, "n_trials", spec.n_trials)
     client.log_text(run_id, spec.path.read_text() if spec.path else "", "sweep.yaml")
     study.set_user_attr(PARENT_ATTR, run_id)
+    show_trials(client, spec, run_id)
     return run_id
+
+
+def show_trials(client: MlflowClient, spec: SweepSpec, parent_run_id: str) -> str:
+    """The saved view of the sweep's trials in MLflow's UI (best first, the searched keys as columns and on a
+    parallel-coordinates chart against the sweep's metric), and the link that opens it on that chart."""
+    return views.show_children(client, parent_run_id, (spec.metric,), tuple(p.key for p in spec.space), charts=True)
 
 
 def finish_parent(client: MlflowClient, parent_run_id: str, study: optuna.Study, error: BaseException | None) -> None:

@@ -17,8 +17,9 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from digits_bench.names import Tag
+from digits_bench.names import Metric, Tag, run_name
 
+SUMMARISED = (Metric.VAL_ACC_BEST, Metric.TEST_ACC)  # what a multirun's parent sums up of its jobs
 _failed_codes: list[int] = []  # exit statuses of this process's jobs that failed with a one-line error
 
 
@@ -31,6 +32,16 @@ def job_failed_in_multirun(code: int) -> bool:
         return False
     _failed_codes.append(code)
     return True
+
+
+def swept_keys(overrides: list[str]) -> tuple[str, ...]:
+    """The keys a multirun varies (`model=lenet,mlp_128_64`, `optimizer.lr=range(...)`), as its jobs' params name them."""
+    keys = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if "," in value or value.startswith(("range(", "choice(", "interval(", "glob(")):
+            keys.append(key.lstrip("+~"))
+    return tuple(keys)
 
 
 def job_tags() -> dict[str, str]:
@@ -54,17 +65,18 @@ class GroupMultirun(Callback):
         self.failed: list[str] = []
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from digits_bench.tracking import runs, signals
+        from digits_bench.tracking import runs, signals, views
         from digits_bench.tracking.store import make_client
 
-        overrides = " ".join(OmegaConf.to_container(config.hydra.overrides.task))  # type: ignore[arg-type]
+        typed: list[str] = OmegaConf.to_container(config.hydra.overrides.task)  # type: ignore[assignment]
         self.client = make_client(config)
-        tags = {Tag.MULTIRUN_ROLE: "parent", "multirun.overrides": overrides[:5000]}
-        self.parent = runs.open_parent(self.client, config, f"multirun:{overrides}"[:250], tags)
+        tags = {Tag.MULTIRUN_ROLE: "parent", "multirun.overrides": " ".join(typed)[:5000]}
+        self.parent = runs.open_parent(self.client, config, run_name("multirun:", typed), tags)
         runs.hand_on("parent", self.parent)
         atexit.register(self._close_if_open)  # a failed job ends Hydra's multirun before on_multirun_end
         signals.install()  # for the whole multirun: a stop between jobs ends it KILLED too
-        print(f"multirun: MLflow parent run {self.parent} groups its jobs", flush=True)
+        link = views.show_children(self.client, self.parent, SUMMARISED, swept_keys(typed))
+        print(f"multirun: MLflow parent run {self.parent} groups its jobs: {link}", flush=True)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._codes_before = len(_failed_codes)
@@ -103,10 +115,17 @@ class GroupMultirun(Callback):
         self._close(KeyboardInterrupt() if stopped else RunFailed("the multirun ended before its last job"))
 
     def _close(self, error: BaseException | None) -> None:
+        """Summarise the jobs that finished on the parent (what they share, mean ± std and best), then close it."""
         from digits_bench.tracking import runs
+        from digits_bench.tracking.store import STORE_ERRORS
 
         if self.parent is None:
             return
         parent, self.parent = self.parent, None
         runs.hand_on("parent", None)
+        try:
+            runs.summarise_children(self.client, parent, SUMMARISED)
+        except STORE_ERRORS as err:  # the status matters more than the summary: close the parent anyway
+            print(f"multirun: could not summarise its jobs on parent run {parent}: {str(err).splitlines()[0][:200]}",
+                  file=sys.stderr, flush=True)
         runs.close(self.client, parent, error, {"multirun.failed_jobs": str(len(self.failed))} if self.failed else None)

@@ -13,11 +13,13 @@ import hashlib
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterator, Literal, Mapping
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
@@ -146,6 +148,31 @@ def children(client: MlflowClient, parent_run_id: str) -> list[Any]:
     return client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{Tag.PARENT_RUN_ID}` = '{parent_run_id}'")
 
 
+def summarise_children(client: MlflowClient, parent_run_id: str, metrics: tuple[str, ...]) -> dict[str, float]:
+    """Give a parent what its FINISHED children share and how they did, so it reads as a row of its own in MLflow's
+    runs table: the params all of them have alike, and for each of `metrics` their mean, sample std and best
+    (`test/acc_mean`, `test/acc_std`, `test/acc_best`), returned."""
+    import statistics
+
+    from mlflow.entities import Metric as MlflowMetric
+
+    done = [r for r in children(client, parent_run_id) if r.info.status == FINISHED]
+    if not done:
+        return {}
+    shared = sorted(set.intersection(*(set(r.data.params.items()) for r in done)))
+    summary: dict[str, float] = {}
+    for key in metrics:
+        values = [r.data.metrics[key] for r in done if key in r.data.metrics]
+        if values:
+            summary |= {f"{key}_mean": statistics.fmean(values), f"{key}_std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                        f"{key}_best": max(values)}
+    now = int(time.time() * 1000)
+    client.log_batch(parent_run_id, metrics=[MlflowMetric(k, v, now, 0) for k, v in summary.items()])
+    for start in range(0, len(shared), 100):
+        client.log_batch(parent_run_id, params=[Param(k, v) for k, v in shared[start : start + 100]])
+    return summary
+
+
 def check_resumable(cfg: DictConfig, run_id: str) -> MlflowClient:
     """The run exists in the store, which exists, and is not FINISHED: checked before anything heavy is imported,
     and without creating a store to look in."""
@@ -185,15 +212,28 @@ def _is_noise(key: str) -> bool:
     return (last.startswith("_") and last.endswith("_")) or ".md5." in f".{key}." or key.startswith("data.dataset.files.")
 
 
-def log_dataset(client: MlflowClient, run_id: str, cfg: DictConfig) -> None:
-    """The dataset as the run's input (MLflow's Dataset column): its name, a digest of its files' md5 sums (the
-    same files, the same digest), where it was read, and the split sizes this run used."""
+def log_dataset(client: MlflowClient, run_id: str, cfg: DictConfig, context: Literal["training", "evaluation"]) -> None:
+    """The data a run read, as its input in MLflow's Dataset column: for `training` the training and validation
+    splits, for `evaluation` the test split (logged once it is read). Named by the dataset; its digest covers the
+    files' md5 sums and this run's split sizes, since MLflow keeps one profile per name and digest."""
     spec = cfg.data.dataset
-    digest = hashlib.sha256(" ".join(sorted(spec.md5.values())).encode()).hexdigest()[:12]
-    splits = {"train": cfg.data.subset or TRAIN_POOL - cfg.data.val_size, "val": cfg.data.val_size, "test": cfg.data.test_subset or TEST_POOL}
+    if context == "training":
+        profile: dict[str, Any] = {"split_sizes": {"train": cfg.data.subset or TRAIN_POOL - cfg.data.val_size,
+                                                   "val": cfg.data.val_size}, "val_split_seed": cfg.data.split_seed}
+    else:
+        profile = {"split_sizes": {"test": cfg.data.test_subset or TEST_POOL}}
+    text = json.dumps(profile, sort_keys=True)
+    digest = hashlib.sha256(" ".join([*sorted(spec.md5.values()), text]).encode()).hexdigest()[:12]
     dataset = Dataset(name=spec.name, digest=digest, source_type="local", source=json.dumps({"uri": str(spec.raw_dir)}),
-                      profile=json.dumps({"split_sizes": splits, "val_split_seed": cfg.data.split_seed}))
-    client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])])
+                      profile=text)
+    for attempt in range(3):  # MLflow checks for the dataset, then inserts it: a run logging the same one meanwhile
+        try:                  # makes the insert fail on its unique key (SQLite and PostgreSQL alike); then it exists
+            client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
+            return
+        except MlflowException as err:
+            if attempt == 2 or not any(word in str(err) for word in ("UNIQUE constraint", "UniqueViolation", "duplicate key")):
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 # Params a person compares runs by that change no weights (so the fingerprint leaves them out)

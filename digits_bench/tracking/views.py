@@ -12,6 +12,7 @@ Found in MLflow 3.17.2's UI, and checked in a fresh Chromium profile (tests/test
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,14 @@ def link(base: str, experiment_id: str | None = None, run_id: str | None = None,
         route = f"/experiments/{experiment_id}/runs"
     query = MODE | ({"viewStateShareKey": view} if view else {}) | ({"compareRunsMode": "CHART"} if charts else {})
     return f"{base.rstrip('/')}/#{route}?{urlencode(query)}"
+
+
+def ui_base(tracking_uri: str) -> str:
+    """Where a store's UI is: the tracking server itself (its login is the browser's to ask, never in a link), or
+    `make ui`'s default address for a local store."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return re.sub(r"//[^/@]*@", "//", tracking_uri).rstrip("/")
+    return LOCAL_UI
 
 
 def _column(kind: str, key: str) -> str:
@@ -94,6 +103,7 @@ RUNS = View(
     name="digits_bench runs",
     metrics=(Metric.VAL_ACC_BEST, Metric.TEST_ACC, Metric.TRAIN_S),
     params=("model", "optimizer", "aug", "schedule", "optimizer.lr", Param.EPOCHS, Param.SEED, Param.N_PARAMS),
+    attributes=(),  # Source, Models, Dataset: on each run's page; here they would push the params off a screen
 )
 
 
@@ -102,3 +112,13 @@ def children_view(name: str, parent_run_id: str, metrics: tuple[str, ...], keys:
     they differ in as columns and on a parallel-coordinates chart against the first metric."""
     return View(name=name, filter=f"tags.`{Tag.PARENT_RUN_ID}` = '{parent_run_id}'", order_by=_column("metrics", metrics[0]),
                 metrics=metrics, params=keys, chart=keys, attributes=("Dataset",))
+
+
+def show_children(client: MlflowClient, parent_run_id: str, metrics: tuple[str, ...], keys: tuple[str, ...],
+                  charts: bool = False) -> str:
+    """Save the view of a parent's children, named as the parent and keyed by its id, and return the link to it
+    (on its chart of `keys` against the first metric with `charts`)."""
+    parent = client.get_run(parent_run_id)
+    save_view(client, parent.info.experiment_id, parent_run_id,
+              children_view(parent.info.run_name or parent_run_id, parent_run_id, metrics, keys))
+    return link(ui_base(client.tracking_uri), parent.info.experiment_id, view=parent_run_id, charts=charts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -36,6 +37,7 @@ from digits_bench.training.step import GradientClip
 from digits_bench.training.callbacks.progress import MiniBatchProgressBar
 from digits_bench.training.callbacks.summary import NetworkSummary
 from digits_bench.tracking.figures import log_run_report
+from digits_bench.tracking.system_metrics import system_metrics
 from digits_bench.training.callbacks.stop_signal import StopAllRanksOnSignal
 
 log = logging.getLogger(__name__)
@@ -212,7 +214,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
     n_params = count_parameters(module.net)
     choices = group_choices()
 
-    with runs.single(cfg, _run_tags(cfg, choices, tags)) as (client, run_id), store_faults(cfg, run_id):
+    with runs.single(cfg, _run_tags(cfg, choices, tags)) as (client, run_id), store_faults(cfg, run_id), ExitStack() as sampling:
         logger = RunLogger(tracking_uri=tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous,
                            resumed=bool(cfg.get("resume")))
         checkpoint_dir = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
@@ -225,10 +227,12 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         if trainer.global_rank == 0:
             device = f"{trainer.num_devices} x {trainer.strategy.root_device.type}" if trainer.num_devices > 1 else str(trainer.strategy.root_device)
             log.info(run_started(cfg, client.get_run(run_id).info.experiment_id, run_id, checkpoint_dir, device))
+            if cfg.tracking.system_metrics:  # stopped as the block ends, before the run is closed
+                sampling.enter_context(system_metrics(tracking_uri(cfg), run_id, resumed=bool(cfg.get("resume"))))
         if trainer.global_rank == 0 and resume_from is None:
             chosen = {group: option for group, option in choices.items() if group in (*GROUPS, "experiment")}
             runs.log_config(client, run_id, cfg, {Param.N_PARAMS: n_params, **chosen})  # `model`=lenet, `aug`=on, ...
-            runs.log_dataset(client, run_id, cfg)
+            runs.log_dataset(client, run_id, cfg, "training")
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)  # tensors: no code runs
         _leave_process_group()
         if trainer.global_rank != 0:
@@ -241,6 +245,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
             return TrainResult(run_id, _final_metrics(client, run_id, started), best, n_params, choices)
 
         _test_once(cfg, module, datamodule, logger, best)
+        runs.log_dataset(client, run_id, cfg, "evaluation")
         log_run_report(client, run_id, module.test_outputs, *datamodule.tensors["test"], figures=cfg.tracking.figures)
         if cfg.tracking.log_checkpoint:
             client.log_artifact(run_id, best, "checkpoints")

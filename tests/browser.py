@@ -1,0 +1,38 @@
+"""A browser that has never seen MLflow, as a new user's: Debian's Chromium, headless, a new empty profile for
+each page, the page's scripts run before it is read (`--virtual-time-budget`)."""
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+CHROMIUM = shutil.which("chromium")
+# Chromium's own background connections: this machine has no network for them (they fail, many at a time)
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--virtual-time-budget=20000"]
+
+
+def _chromium(url: str, *args: str, width: int = 1920, height: int = 1000) -> str:
+    assert CHROMIUM, "chromium is not installed (make test installs it, as root)"
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}", *args, url],
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def rendered_text(url: str, width: int = 2400) -> str:
+    """The words of the page as a fresh browser shows it, one `|` between pieces of text. MLflow's runs table draws
+    only the columns in view: the window is a wide screen's."""
+    dom = _chromium(url, "--dump-dom", width=width)
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S)
+    text = html.unescape(re.sub(r"<[^>]+>", " | ", text))
+    return re.sub(r"(\s*\|\s*)+", " | ", text)
+
+
+def screenshot(url: str, path: Path, width: int = 1600, height: int = 860) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _chromium(url, f"--screenshot={path}", width=width, height=height)
