@@ -39,12 +39,13 @@ test: data system-deps  ## the full suite on 2 workers, what CI runs (ARGS="-k n
 test-fast: data system-deps  ## the tests that neither train nor start a CLI (-m "not fit"): under a minute
 	$(BIN)/python -m pytest -q -m "not fit" $(ARGS)
 
-# Debian packages the tests use: Fashion-MNIST's IDX files (the second dataset) and PostgreSQL (the team server).
+# Debian packages the tests use: Fashion-MNIST's IDX files (the second dataset), PostgreSQL (the team server) and
+# Chromium (the journey opens the links it printed in MLflow's UI, as a user's browser would).
 # Handwriting fonts: predict-eval's set of digits that are not MNIST's.
 FONTS := fonts-dkg-handwriting fonts-bwht fonts-breip fonts-femkeklaver fonts-humor-sans fonts-kaushanscript fonts-comic-neue
-DEBS := dataset-fashion-mnist postgresql $(FONTS)
+DEBS := dataset-fashion-mnist postgresql chromium $(FONTS)
 system-deps:
-	@if [ -d /usr/share/datasets/fashion-mnist ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	@if [ -d /usr/share/datasets/fashion-mnist ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v chromium >/dev/null \
 	  && [ -d /usr/share/fonts/truetype/fifthhorseman ] && [ -d /usr/share/fonts/opentype/comic-neue ]; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  apt-get install -y -q $(DEBS) || { apt-get update -q && apt-get install -y -q $(DEBS); }; \

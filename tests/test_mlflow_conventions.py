@@ -40,7 +40,7 @@ def test_a_run_logs_as_mlflow_users_expect(isolated_store: Path):
     history = client.download_artifacts(result.run_id, "report/history.csv")
     assert list(pd.read_csv(history)["epoch"]) == [0, 1]  # one epoch numbering: MLflow's, the checkpoints'
     experiment = client.get_experiment(run.info.experiment_id)
-    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on training runs
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # its kind, as MLflow records it
 
     tags = run.data.tags
     assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.user"] and tags["mlflow.source.name"]
