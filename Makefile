@@ -66,10 +66,11 @@ clean-runs:  ## delete the local MLflow store (runs, artifacts, sweeps, checkpoi
 
 RUN  ?=
 NAME ?= digits
+ALIAS ?=
 .PHONY: register
-register: $(STAMP)  ## register a run's model: make register RUN=<run id> NAME=digits (then predict --model models:/NAME/VERSION)
+register: $(STAMP)  ## register a run's model: make register RUN=<run id> NAME=digits [ALIAS=champion] (then predict --model models:/NAME/VERSION)
 	@test -n "$(RUN)" || { echo "make register: set RUN=<run id> (printed by every run; or python -m digits_bench.register NAME --experiment EXP --best)" >&2; exit 2; }
-	$(BIN)/python -m digits_bench.register $(NAME) --run $(RUN)
+	$(BIN)/python -m digits_bench.register $(NAME) --run $(RUN) $(if $(ALIAS),--alias $(ALIAS))
 
 SWEEP   ?= mlp
 WORKERS ?= 1

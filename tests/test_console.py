@@ -166,7 +166,7 @@ def test_make_ui_and_dashboard_follow_the_store(tmp_path: Path):
     env = os.environ | {"DIGITS_BENCH_STORE": str(tmp_path / "store")}
     dry = [subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env).stdout
            for target in ("ui", "dashboard")]
-    assert f"--backend-store-uri sqlite:///{tmp_path}/store/mlflow.db" in dry[0]
+    assert f"-m digits_bench.ui --store {tmp_path}/store --port 5000" in dry[0]
     assert f"optuna-dashboard sqlite:///{tmp_path}/store/optuna.db" in dry[1]
 
 

@@ -62,9 +62,10 @@ def test_a_run_logs_as_mlflow_users_expect(isolated_store: Path):
     logged = client.get_logged_model(output.model_id)
     assert logged.experiment_id == run.info.experiment_id  # filed with its run, its files in the store
     assert logged.name == "lenet"  # after the model (or the recipe), not "model" for every run
-    (used,) = run.inputs.dataset_inputs  # MLflow's Dataset column
-    assert used.dataset.name == "mnist" and len(used.dataset.digest) == 12
-    assert '"train": 512' in used.dataset.profile and '"val": 256' in used.dataset.profile
+    used = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}  # MLflow's Dataset column
+    assert sorted(used) == ["evaluation", "training"] and {d.name for d in used.values()} == {"mnist"}
+    assert '"train": 512' in used["training"].profile and '"val": 256' in used["training"].profile
+    assert used["evaluation"].profile == '{"split_sizes": {"test": 500}}' and len(used["training"].digest) == 12
     assert logged.artifact_location.startswith((isolated_store / "artifacts").as_uri())
     best = int(run.data.metrics["best_epoch"])  # the tested checkpoint's epoch: its val/acc, and the test's numbers
     linked = {m.key: (m.step, m.value) for m in logged.metrics}

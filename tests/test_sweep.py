@@ -269,8 +269,9 @@ def test_cli_overrides_reach_every_trial_with_one_progress_line_each(sweep_main,
     assert lines[1].startswith("trial 2/2 (#1)  val/acc ") and lines[1].endswith(f"best {study.best_value:.4f} (#{study.best_trial.number})")
     assert "Epoch 0" not in out + err and "Trainable params" not in out + err  # no per-trial bars or summaries
     top = parent(isolated_store, "cli")  # where to look next, and no storage URL echoed (it may hold a password)
-    assert out.splitlines()[-1].startswith(f"sweep 'cli': parent run {top.info.run_id} in MLflow (")
-    assert out.splitlines()[-1].endswith("the study: optuna-dashboard with your --storage URL")
+    assert out.splitlines()[-2] == f"sweep 'cli': parent run {top.info.run_id}; the study: optuna-dashboard with your --storage URL"
+    assert out.splitlines()[-1].startswith("  its trials in MLflow (") and out.splitlines()[-1].endswith(
+        f"?workflowType=machine_learning&viewStateShareKey={top.info.run_id}&compareRunsMode=CHART")
     # resuming the study under other overrides would mix incompatible trials: refused, before any run
     code, out, err = sweep_main(str(path), "trainer.max_epochs=2", "--storage", storage_url(tmp_path))
     assert code == 2 and "study 'cli' was started with" in err and "--name" in err

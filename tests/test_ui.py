@@ -61,3 +61,21 @@ def test_system_metrics_have_one_switch(isolated_store: Path):
     experiment = client.get_experiment(client.get_run(result.run_id).info.experiment_id)
     view = json.loads(experiment.tags[VIEW_TAG + RUNS_VIEW])  # the runs table the printed links open
     assert view["name"] == "digits_bench runs" and "metrics.`val/acc_best`" in json.loads(view["state"])["selectedColumns"]
+
+
+@pytest.mark.fit
+def test_mlflow_telemetry_is_off_unless_turned_on():
+    import os
+    import subprocess
+    import sys
+
+    script = ("import digits_bench; from mlflow.telemetry import utils; "
+              "print(utils.is_telemetry_disabled(), utils._IS_IN_CI_ENV_OR_TESTING)")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_CURRENT_TEST", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")}
+
+    def disabled(**extra: str) -> list[str]:
+        return subprocess.run([sys.executable, "-c", script], env=env | extra, capture_output=True, text=True, timeout=60).stdout.split()
+
+    assert disabled()[0] == "True"
+    turned_on, on_ci = disabled(MLFLOW_DISABLE_TELEMETRY="false")
+    assert turned_on == ("True" if on_ci == "True" else "False")  # on a CI machine MLflow keeps it off by itself

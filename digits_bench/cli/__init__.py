@@ -27,6 +27,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "models": ("digits_bench.models.__main__", "list the model architectures"),
     "data": ("digits_bench.data.__main__", "rebuild and md5-verify the datasets"),
     "server": ("digits_bench.server", "PostgreSQL + MLflow tracking server for a team"),
+    "ui": ("digits_bench.ui", "MLflow's UI on the local store, quiet, with the link to its runs (make ui)"),
 }
 
 

@@ -81,7 +81,7 @@ class View:
             section = "digits_bench"
             state |= {
                 "compareRunSections": [{"uuid": section, "name": self.name, "display": True, "isReordered": False,
-                                        "deleted": False, "isGenerated": False}],
+                                        "deleted": False, "isGenerated": False, "columns": 1, "cardHeight": 400}],
                 "compareRunCharts": [{"uuid": f"{section}-parallel", "type": "PARALLEL", "metricSectionId": section,
                                       "runsCountToCompare": 100, "deleted": False, "isGenerated": False,
                                       "selectedParams": list(self.chart), "selectedMetrics": [self.metrics[0]],
@@ -111,7 +111,7 @@ def children_view(name: str, parent_run_id: str, metrics: tuple[str, ...], keys:
     """The runs a parent groups (a sweep's trials, a compare's seeds, a multirun's jobs), best first, with the keys
     they differ in as columns and on a parallel-coordinates chart against the first metric."""
     return View(name=name, filter=f"tags.`{Tag.PARENT_RUN_ID}` = '{parent_run_id}'", order_by=_column("metrics", metrics[0]),
-                metrics=metrics, params=keys, chart=keys, attributes=("Dataset",))
+                metrics=metrics, params=keys, chart=keys, attributes=())
 
 
 def show_children(client: MlflowClient, parent_run_id: str, metrics: tuple[str, ...], keys: tuple[str, ...],
