@@ -79,8 +79,10 @@ class Tag:
     CUDA_GRAPHS: Final = "cuda_graphs"  # set when a run's CUDA graph was dropped (capture, replay or canary): why
 
 
-# Overrides the harness adds to run a job its way (a compare's test, a sweep's quiet console): never in a run's name
-INTERNAL_OVERRIDES: Final = ("evaluate_test=", "trainer.enable_progress_bar=", "trainer.enable_model_summary=")
+# Overrides that change how a job is run or recorded, not what it trains (a compare's test, a quiet console, where the
+# store is, the run's tags: shown as tags): never in a run's name (its `overrides` tag keeps every one)
+INTERNAL_OVERRIDES: Final = ("evaluate_test=", "trainer.enable_progress_bar=", "trainer.enable_model_summary=",
+                             "progress_refresh=", "tracking.", "paths.", "tags=", "hydra.")
 
 
 def _readable(override: str) -> str:

@@ -33,7 +33,8 @@ def test_a_link_to_a_server_never_carries_its_login():
 
 def test_run_names_read_well():
     typed = ["optimizer.lr=0.016791248331372594", "optimizer.weight_decay=3.7446665357415703e-06", "data.subset=2000",
-             "aug=on", "evaluate_test=true", "trainer.enable_progress_bar=false", "model.dropout=0.5", "seed=3"]
+             "aug=on", "evaluate_test=true", "trainer.enable_progress_bar=false", "model.dropout=0.5", "seed=3",
+             "tracking.figures=false", "tags=[journey]", "progress_refresh=1"]
     assert run_name("mlp #1", typed) == "mlp #1 optimizer.lr=0.01679 optimizer.weight_decay=3.745e-06 data.subset=2000 aug=on model.dropout=0.5 seed=3"
     assert run_name("multirun:", ["model=lenet,mlp_512", "optimizer.lr=0.1,0.01"]) == "multirun: model=lenet,mlp_512 optimizer.lr=0.1,0.01"
 
@@ -79,3 +80,30 @@ def test_mlflow_telemetry_is_off_unless_turned_on():
     assert disabled()[0] == "True"
     turned_on, on_ci = disabled(MLFLOW_DISABLE_TELEMETRY="false")
     assert turned_on == ("True" if on_ci == "True" else "False")  # on a CI machine MLflow keeps it off by itself
+
+
+@pytest.mark.fit
+def test_stopping_make_ui_stops_its_server(isolated_store: Path):
+    """SIGTERM (as `kill` sends) ends the UI as Ctrl-C does: quietly, and its MLflow server (a session of its own,
+    out of reach of the terminal's signals) with it, never left serving."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    from digits_bench.tracking.store import make_client
+
+    make_client(compose())  # a store, with no experiment yet: the link is to the experiments
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ui = subprocess.Popen([sys.executable, "-m", "digits_bench.ui", "--store", str(isolated_store), "--port", str(port)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = ui.stdout.readline()  # type: ignore[union-attr]
+    assert first == f"MLflow UI on {isolated_store}: http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning\n"
+    urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).close()
+    ui.send_signal(signal.SIGTERM)
+    assert ui.wait(timeout=30) == 0 and ui.stderr.read() == ""  # type: ignore[union-attr]
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).close()

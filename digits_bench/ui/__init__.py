@@ -74,6 +74,7 @@ def runs_link(backend_uri: str, base: str, experiment: str) -> str:
 @command
 def main(argv: list[str]) -> None:
     from digits_bench.config import compose_config
+    from digits_bench.tracking.signals import interrupts
 
     cfg = compose_config([])
     parser = argparse.ArgumentParser(prog="python -m digits_bench.ui", description=__doc__.splitlines()[0])
@@ -91,11 +92,12 @@ def main(argv: list[str]) -> None:
     log = store / "ui.log"
     process = start_server(backend, args.host, args.port, log)
     try:
-        base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
-        wait_ready(f"{base}/health", 120, process, log)
-        print(f"MLflow UI on {store}: {runs_link(backend, base, str(cfg.tracking.experiment))}", flush=True)
-        print(f"  (its log: {log}; Ctrl-C stops it)", flush=True)
-        process.wait()
+        with interrupts():  # SIGTERM as Ctrl-C: either way the server (a session of its own) is stopped below
+            base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
+            wait_ready(f"{base}/health", 120, process, log)
+            print(f"MLflow UI on {store}: {runs_link(backend, base, str(cfg.tracking.experiment))}", flush=True)
+            print(f"  (its log: {log}; Ctrl-C stops it)", flush=True)
+            process.wait()
         raise ServerError(f"the MLflow server exited with status {process.returncode}; its log: {log}")
     except KeyboardInterrupt:  # Ctrl-C is how a UI is meant to stop: nothing to report
         return
