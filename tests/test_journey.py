@@ -127,9 +127,11 @@ def browse(store: Path, links: dict[str, str], run, trials: list[str], seeds: li
         assert runs_link.startswith(f"{base}/#/experiments/") and "workflowType=machine_learning" in runs_link
         pages = {"runs": runs_link, **{name: link.replace("http://127.0.0.1:5000", base) for name, link in links.items()}}
         seen = {name: rendered_text(url) for name, url in pages.items()}
+        bare = rendered_text(runs_link.split("?")[0])  # the same page without the links' mode: MLflow's GenAI default
         if shots:
             for name, url in pages.items():
                 screenshot(url, shots / f"{name}.png")
+    assert "Judges" in bare and "Prompts" in bare and "Model registry" not in bare, bare[:3000]
     for name, text in seen.items():
         assert "Model registry" in text and "Judges" not in text and "Prompts" not in text, (name, text[:3000])
     # the runs table: every kind of run, and what they are compared by as columns, without a click
