@@ -29,11 +29,14 @@ def run(cfg: DictConfig) -> None:
 
         check_resumable(cfg, str(cfg.resume))
     from digits_bench.tracking.multirun import job_tags
-    from digits_bench.training.run import summary, train
+    from digits_bench.training.run import overfit_verdict, summary, train
 
     result = train(cfg, tags=job_tags())
     if result is not None:
         print(summary(result, cfg))
+        verdict = overfit_verdict(result, cfg)
+        if verdict:
+            print(verdict)
 
 
 @command

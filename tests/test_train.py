@@ -10,11 +10,12 @@ import torch
 from lightning.pytorch import Callback
 
 from digits_bench.models import list_models
-from digits_bench.training.run import train
+from digits_bench.training.run import QUICK_LOOK, train
 
-from .conftest import TINY, all_runs, client_for, compose
+from .conftest import ROOT, TINY, all_runs, client_for, compose
 
 pytestmark = pytest.mark.fit
+QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "tracking.figures=false"]
 
 TABLES = {"report/confusion_matrix.csv", "report/classification_report.csv", "report/classification_report.md", "report/history.csv"}
 FIGURES = {"report/curves.png", "report/confusion_matrix.png", "report/misclassified.png"}
@@ -151,9 +152,10 @@ def test_a_run_that_ends_at_chance_says_so_in_one_line(caplog: pytest.LogCapture
     with caplog.at_level(logging.INFO, logger="digits_bench.training.run"):
         stuck = train(compose(*TINY, "model=linear", "optimizer.lr=1e-9"))
         learned = train(compose(*TINY, "model=linear", "debug=fast"))  # a different run: 2 chunks, well above chance
+        smoke = train(compose(*TINY, "debug=fast"))  # MXNet's init at chance after 2 chunks: a path check, no verdict
     said = [r.getMessage() for r in caplog.records if "chance level" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith(f"run {stuck.run_id}: val/acc never rose above") and "trainer.max_epochs" in said[0]
-    assert stuck.metrics["val/acc_best"] < 0.15 < learned.metrics["val/acc_best"]
+    assert stuck.metrics["val/acc_best"] < 0.15 < learned.metrics["val/acc_best"] and smoke.metrics["val/acc_best"] < 0.15
     fast = client_for(isolated_store).get_run(learned.run_id)
     assert fast.info.status == "FINISHED" and fast.data.tags["choice.debug"] == "fast" and fast.data.params["trainer.limit_train_batches"] == "2"
 
@@ -168,7 +170,7 @@ def test_gradient_clipping_trains_through_the_one_step_and_fast_dev_run_is_one_l
     capsys.readouterr()
     assert run(compose(*TINY, "+trainer.fast_dev_run=true")) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("digits_bench: error: trainer.fast_dev_run skips") and "trainer.max_epochs=1" in line
+    assert line.startswith("digits_bench: error: trainer.fast_dev_run skips") and QUICK_LOOK in line and len(line) <= 160
     assert len(all_runs(isolated_store)) == 1  # refused before a run existed
 
 
@@ -180,3 +182,28 @@ def test_debug_presets_check_the_path_the_model_and_the_time(isolated_store: Pat
     overfit = compose("debug=overfit")
     assert (overfit.data.subset, overfit.data.batch_size, overfit.trainer.max_epochs) == (256, 64, 40)
     assert compose("debug=profile").trainer.profiler == "simple"
+
+
+@pytest.mark.parametrize("model", ["mlp_128_64", "lenet"])
+def test_the_quick_look_every_message_offers_learns(model: str):
+    """The quick look the fast_dev_run refusal and the chance message offer reaches 80% validation accuracy, for the
+    default model (MXNet's initialisation) and a convolutional one."""
+    result = train(compose(f"model={model}", *QUICK_LOOK.split(), *QUIET))
+    assert result.metrics["val/acc_best"] > 0.8, result.metrics["val/acc_best"]
+
+
+def test_the_readme_quick_look_learns():
+    readme = (ROOT / "README.md").read_text()
+    (line,) = [line for line in readme.splitlines() if line.endswith("# quick look: ~93% validation, seconds")]
+    overrides = line.split("#")[0].split()[3:]  # after `python -m digits_bench`
+    assert train(compose(*overrides, *QUIET)).metrics["val/acc_best"] > 0.8
+
+
+def test_debug_overfit_fits_the_default_model_and_says_so_in_one_line(capsys: pytest.CaptureFixture):
+    from digits_bench.__main__ import run
+
+    assert run(compose("debug=overfit", *QUIET)) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "overfit: train/acc 1.000 (pass)"
+    assert run(compose("debug=overfit", *QUIET, "optimizer.lr=1e-9")) == 1  # a model that cannot fit: a failed check
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("digits_bench: error: overfit: train/acc 0.") and "(fail, under 0.99)" in line
