@@ -181,3 +181,51 @@ def test_a_table_in_a_pipe_keeps_a_long_file_path_whole(capsys: pytest.CaptureFi
     table.add_row(path, "2017", "  ".join(f"{d}:99.9%" for d in "2017"))
     print_table(table)
     assert any(path in line for line in capsys.readouterr().out.splitlines())  # one line, neither folded nor cut
+
+
+# ---- a run's console into a pipe and on a terminal ----------------------------------------------
+
+SHORT_RUN = ["model=linear", "data.subset=2000", "data.val_size=500", "data.test_subset=500", "trainer.max_epochs=2",
+             "tracking.figures=false"]
+
+
+@pytest.mark.fit
+def test_a_run_into_a_pipe_prints_one_line_an_epoch_and_no_bar(isolated_store: Path):
+    result = subprocess.run([sys.executable, "-m", "digits_bench", *SHORT_RUN], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120, env=os.environ | {"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "\r" not in result.stdout + result.stderr and "\x1b" not in result.stdout + result.stderr
+    progress = result.stderr.splitlines()  # progress on stderr; what the run is and what it scored, on stdout
+    assert [line.split("  ")[0] for line in progress] == ["epoch 0 (1 of 2)", "epoch 1 (2 of 2)"], result.stderr
+    out = result.stdout.splitlines()
+    assert out[3].startswith("model: 7,850 trainable parameters (0.03 MB), 15.7 K FLOPs an image") and len(out) == 8
+    assert out[4].startswith("run ") and out[5].startswith("  test/acc=") and "augment" not in result.stdout
+
+
+@pytest.mark.fit
+def test_a_run_on_a_terminal_draws_its_bar(isolated_store: Path):
+    """Under a pseudo-terminal of 120 columns (as a user's shell): tqdm's bar, in mini-batches, and no epoch lines."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    process = subprocess.Popen([sys.executable, "-m", "digits_bench", *SHORT_RUN], cwd=ROOT, stdin=follower,
+                               stdout=follower, stderr=follower, env=os.environ)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the run ended: its side of the terminal is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert process.wait(timeout=120) == 0
+    os.close(leader)
+    seen = b"".join(chunks).decode(errors="replace")
+    assert re.search(r"Epoch 1: 100%\|[^|]*\| 20/20 \[[^\]]* batch/s", seen), seen[-3000:]  # 2000 images: 20 mini-batches
+    assert "epoch 0 (1 of 2)" not in seen and "test/acc=" in seen

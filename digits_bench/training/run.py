@@ -34,7 +34,7 @@ from digits_bench.tracking.logger import RunLogger, float_value
 from digits_bench.models import count_parameters
 from digits_bench.training.module import DigitsClassifier
 from digits_bench.training.step import GradientClip
-from digits_bench.training.callbacks.progress import MiniBatchProgressBar
+from digits_bench.training.callbacks.progress import EpochLines, progress_callback
 from digits_bench.training.callbacks.summary import NetworkSummary
 from digits_bench.tracking.figures import log_run_report
 from digits_bench.tracking.system_metrics import system_metrics
@@ -99,9 +99,9 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> 
         callbacks.append(EarlyStopping(monitor=Metric.VAL_ACC, mode="max", patience=patience,
                                        min_delta=cfg.early_stopping.min_delta, verbose=True))
     if cfg.trainer.get("enable_progress_bar", True):
-        callbacks.append(MiniBatchProgressBar(refresh_rate=cfg.progress_refresh))
+        callbacks.append(progress_callback(cfg.progress_refresh))
     if cfg.trainer.get("enable_model_summary", True):
-        callbacks.append(NetworkSummary())
+        callbacks.append(NetworkSummary(table=cfg.model_summary == "table"))
     return callbacks
 
 
@@ -223,8 +223,10 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
                            resumed=bool(cfg.get("resume")))
         checkpoint_dir = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
         extra = [*(callbacks or []), ResumeHint(run_id, checkpoint_dir)]
-        trainer = make_trainer(cfg, logger=logger, callbacks=_callbacks(cfg, checkpoint_dir, extra), plugins=[AtomicCheckpointIO()],
-                               enable_model_summary=False)  # the callbacks hold ours, when the config asks for one
+        ours = _callbacks(cfg, checkpoint_dir, extra)  # our summary and progress, when the config asks for them
+        lines = any(isinstance(c, EpochLines) for c in ours)  # not a bar: Lightning would add its own bar beside them
+        trainer = make_trainer(cfg, logger=logger, callbacks=ours, plugins=[AtomicCheckpointIO()], enable_model_summary=False,
+                               enable_progress_bar=cfg.trainer.get("enable_progress_bar", True) and not lines)
         resume_from = str(checkpoint_dir / LAST) if cfg.get("resume") else None
         if resume_from is not None and trainer.global_rank == 0:
             tidy_for_resume(checkpoint_dir)

@@ -1,19 +1,23 @@
-"""A progress bar that counts mini-batches, what the rate and ETA should be measured in.
+"""Progress as a run trains: a bar on a terminal, one line per epoch anywhere else (`progress_callback`).
 
-A Lightning training batch may pack several mini-batches (one optimizer step each; DeviceBatches says
-how many), so Lightning's own bar counts chunks ("28/28" for 550 steps) and its rate means little.
+On a terminal, a bar that counts mini-batches, what the rate and ETA should be measured in: a Lightning
+training batch may pack several mini-batches (one optimizer step each; DeviceBatches says how many), so
+Lightning's own bar counts chunks ("28/28" for 550 steps) and its rate means little. Into a pipe, a file or a
+CI log a bar cannot redraw itself (its carriage returns and cursor codes pile up): one line per epoch instead.
 """
 from __future__ import annotations
 
 import math
+import sys
 import time
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
 from digits_bench.data import DeviceBatches
+from digits_bench.names import Metric
 
 
 class MiniBatchProgressBar(TQDMProgressBar):
@@ -55,3 +59,42 @@ class MiniBatchProgressBar(TQDMProgressBar):
         metrics = super().get_metrics(trainer, pl_module)
         metrics.pop("v_num", None)  # the MLflow run id's tail: the run id is printed in full at the start
         return metrics
+
+
+class EpochLines(Callback):
+    """One line per epoch on stderr: `epoch 0 (1 of 3)  train/loss 0.4512 ... val/acc 0.8812  2.31 s`.
+
+    An epoch's training metrics are reduced after the callbacks' `on_train_epoch_end`, so its line is printed as
+    the next epoch starts, or as training ends."""
+
+    SHOWN = (Metric.TRAIN_LOSS, Metric.TRAIN_ACC, Metric.VAL_LOSS, Metric.VAL_ACC)
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self._ended: tuple[int, float] | None = None  # the epoch whose line is due, and its seconds
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._print_due(trainer)
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._ended = (trainer.current_epoch, time.perf_counter() - self._started)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._print_due(trainer)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._print_due(trainer)  # the last finished epoch, before the interrupt's own line
+
+    def _print_due(self, trainer: pl.Trainer) -> None:
+        if self._ended is None or trainer.global_rank != 0:
+            return
+        (epoch, seconds), self._ended = self._ended, None
+        metrics = trainer.callback_metrics
+        shown = "  ".join(f"{key} {float(metrics[key]):.4f}" for key in self.SHOWN if key in metrics)
+        print(f"epoch {epoch} ({epoch + 1} of {trainer.max_epochs})  {shown}  {seconds:.2f} s", file=sys.stderr, flush=True)
+
+
+def progress_callback(refresh_rate: int) -> Callback:
+    """The bar where it can redraw itself (stdout is a terminal), else one line per epoch."""
+    return MiniBatchProgressBar(refresh_rate=refresh_rate) if sys.stdout.isatty() else EpochLines()
