@@ -229,3 +229,20 @@ def test_a_run_on_a_terminal_draws_its_bar(isolated_store: Path):
     seen = b"".join(chunks).decode(errors="replace")
     assert re.search(r"Epoch 1: 100%\|[^|]*\| 20/20 \[[^\]]* batch/s", seen), seen[-3000:]  # 2000 images: 20 mini-batches
     assert "epoch 0 (1 of 2)" not in seen and "test/acc=" in seen
+
+
+@pytest.mark.fit
+def test_ctrl_c_into_a_pipe_is_one_error_line_and_the_resume_hint(isolated_store: Path):
+    """Ctrl-C after the first epoch: its line, then the resume hint and the error line; nothing of Lightning's."""
+    run = subprocess.Popen([sys.executable, "-m", "digits_bench", *SHORT_RUN, "trainer.max_epochs=50"], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = run.stderr.readline()  # type: ignore[union-attr]  # the first epoch's line: a checkpoint to resume from
+    assert first.startswith("epoch 0 (1 of 50)"), first
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 130
+    (run_record,) = all_runs(isolated_store)
+    assert out.splitlines()[-1] == (f"interrupted: run {run_record.info.run_id} is KILLED; continue it from its last finished epoch "
+                                    f"with `python -m digits_bench resume={run_record.info.run_id}`")
+    assert err.splitlines()[-1] == "digits_bench: error: interrupted" and "Detected KeyboardInterrupt" not in out + err
+    assert [line for line in out.splitlines() if not line.strip()] == []  # no blank line either

@@ -71,9 +71,11 @@ def setup_console(quiet: Mapping[str, int] | None = None) -> None:
 
 
 # the test Trainer loading the best checkpoint, which the run's summary names; the accelerators Lightning found,
-# which the run's first line names (the one in use); that the last epoch was reached, which its line says
+# which the run's first line names (the one in use); that the last epoch was reached, which its line says; that
+# Ctrl-C reached it (after a blank line), which our resume hint and the command's error line say
 RESTORE_NOISE = ("Restoring states from the checkpoint path", "Loaded model weights from the checkpoint",
-                 "GPU available:", "TPU available:", "HPU available:", "`Trainer.fit` stopped: `max_epochs=")
+                 "GPU available:", "TPU available:", "HPU available:", "`Trainer.fit` stopped: `max_epochs=",
+                 "Detected KeyboardInterrupt, attempting graceful shutdown")
 
 
 class LightningNoise(logging.Filter):
@@ -87,7 +89,7 @@ class LightningNoise(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "Tip:" in message or message.startswith(RESTORE_NOISE):
+        if "Tip:" in message or message.lstrip().startswith(RESTORE_NOISE):
             return False
         if record.levelno > logging.INFO:
             return True
