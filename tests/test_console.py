@@ -186,20 +186,30 @@ def test_a_table_in_a_pipe_keeps_a_long_file_path_whole(capsys: pytest.CaptureFi
 # ---- a run's console into a pipe and on a terminal ----------------------------------------------
 
 SHORT_RUN = ["model=linear", "data.subset=2000", "data.val_size=500", "data.test_subset=500", "trainer.max_epochs=2",
-             "tracking.figures=false"]
+             "tracking.figures=false", "tracking.system_metrics=false"]
 
 
 @pytest.mark.fit
-def test_a_run_into_a_pipe_prints_one_line_an_epoch_and_no_bar(isolated_store: Path):
-    result = subprocess.run([sys.executable, "-m", "digits_bench", *SHORT_RUN], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120, env=os.environ | {"COLUMNS": "80"})
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "\r" not in result.stdout + result.stderr and "\x1b" not in result.stdout + result.stderr
-    progress = result.stderr.splitlines()  # progress on stderr; what the run is and what it scored, on stdout
-    assert [line.split("  ")[0] for line in progress] == ["epoch 0 (1 of 2)", "epoch 1 (2 of 2)"], result.stderr
-    out = result.stdout.splitlines()
-    assert out[3].startswith("model: 7,850 trainable parameters (0.03 MB), 15.7 K FLOPs an image") and len(out) == 8
-    assert out[4].startswith("run ") and out[5].startswith("  test/acc=") and "augment" not in result.stdout
+def test_a_run_into_a_pipe_prints_a_line_an_epoch_and_ctrl_c_is_two_lines(isolated_store: Path):
+    """Into a pipe: no bar, one line an epoch on stderr, the run's own lines on stdout; Ctrl-C after two epochs ends
+    it with the resume hint and the error line, nothing of Lightning's, no blank line."""
+    run = subprocess.Popen([sys.executable, "-m", "digits_bench", *SHORT_RUN, "trainer.max_epochs=50"], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ | {"COLUMNS": "80"})
+    progress = [run.stderr.readline(), run.stderr.readline()]  # type: ignore[union-attr]
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err[-2000:]
+    assert [line.split("  ")[0] for line in progress] == ["epoch 0 (1 of 50)", "epoch 1 (2 of 50)"], progress
+    assert all(re.search(r"  train/loss \d\.\d{4}  train/acc \d\.\d{4}  val/loss \d\.\d{4}  val/acc \d\.\d{4}  \d+\.\d\d s$", line)
+               for line in progress)
+    assert "\r" not in out + err + "".join(progress) and "\x1b" not in out + err + "".join(progress)
+    (record,) = all_runs(isolated_store)
+    lines = out.splitlines()
+    assert lines[3].startswith("model: 7,850 trainable parameters (0.03 MB), 15.7 K FLOPs an image") and "augment" not in out
+    assert lines[-1] == (f"interrupted: run {record.info.run_id} is KILLED; continue it from its last finished epoch "
+                         f"with `python -m digits_bench resume={record.info.run_id}`") and len(lines) == 5
+    assert err.splitlines()[-1] == "digits_bench: error: interrupted" and "Detected KeyboardInterrupt" not in out + err
+    assert [line for line in lines if not line.strip()] == []
 
 
 @pytest.mark.fit
@@ -229,20 +239,3 @@ def test_a_run_on_a_terminal_draws_its_bar(isolated_store: Path):
     seen = b"".join(chunks).decode(errors="replace")
     assert re.search(r"Epoch 1: 100%\|[^|]*\| 20/20 \[[^\]]* batch/s", seen), seen[-3000:]  # 2000 images: 20 mini-batches
     assert "epoch 0 (1 of 2)" not in seen and "test/acc=" in seen
-
-
-@pytest.mark.fit
-def test_ctrl_c_into_a_pipe_is_one_error_line_and_the_resume_hint(isolated_store: Path):
-    """Ctrl-C after the first epoch: its line, then the resume hint and the error line; nothing of Lightning's."""
-    run = subprocess.Popen([sys.executable, "-m", "digits_bench", *SHORT_RUN, "trainer.max_epochs=50"], cwd=ROOT,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = run.stderr.readline()  # type: ignore[union-attr]  # the first epoch's line: a checkpoint to resume from
-    assert first.startswith("epoch 0 (1 of 50)"), first
-    run.send_signal(signal.SIGINT)
-    out, err = run.communicate(timeout=120)
-    assert run.returncode == 130
-    (run_record,) = all_runs(isolated_store)
-    assert out.splitlines()[-1] == (f"interrupted: run {run_record.info.run_id} is KILLED; continue it from its last finished epoch "
-                                    f"with `python -m digits_bench resume={run_record.info.run_id}`")
-    assert err.splitlines()[-1] == "digits_bench: error: interrupted" and "Detected KeyboardInterrupt" not in out + err
-    assert [line for line in out.splitlines() if not line.strip()] == []  # no blank line either

@@ -184,11 +184,11 @@ def test_debug_presets_check_the_path_the_model_and_the_time(isolated_store: Pat
     assert compose("debug=profile").trainer.profiler == "simple"
 
 
-@pytest.mark.parametrize("model", ["mlp_128_64", "lenet"])
-def test_the_quick_look_every_message_offers_learns(model: str):
-    """The quick look the fast_dev_run refusal and the chance message offer reaches 80% validation accuracy, for the
-    default model (MXNet's initialisation) and a convolutional one."""
-    result = train(compose(f"model={model}", *QUICK_LOOK.split(), *QUIET))
+def test_the_quick_look_every_message_offers_learns():
+    """The quick look the fast_dev_run refusal and the chance message offer reaches 80% validation accuracy with the
+    default model, whose MXNet initialisation stays at chance longest (the other seed models but vgg_bn did too,
+    README's Training)."""
+    result = train(compose(*QUICK_LOOK.split(), *QUIET))
     assert result.metrics["val/acc_best"] > 0.8, result.metrics["val/acc_best"]
 
 
