@@ -221,3 +221,11 @@ def test_a_quiet_level_outlasts_the_library_setting_its_own_on_import():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(logging.ERROR)]
+
+
+def test_the_help_lists_the_verbs_there_are():
+    """`digits-bench --help` names every verb of the VERBS table, and no other."""
+    header = (ROOT / "conf" / "hydra" / "help" / "digits_bench.yaml").read_text()
+    (line,) = [line for line in header.splitlines() if line.strip().startswith("verbs:")]
+    listed = line.split("verbs:", 1)[1].split("(")[0].replace(",", " ").split()
+    assert listed == list(VERBS)
