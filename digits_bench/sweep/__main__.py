@@ -84,7 +84,8 @@ def where_to_look(spec: "SweepSpec", parent_run_id: str, storage: str | None) ->
     echoed: it may hold a password)."""
     from digits_bench.cli.run_messages import ui_command
     from digits_bench.config import compose_config
-    from digits_bench.sweep.runner import default_storage, show_trials
+    from digits_bench.sweep.runner import default_storage
+    from digits_bench.tracking.views import children_link
     from digits_bench.tracking.store import make_client
 
     cfg = compose_config([])
@@ -96,7 +97,7 @@ def where_to_look(spec: "SweepSpec", parent_run_id: str, storage: str | None) ->
     else:
         dashboard = f"optuna-dashboard {default_storage(cfg)}"
     return (f"sweep {spec.name!r}: parent run {parent_run_id}; the study: {dashboard}\n"
-            f"  its trials in MLflow ({ui}): {show_trials(make_client(cfg), spec, parent_run_id)}")
+            f"  its trials in MLflow ({ui}): {children_link(make_client(cfg), parent_run_id, charts=True)}")
 
 
 if __name__ == "__main__":

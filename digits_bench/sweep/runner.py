@@ -216,8 +216,8 @@ def parent_run(client: MlflowClient, cfg: DictConfig, spec: SweepSpec, study: op
 
 
 def show_trials(client: MlflowClient, spec: SweepSpec, parent_run_id: str) -> str:
-    """The saved view of the sweep's trials in MLflow's UI (best first, the searched keys as columns and on a
-    parallel-coordinates chart against the sweep's metric), and the link that opens it on that chart."""
+    """Save the view of the sweep's trials in MLflow's UI (best first, the searched keys as columns and on a
+    parallel-coordinates chart against the sweep's metric), as the parent is opened; the link opens it on that chart."""
     return views.show_children(client, parent_run_id, (spec.metric,), tuple(p.key for p in spec.space), charts=True)
 
 

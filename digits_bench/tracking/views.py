@@ -121,4 +121,10 @@ def show_children(client: MlflowClient, parent_run_id: str, metrics: tuple[str, 
     parent = client.get_run(parent_run_id)
     save_view(client, parent.info.experiment_id, parent_run_id,
               children_view(parent.info.run_name or parent_run_id, parent_run_id, metrics, keys))
-    return link(ui_base(client.tracking_uri), parent.info.experiment_id, view=parent_run_id, charts=charts)
+    return children_link(client, parent_run_id, charts, parent.info.experiment_id)
+
+
+def children_link(client: MlflowClient, parent_run_id: str, charts: bool = False, experiment_id: str | None = None) -> str:
+    """The link to the view `show_children` saved for a parent, without saving it again."""
+    experiment_id = experiment_id or client.get_run(parent_run_id).info.experiment_id
+    return link(ui_base(client.tracking_uri), experiment_id, view=parent_run_id, charts=charts)
