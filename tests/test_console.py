@@ -213,8 +213,9 @@ def test_a_run_into_a_pipe_prints_a_line_an_epoch_and_ctrl_c_is_two_lines(isolat
 
 
 @pytest.mark.fit
-def test_a_run_on_a_terminal_draws_its_bar(isolated_store: Path):
-    """Under a pseudo-terminal of 120 columns (as a user's shell): tqdm's bar, in mini-batches, and no epoch lines."""
+def test_a_run_on_a_terminal_draws_a_bar_an_epoch_on_stderr(isolated_store: Path):
+    """Under a pseudo-terminal of 120 columns (as a user's shell) with stdout into a pipe (`... | tee log`): tqdm's
+    bar on the terminal, one per epoch, in mini-batches, each left standing at 100%; the results in the pipe, clean."""
     import fcntl
     import pty
     import struct
@@ -223,7 +224,7 @@ def test_a_run_on_a_terminal_draws_its_bar(isolated_store: Path):
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     process = subprocess.Popen([sys.executable, "-m", "digits_bench", *SHORT_RUN], cwd=ROOT, stdin=follower,
-                               stdout=follower, stderr=follower, env=os.environ)
+                               stdout=subprocess.PIPE, stderr=follower, env=os.environ)
     os.close(follower)
     chunks = []
     while True:
@@ -234,8 +235,11 @@ def test_a_run_on_a_terminal_draws_its_bar(isolated_store: Path):
         if not chunk:
             break
         chunks.append(chunk)
+    out = process.stdout.read().decode()  # type: ignore[union-attr]
     assert process.wait(timeout=120) == 0
     os.close(leader)
     seen = b"".join(chunks).decode(errors="replace")
-    assert re.search(r"Epoch 1: 100%\|[^|]*\| 20/20 \[[^\]]* batch/s", seen), seen[-3000:]  # 2000 images: 20 mini-batches
-    assert "epoch 0 (1 of 2)" not in seen and "test/acc=" in seen
+    for epoch in (0, 1):  # 2000 images: 20 mini-batches
+        assert re.search(rf"Epoch {epoch}: 100%\|[^|]*\| 20/20 \[[^\]]* batch/s[^\r]*val/acc=[^\r]*\r?\n", seen), seen[-3000:]
+    assert "epoch 0 (1 of 2)" not in seen and "test/acc" not in seen
+    assert "\r" not in out and "\x1b" not in out and "test/acc=" in out and "model: 7,850 trainable" in out

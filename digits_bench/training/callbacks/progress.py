@@ -1,16 +1,17 @@
 """Progress as a run trains: a bar on a terminal, one line per epoch anywhere else (`progress_callback`).
 
-On a terminal, a bar that counts mini-batches, what the rate and ETA should be measured in: a Lightning
+On a terminal (stderr, where progress goes: stdout keeps the results), one bar per epoch that counts mini-batches, what the rate and ETA should be measured in: a Lightning
 training batch may pack several mini-batches (one optimizer step each; DeviceBatches says how many), so
 Lightning's own bar counts chunks ("28/28" for 550 steps) and its rate means little. Into a pipe, a file or a
 CI log a bar cannot redraw itself (its carriage returns and cursor codes pile up): one line per epoch instead.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
@@ -37,10 +38,31 @@ class MiniBatchProgressBar(TQDMProgressBar):
         total = super().total_train_batches
         return self._batches_through(int(total) - 1) if math.isfinite(total) else total
 
+    @staticmethod
+    def _on_stderr(make: Callable[[], Tqdm]) -> Tqdm:
+        """Lightning's bars write to `sys.stdout` as it is when they are made: progress goes to stderr, results to stdout."""
+        with contextlib.redirect_stdout(sys.stderr):
+            return make()
+
+    def on_train_start(self, *_: Any) -> None:
+        """Nothing: each epoch makes its own bar (`leave=True`), and one made here would stay behind, empty."""
+
     def init_train_tqdm(self) -> Tqdm:
-        bar = super().init_train_tqdm()
+        bar = self._on_stderr(super().init_train_tqdm)
         bar.unit = " batch"
         return bar
+
+    def init_sanity_tqdm(self) -> Tqdm:
+        return self._on_stderr(super().init_sanity_tqdm)
+
+    def init_validation_tqdm(self) -> Tqdm:
+        return self._on_stderr(super().init_validation_tqdm)
+
+    def init_test_tqdm(self) -> Tqdm:
+        return self._on_stderr(super().init_test_tqdm)
+
+    def init_predict_tqdm(self) -> Tqdm:
+        return self._on_stderr(super().init_predict_tqdm)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         bar = self.train_progress_bar
@@ -96,5 +118,6 @@ class EpochLines(Callback):
 
 
 def progress_callback(refresh_rate: int) -> Callback:
-    """The bar where it can redraw itself (stdout is a terminal), else one line per epoch."""
-    return MiniBatchProgressBar(refresh_rate=refresh_rate) if sys.stdout.isatty() else EpochLines()
+    """A bar per epoch, left standing when it ends, where it can redraw itself (stderr is a terminal), else one line
+    per epoch."""
+    return MiniBatchProgressBar(refresh_rate=refresh_rate, leave=True) if sys.stderr.isatty() else EpochLines()
