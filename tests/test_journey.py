@@ -240,8 +240,9 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
     # 5. the report, after a sweep (it once crashed there): every row, the study's plots
     results = tmp_path / "results"
     assert verb(report, ["--out", str(results)], capfd)[0] == 2  # every run here is on a data subset: left out by default
-    code, _ = verb(report, ["--out", str(results), "--all"], capfd)
-    assert code == 0
+    code, out = verb(report, ["--out", str(results), "--all"], capfd)
+    assert code == 0 and max(map(len, out.splitlines()[:-1])) <= 100, out  # a summary; every column in leaderboard.md
+    assert out.splitlines()[-1].startswith(f"every column (optimizer, schedule, claims, times to 99%, runs): {results}/leaderboard.md")
     board = pd.read_csv(results / "leaderboard.csv")
     (row,) = board[board["recipe"].str.startswith("seed004_linear [")].itertuples()  # a tiny run names how it deviates
     assert row.n_seeds == 2 and "data.subset=512" in row.recipe and (results / "leaderboard.md").stat().st_size > 0

@@ -191,6 +191,20 @@ def test_cpu_and_gpu_are_two_rows_and_compile_is_a_row_of_its_own():
     assert gpu["test_acc_mean"] == pytest.approx(0.993) and gpu["train_time_s"] == pytest.approx(2.5)
 
 
+def test_the_console_summary_fits_100_columns_and_keeps_a_rows_brackets(capsys: pytest.CaptureFixture):
+    from digits_bench.cli.console import print_table
+    from digits_bench.report.__main__ import SUMMARY_WIDTH
+    from digits_bench.report.table import summary
+
+    runs = _identified((["experiment=speedrun", "trainer=gpu", "compile=true", "data.subset=2000"], 0, H100, 0.990),
+                       (["experiment=speedrun", "trainer=gpu", "compile=true"], 1, H100, 0.991))
+    print_table(summary(_board(runs, include_partial=True)), width=SUMMARY_WIDTH)
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 100 and lines[0].split() == ["recipe", "device", "n", "test", "acc", "%", "vs", "claim",
+                                                                 "params", "train", "s"]
+    assert "speedrun [compile=true]" in "\n".join(lines) and "NVIDIA H100 80GB HBM3" in "\n".join(lines)
+
+
 def test_a_repeated_seed_counts_once_and_is_flagged():
     from digits_bench.report.table import markdown
 

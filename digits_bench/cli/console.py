@@ -137,11 +137,14 @@ def route_lightning_logs() -> None:
 PIPE_WIDTH = 240
 
 
-def print_table(table: Table) -> None:
-    """Print a Rich table: at the terminal's width on a terminal, up to PIPE_WIDTH columns into a pipe or file."""
+def print_table(table: Table, width: int | None = None) -> None:
+    """Print a Rich table: at the terminal's width on a terminal, up to PIPE_WIDTH columns into a pipe or file;
+    never wider than `width` when one is given (a summary that must read on any screen)."""
     from rich.console import Console
 
     console = Console(soft_wrap=False)
     if not console.is_terminal:
         console = Console(soft_wrap=False, width=max(console.width, PIPE_WIDTH))
+    if width is not None and console.width > width:
+        console = Console(soft_wrap=False, width=width)
     console.print(table)

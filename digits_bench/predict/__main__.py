@@ -61,14 +61,16 @@ def load_model(args: argparse.Namespace) -> LoadedModel:
 
 
 def show_readings(readings: list[Reading], model: LoadedModel) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"digits read by {model.cfg.model.name} ({model.source})", title_justify="left")
+    table = Table(title=escape(f"digits read by {model.cfg.model.name} ({model.source})"), title_justify="left")
     table.add_column("image", overflow="fold")
     table.add_column("read", style="bold")
     table.add_column("digit:probability, left to right")
     for r in readings:
-        table.add_row(r.file, r.text, "  ".join(f"{d.digit}:{d.prob:.1%}" for d in r.digits))
+        table.add_row(escape(r.file), r.text,  # a file named `scan[1].png` is not markup
+                      "  ".join(f"{d.digit}:{d.prob:.1%}" for d in r.digits))
     print_table(table)
 
 

@@ -13,12 +13,15 @@ import pandas as pd
 import torch
 
 from digits_bench import tracking
+from digits_bench.cli.console import print_table
 from digits_bench.cli.entry import command
 from digits_bench.config import compose_config
 from digits_bench.errors import ConfigError
 from digits_bench.report.plots import accuracy_vs_params, accuracy_vs_time, study_plots, validation_curves
 from digits_bench.report.runs import load_runs, with_archive
-from digits_bench.report.table import leaderboard, markdown, recipe_notes
+from digits_bench.report.table import leaderboard, markdown, recipe_notes, summary
+
+SUMMARY_WIDTH = 100  # the console's table reads on a laptop's half screen; leaderboard.md has every column
 
 
 def _study_line(name: str, frame: pd.DataFrame, plots: list[Path]) -> str:
@@ -120,8 +123,8 @@ def main(argv: list[str]) -> None:
     if studies:
         body += f"\n## Sweeps\n\n{studies}\n"
     (out / "leaderboard.md").write_text(header + body)
-    print(markdown(board))
-    print(f"\nwrote {out}/leaderboard.md, leaderboard.csv, runs.csv and plots")
+    print_table(summary(board), width=SUMMARY_WIDTH)
+    print(f"every column (optimizer, schedule, claims, times to 99%, runs): {out}/leaderboard.md, .csv, plots")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
 """Aggregate runs into the leaderboard: one row per configuration (fingerprint) and kind of device, seeds pooled."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from digits_bench.config.fingerprint import device_kind
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 COLUMNS = ["recipe", "device_kind", "model", "optimizer", "aug", "schedule", "epochs", "n_seeds", "test_acc_mean", "test_acc_std",
            "claimed_test_acc", "claim_kind", "vs_claim", "meets_claim", "seeds_at_claim", "best_val_acc", "params", "train_time_s", "images_per_s",
@@ -98,9 +103,8 @@ def markdown(board: pd.DataFrame) -> str:
                 for m, s in zip(board["test_acc_mean"], board["test_acc_std"])
             ],
             "claimed %": [("≥" if k == "target" else "") + _pct(c) for c, k in zip(board["claimed_test_acc"], board["claim_kind"])],
-            "Δ vs claim (pp)": [  # rounded, then + 0.0: a mean on its target reads +0.00, not -0.00
-                "—" if pd.isna(v) else f"{round(100 * v, 2) + 0.0:+.2f} {'✓' if ok else '✗'}" for v, ok in zip(board["vs_claim"], board["meets_claim"])
-            ],
+            # rounded, then + 0.0: a mean on its target reads +0.00, not -0.00
+            "Δ vs claim (pp)": [_claim(v, ok) for v, ok in zip(board["vs_claim"], board["meets_claim"])],
             "runs ≥ claim": [
                 "—" if pd.isna(c) else f"{int(k)}/{n}" for c, k, n in zip(board["claimed_test_acc"], board["seeds_at_claim"], board["n_seeds"])
             ],
@@ -113,6 +117,32 @@ def markdown(board: pd.DataFrame) -> str:
         }
     )
     return view.to_markdown(index=False)
+
+
+def _claim(value: float, ok: object) -> str:
+    return "—" if pd.isna(value) else f"{round(100 * value, 2) + 0.0:+.2f} {'✓' if ok else '✗'}"
+
+
+def summary(board: pd.DataFrame) -> Table:
+    """The leaderboard's headline for the console: what a row is, how good, how sure, how big and how long.
+
+    Seven columns that fit 100; the full table (optimizer, schedule, claims, times to 99%, run ids) is in
+    leaderboard.md and .csv."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    for name, justify in (("recipe", "left"), ("device", "left"), ("n", "right"), ("test acc %", "right"),
+                          ("vs claim", "right"), ("params", "right"), ("train s", "right")):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in board.itertuples():
+        spread = f" ± {_pct(row.test_acc_std)}" if not pd.isna(row.test_acc_std) else ""
+        table.add_row(escape(row.recipe), escape(row.device_kind),  # `speedrun [compile=true]` is not markup
+                      str(row.n_seeds), f"{_pct(row.test_acc_mean)}{spread}",
+                      _claim(row.vs_claim, row.meets_claim), f"{row.params:,}",
+                      f"{row.train_time_s:.1f}" if row.train_time_s < 100 else f"{row.train_time_s:.0f}")
+    return table
 
 
 def recipe_notes(board: pd.DataFrame) -> str:
