@@ -22,6 +22,24 @@ PEER_LOST = ("Connection closed by peer", "Connection reset by peer", "NCCL comm
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"  # MLflow's RunStatus names
 
+ERROR_PREFIX = "digits_bench: error: "  # how the entry wrapper prints an error's one line
+LINE_WIDTH = 160  # a refusal reads on one screen line: prefix and message, at most this many characters
+
+
+def fitted(head: str, names: "list[str] | tuple[str, ...]", tail: str = "") -> str:
+    """`head` + the names, comma-separated + `tail`, as one error line of at most LINE_WIDTH characters: as
+    many names as fit, then `… (+N more)` (a list of every Lightning strategy or every config key is a page)."""
+    room = LINE_WIDTH - len(ERROR_PREFIX) - len(head) - len(tail)
+    if len(", ".join(names)) <= room:
+        return head + ", ".join(names) + tail
+    shown: list[str] = []
+    for name in names:
+        more = f", … (+{len(names) - len(shown) - 1} more)"
+        if len(", ".join([*shown, name])) + len(more) > room:
+            break
+        shown.append(name)
+    return head + ", ".join(shown) + f", … (+{len(names) - len(shown)} more)" + tail
+
 
 class DigitsBenchError(Exception):
     """An expected failure: its message is the one line a user sees; `exit_code` is what the command returns."""

@@ -124,5 +124,16 @@ def run_cli(args: Sequence[str], timeout: float = 300, module: str = "digits_ben
                           timeout=timeout, env=os.environ.copy())
 
 
-__all__ = ["TINY", "all_runs", "client_for", "compose", "make_client", "run_cli"]
+
+
+
+def fits_a_refusal(message: str) -> bool:
+    """A refusal's message, as the entry wrapper prints it: at most 2 lines of at most 160 characters."""
+    from digits_bench.errors import ERROR_PREFIX, LINE_WIDTH
+
+    lines = f"{ERROR_PREFIX}{message}".splitlines()
+    return len(lines) <= 2 and all(len(line) <= LINE_WIDTH for line in lines)
+
+
+__all__ = ["TINY", "all_runs", "client_for", "compose", "fits_a_refusal", "make_client", "run_cli"]
 

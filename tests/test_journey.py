@@ -301,6 +301,9 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
         code, out = verb(evaluate, ["--model", "models:/digits/1", "--per-condition", "2", "--held-out", "10",
                                      "--out", str(results)], capfd)
         assert code == 0 and out.splitlines()[-1].startswith(f"wrote {results}/predict-eval-")
+        header, overall, held_out = out.splitlines()[0], out.splitlines()[-3], out.splitlines()[-2]
+        assert header.split()[:4] == ["condition", "single", "digits", "%"] and overall.startswith("overall ")
+        assert held_out.startswith("scikit-learn 8x8 (held out)") and held_out.split()[-2:] == ["—", "—"] and "nan" not in out.lower()
 
     # 9. browse it all in MLflow's UI: `make ui` (here on a free port), then every link printed above, each in a
     # browser that has never seen MLflow (a new profile each): Model-training mode, the right page, what it shows

@@ -268,13 +268,21 @@ def test_cli_overrides_reach_every_trial_with_one_progress_line_each(sweep_main,
     assert lines[0] == f"trial 1/2 (#0)  val/acc {first:.4f}  COMPLETE  best {first:.4f} (#0)"
     assert lines[1].startswith("trial 2/2 (#1)  val/acc ") and lines[1].endswith(f"best {study.best_value:.4f} (#{study.best_trial.number})")
     assert "Epoch 0" not in out + err and "Trainable params" not in out + err  # no per-trial bars or summaries
+    table = out.splitlines()[-7:-5]  # then a table of every trial, values as the run names show them
+    assert table[0].split() == ["#", "val/acc", "state", "optimizer.lr"] and set(table[1]) <= {"─", " "}
+    assert [row.split() for row in out.splitlines()[-5:-3]] == [
+        [str(t.number), f"{t.value:.4f}", "COMPLETE", f"{t.params['optimizer.lr']:.4g}"] for t in study.trials]
+    best = study.best_trial
+    assert out.splitlines()[-3] == f"best trial #{best.number}: val/acc {best.value:.4f}  optimizer.lr={best.params['optimizer.lr']:.4g}"
     top = parent(isolated_store, "cli")  # where to look next, and no storage URL echoed (it may hold a password)
     assert out.splitlines()[-2] == f"sweep 'cli': parent run {top.info.run_id}; the study: optuna-dashboard with your --storage URL"
     assert out.splitlines()[-1].startswith("  its trials in MLflow (") and out.splitlines()[-1].endswith(
         f"?workflowType=machine_learning&viewStateShareKey={top.info.run_id}&compareRunsMode=CHART")
     # resuming the study under other overrides would mix incompatible trials: refused, before any run
     code, out, err = sweep_main(str(path), "trainer.max_epochs=2", "--storage", storage_url(tmp_path))
-    assert code == 2 and "study 'cli' was started with" in err and "--name" in err
+    assert code == 2 and err.splitlines()[-2:] == [
+        "digits_bench: error: study 'cli' was started with data.batch_size=128 trainer.max_epochs=1, not data.batch_size=64 trainer.max_epochs=2",
+        "  rerun it with the overrides it was started with, or start a new study with --name NEW"]
     assert len(children(isolated_store, "cli")) == 2
 
 

@@ -10,7 +10,7 @@ from digits_bench.config import validate
 from digits_bench.errors import ConfigError
 from digits_bench.config.validation import MODEL_INITS, PRECISIONS
 
-from .conftest import ROOT, all_runs, compose, run_cli
+from .conftest import ROOT, all_runs, compose, fits_a_refusal, run_cli
 
 OPTIONS = sorted(f"{group.name}={option.stem}" for group in (ROOT / "conf").iterdir() if group.is_dir()
                  for option in group.glob("*.yaml"))
@@ -37,7 +37,7 @@ BAD = [
     (["trainer.accelerator=tpu"], "trainer.accelerator=tpu but no TPU is available here"),
     (["trainer.accelerator=abacus"], "trainer.accelerator must be one of"),
     (["trainer.max_epochs=0"], "trainer.max_epochs must be >= 1"),
-    (["trainer.precision=bogus"], "trainer.precision must be one of transformer-engine, transformer-engine-float16, 16-true, 16-mixed"),
+    (["trainer.precision=bogus"], "trainer.precision must be one of 32-true, bf16-mixed, 16-mixed, bf16-true, 16-true, 64-true"),
     (["trainer.devices=0"], "trainer.devices must be a count >= 1"),
     (["trainer.num_nodes=0"], "trainer.num_nodes must be >= 1"),
     (["data.batch_size=0"], "data.batch_size must be >= 1"),
@@ -90,14 +90,14 @@ UNKNOWN = [
 def test_unknown_option_or_key_is_one_line_naming_the_nearest(overrides: list[str], message: str):
     with pytest.raises(ConfigError) as caught:
         compose(*overrides)
-    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    assert str(caught.value).startswith(message) and fits_a_refusal(str(caught.value))
 
 
 @pytest.mark.parametrize(("overrides", "message"), BAD, ids=[" ".join(o) for o, _ in BAD])
 def test_bad_value_is_rejected_by_name(overrides: list[str], message: str):
     with pytest.raises(ConfigError) as caught:
         validate(compose(*overrides))
-    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert message in str(caught.value) and fits_a_refusal(str(caught.value))
 
 
 @pytest.mark.parametrize("override", OPTIONS)

@@ -13,7 +13,7 @@ import sys
 from typing import Callable, Mapping
 
 from digits_bench.cli.console import setup_console
-from digits_bench.errors import EXIT_FAILED, outcome
+from digits_bench.errors import ERROR_PREFIX, EXIT_FAILED, outcome
 from digits_bench.redaction import redacted
 
 Main = Callable[..., "int | None"]
@@ -21,7 +21,7 @@ Main = Callable[..., "int | None"]
 
 def error_line(message: str) -> None:
     """One error a user reads on stderr: the command's end, or one failed item among many (an image)."""
-    print(f"digits_bench: error: {redacted(message)}", file=sys.stderr, flush=True)
+    print(f"{ERROR_PREFIX}{redacted(message)}", file=sys.stderr, flush=True)
 
 
 def _end(error: BaseException) -> int:

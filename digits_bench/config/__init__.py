@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from digits_bench.errors import ConfigError
+from digits_bench.errors import ConfigError, fitted
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -67,7 +67,7 @@ def explain(message: str, overrides: Sequence[str]) -> str:
         if not options:
             return _one_line(message)
         nearest = _nearest(option, options).replace("mean ", f"mean {group}=")
-        return f"{group}={option}: no such option; {nearest}options: {', '.join(options)}"
+        return fitted(f"{group}={option}: no such option; {nearest}options: ", options)
     if found := re.search(r"Could not override '([\w.]+)'", message):
         key = found.group(1)
         parent, _, leaf = key.rpartition(".")
@@ -79,8 +79,8 @@ def explain(message: str, overrides: Sequence[str]) -> str:
         keys = sorted({str(k) for k in node} | groups)
         group = parent.partition(".")[0]
         where = f"{parent} ({group}={choices[group]})" if group in choices else parent or "the config"
-        listed = ", ".join(k for k in keys if not k.startswith("_"))
-        return f"{typed.get(key, key)}: {where} has no key {leaf}; {_nearest(leaf, keys)}keys: {listed}"
+        listed = [k for k in keys if not k.startswith("_")]
+        return fitted(f"{typed.get(key, key)}: {where} has no key {leaf}; {_nearest(leaf, keys)}keys: ", listed)
     return _one_line(message)
 
 

@@ -17,24 +17,24 @@ from typing import Any, Iterator
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from digits_bench.errors import ConfigError
+from digits_bench.errors import ConfigError, fitted
 
 TRAIN_POOL = 60_000
 TEST_POOL = 10_000
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 MODEL_INITS = ("torch", "glorot_uniform", "uniform")  # digits_bench.models.init implements them
 # Lightning's precision names (lightning.fabric.plugins.precision.precision._PRECISION_INPUT*), and their aliases
-PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
-              "32-true", "64-true")
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "transformer-engine",
+              "transformer-engine-float16")  # the usual first: a refusal lists as many as fit its line
 PRECISION_ALIASES = ("64", "32", "16", "bf16", 64, 32, 16)
 SEED_MAX = 2**32 - 1  # numpy's seed range, which seed_everything uses
-STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "ddp_find_unused_parameters_false",
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp", "deepspeed", "ddp_find_unused_parameters_false",
               "ddp_find_unused_parameters_true", "ddp_spawn_find_unused_parameters_false",
               "ddp_spawn_find_unused_parameters_true", "ddp_fork_find_unused_parameters_false",
               "ddp_fork_find_unused_parameters_true", "ddp_notebook_find_unused_parameters_false",
-              "ddp_notebook_find_unused_parameters_true", "deepspeed", "deepspeed_stage_1", "deepspeed_stage_2",
+              "ddp_notebook_find_unused_parameters_true", "deepspeed_stage_1", "deepspeed_stage_2",
               "deepspeed_stage_2_offload", "deepspeed_stage_3", "deepspeed_stage_3_offload", "deepspeed_stage_3_offload_nvme",
-              "fsdp", "fsdp_cpu_offload", "single_device", "single_xla", "xla_debug", "xla", "single_tpu")  # Lightning 2.6's registry
+              "fsdp_cpu_offload", "single_device", "single_xla", "xla_debug", "xla", "single_tpu")  # Lightning 2.6's registry
 FREE_FORM = ("recipe",)  # labels a run carries (a note, a link): any key may be added
 HALF_PRECISIONS = ("16-mixed", "16-true", "16", 16)  # float16: CUDA only (Lightning runs bf16 on a CPU instead, silently)
 
@@ -57,8 +57,8 @@ class Rule:
             return
         if self.choices:
             if value not in self.choices:
-                names = ", ".join(dict.fromkeys(map(str, self.choices)))
-                raise ConfigError(f"{key} must be one of {names} (got {value!r})")
+                names = list(dict.fromkeys(map(str, self.choices)))
+                raise ConfigError(fitted(f"{key} must be one of ", names, f" (got {value!r})"))
             return
         if not _is_kind(value, self.kind):
             what = {"int": "an integer", "real": "a number", "bool": "true or false", "str": "a text"}[self.kind]
@@ -301,8 +301,8 @@ def check_added_keys(cfg: DictConfig, added: list[str]) -> None:
             continue
         if owner is None:
             known = sorted(str(k) for k in (OmegaConf.select(cfg, ".".join(parts[:-1])) or {}) if str(k) != parts[-1])
-            raise ConfigError(f"{override}: {key} is not a setting of this harness"
-                              + (f"; the keys there: {', '.join(known)}" if known else ""))
+            head = f"{override}: {key} is not a setting of this harness"
+            raise ConfigError(fitted(f"{head}; the keys there: ", known) if known else head)
         node, name = ".".join(parts[:owner]), parts[owner]
         target = OmegaConf.select(cfg, f"{node}._target_")
         if target == "lightning.pytorch.Trainer":

@@ -15,26 +15,30 @@ import shutil
 import tempfile
 from pathlib import Path
 from dataclasses import asdict, replace
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import pandas as pd
 from omegaconf import OmegaConf
 
+from digits_bench.cli.console import print_table
 from digits_bench.cli.entry import command
 from digits_bench.errors import ConfigError, ImageError
 from digits_bench.predict.evalset import SKLEARN_8X8
 from digits_bench.predict.preprocess import DEFAULT_STEPS, Steps
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m digits_bench.predict.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m digits_bench.predict.evaluate", description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", metavar="RUN_ID", help="an MLflow run id")
     source.add_argument("--experiment", metavar="NAME", help="with --best: the experiment's best FINISHED run by validation accuracy")
     source.add_argument("--model", metavar="URI", help="an MLflow Model: models:/NAME/VERSION")
     source.add_argument("--checkpoint", metavar="PATH", type=Path, help="a Lightning checkpoint file (its config beside it)")
-    parser.add_argument("--best", action="store_true")
-    parser.add_argument("--tracking-uri", metavar="URI")
+    parser.add_argument("--best", action="store_true", help="with --experiment: take its best run")
+    parser.add_argument("--tracking-uri", metavar="URI", help="the MLflow store or server (default: the project's store)")
     parser.add_argument("--seed", type=int, default=0, help="the evaluation set's seed (default 0): the same seed, the same set")
     parser.add_argument("--per-condition", type=int, default=40, help="single digits per condition (rows: a quarter as many)")
     parser.add_argument("--out", default="results", help="where predict-eval-<label>.{md,csv} go")
@@ -137,6 +141,26 @@ def ablation(module, sets: dict[str, tuple[Path, list]], tta: bool) -> pd.DataFr
     return pd.DataFrame.from_dict(table, orient="index").rename_axis("preprocessing")
 
 
+COLUMN_NAMES = {"single_acc": "single digits %", "row_acc": "rows read %", "row_segmented": "rows cut right %",
+                "sklearn_8x8_acc": "8x8 held out %"}
+
+
+def console_table(table: pd.DataFrame) -> Table:
+    """The per-condition (or per-step) table as a person reads it: percentages to one decimal, `—` where a
+    measure does not apply (the 8x8 digits are single digits: no rows)."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    view = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    view.add_column(escape(str(table.index.name or "condition")))
+    for column in table.columns:
+        view.add_column(COLUMN_NAMES.get(column, column), justify="right")
+    for name, row in table.iterrows():
+        view.add_row(escape(str(name)), *("—" if pd.isna(v) else f"{100 * v:.1f}" for v in row))
+    return view
+
+
 def header(model, folder: Path, items: list, args: argparse.Namespace) -> str:
     from digits_bench.tracking import git_commit
 
@@ -171,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = per_condition(scored["set"], scored["held out"])
         pd.concat(scored.values()).to_csv(out / f"predict-eval-{label}.csv", index=False)
     (out / f"predict-eval-{label}.md").write_text(header(model, folder, items, args) + table.round(4).to_markdown() + "\n")
-    print(table.round(4).to_string())
+    print_table(console_table(table))
     print(f"wrote {out / f'predict-eval-{label}.md'} and .csv")
     return 0
 

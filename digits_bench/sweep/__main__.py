@@ -69,13 +69,15 @@ def main(argv: list[str]) -> None:
             study = run_sweep(spec, args.storage, args.workers, passthrough)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"rerun the same command to resume sweep {spec.name!r}") from None
-    frame = study.trials_dataframe(attrs=("number", "value", "state", "params"))
-    print(frame.to_string(index=False))
+    from digits_bench.cli.console import print_table
+    from digits_bench.sweep.progress import best_line, trials_table
+
+    print_table(trials_table(spec, study.trials))
     if not succeeded(study):
         errors = [t.user_attrs["error"] for t in study.trials if "error" in t.user_attrs]
         first = f"; first error: {errors[0].splitlines()[0][:300]}" if errors else ""
         raise RunFailed(f"sweep {spec.name!r}: no trial completed ({len(study.trials)} ran){first}")
-    print(f"best trial {study.best_trial.number}: {spec.metric}={study.best_value:.4f} {study.best_params}")
+    print(best_line(spec, study.best_trial))
     print(where_to_look(spec, study.user_attrs[PARENT_ATTR], args.storage))
 
 

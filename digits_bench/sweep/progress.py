@@ -1,18 +1,29 @@
-"""One console line per finished trial: how far the sweep is, what the trial scored, the best so far.
+"""A sweep on the console: one line per finished trial, then a table of every trial and the best one's line.
 
     trial 3/20 (#2)  val/acc 0.9812  COMPLETE  best 0.9840 (#1)
+    ...
+    best trial #1: val/acc 0.9840  model=lenet  optimizer.lr=0.01679
 
 `k/N` counts the trials that used up the budget (across workers and restarts);
-`#n` is Optuna's trial number, as in optuna-dashboard and the final table.
+`#n` is Optuna's trial number, as in optuna-dashboard and the final table. Values read as the run names do
+(floats to 4 significant digits).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from digits_bench.sweep.spec import SweepSpec
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+def readable(value: Any) -> str:
+    """A sampled value as a person reads it: `0.01679`, not `0.016791248331372594`."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def best_complete(trials: list[FrozenTrial], direction: str) -> FrozenTrial | None:
@@ -44,3 +55,27 @@ def progress_callback(spec: SweepSpec, counted: Callable[[list[FrozenTrial]], in
         print(trial_line(spec, trial, counted(trials), best_complete(trials, spec.direction)), flush=True)
 
     return report
+
+
+def trials_table(spec: SweepSpec, trials: list[FrozenTrial]) -> Table:
+    """Every trial of the study, by number: its score, state and sampled values (columns named as the config keys)."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    keys = list(dict.fromkeys(key for t in trials for key in t.params))
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column(spec.metric, justify="right")
+    table.add_column("state")
+    for key in keys:
+        table.add_column(escape(key), justify="right")
+    for t in sorted(trials, key=lambda t: t.number):
+        score = "-" if t.value is None else f"{t.value:.4f}"
+        table.add_row(str(t.number), score, t.state.name, *(escape(readable(t.params[k])) if k in t.params else "-" for k in keys))
+    return table
+
+
+def best_line(spec: SweepSpec, best: FrozenTrial) -> str:
+    values = "  ".join(f"{key}={readable(value)}" for key, value in best.params.items())
+    return f"best trial #{best.number}: {spec.metric} {best.value:.4f}  {values}"

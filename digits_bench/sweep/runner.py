@@ -11,6 +11,7 @@ import logging
 import math
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,19 @@ def counted(trials: list[optuna.trial.FrozenTrial]) -> int:
     )
 
 
+def changed_overrides(name: str, started: list[str], now: list[str]) -> str:
+    """Why a study cannot go on under other overrides, in two short lines: only the overrides that differ (its
+    whole base would be a paragraph), then what to type instead."""
+    then, later = (dict(o.partition("=")[::2] for o in overrides) for overrides in (started, now))  # the last one wins
+
+    def differing(these: dict[str, str], those: dict[str, str]) -> str:
+        changed = [f"{key}={value}" for key, value in these.items() if those.get(key) != value]
+        return textwrap.shorten(" ".join(changed) or "fewer overrides", 50, placeholder=" …")
+
+    return (f"study {name!r} was started with {differing(then, later)}, not {differing(later, then)}\n"
+            f"  rerun it with the overrides it was started with, or start a new study with --name NEW")
+
+
 def open_study(spec: SweepSpec, storage: RDBStorage, create: bool, worker: int = 0) -> optuna.Study:
     study = optuna.create_study(
         study_name=spec.name, storage=storage, pruner=make_pruner(spec), direction=spec.direction, load_if_exists=True,
@@ -80,8 +94,7 @@ def open_study(spec: SweepSpec, storage: RDBStorage, create: bool, worker: int =
     study.sampler = make_sampler(spec, offset=1000 * worker + len(study.trials))
     started_with = study.user_attrs.get(BASE_ATTR)
     if create and study.trials and started_with is not None and list(started_with) != list(spec.base):
-        raise ConfigError(f"study {spec.name!r} was started with {' '.join(started_with) or 'no overrides'}, not "
-                          f"{' '.join(spec.base) or 'no overrides'}; rerun it with the same overrides, or name a new study with --name")
+        raise ConfigError(changed_overrides(spec.name, list(started_with), list(spec.base)))
     if create and study.metric_names is None:
         study.set_metric_names([spec.metric])  # optuna-dashboard shows "val/acc", not "Objective 0"
     if create:
