@@ -11,7 +11,7 @@ from digits_bench.compare import Recipe, run_compare
 from digits_bench.report.__main__ import main as report_main
 from digits_bench.report.plots import pareto_front
 
-from .conftest import TINY, all_runs
+from .conftest import TINY
 
 
 def test_the_leaderboard_reads_the_time_to_accuracy_the_training_clock_writes(isolated_store: Path):

@@ -52,7 +52,7 @@ def test_a_config_may_name_only_what_conf_builds():
 def test_a_studys_stored_overrides_set_values_never_targets():
     assert check_stored_overrides(["model=lenet", "optimizer.lr=0.1"], "study 's'") == ["model=lenet", "optimizer.lr=0.1"]
     for override in ("aug._target_=torch.load", "+model._target_=os.system", "hydra.run.dir=/etc"):
-        with pytest.raises(ConfigError, match=f"^study 's': the override .* refused"):
+        with pytest.raises(ConfigError, match="^study 's': the override .* refused"):
             check_stored_overrides(["model=lenet", override], "study 's'")
 
 

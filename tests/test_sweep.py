@@ -113,7 +113,7 @@ def test_tiny_sweep_prunes_and_records_parent_and_children(tmp_path: Path, isola
     train(compose("model=linear", *TINY))  # the leaderboard's one row; the sweep is the studies section
 
     assert report_main(["--out", str(tmp_path / "results"), "--storage", storage_url(tmp_path), "--all"]) == 0
-    assert f"**tiny**: 3 trials" in (tmp_path / "results" / "leaderboard.md").read_text()
+    assert "**tiny**: 3 trials" in (tmp_path / "results" / "leaderboard.md").read_text()
     assert f"best trial {study.best_trial.number}: {100 * study.best_value:.2f}% val acc" in (tmp_path / "results" / "leaderboard.md").read_text()
 
 
