@@ -184,6 +184,20 @@ def test_debug_presets_check_the_path_the_model_and_the_time(isolated_store: Pat
     assert compose("debug=profile").trainer.profiler == "simple"
 
 
+def test_debug_profile_prints_its_top_rows_and_keeps_the_report_with_the_run(capsys: pytest.CaptureFixture, isolated_store: Path):
+    """Lightning's ~200-row report (fit, then test) becomes the top 15 rows on the console, the whole in the run."""
+    result = train(compose(*TINY, "model=linear", "debug=profile", "trainer.max_epochs=1"))
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("profile: top 15 of "))
+    assert lines[start + 1].split() == ["action", "total", "s", "calls", "mean", "ms", "%", "of", "fit"]
+    assert len(lines[start + 3:-1]) == 15 and max(map(len, lines[start:-1])) <= 100 and "Profiler Report" not in out
+    assert "run_training_epoch" in out and "{" not in out  # a callback's state key is not its name
+    client = client_for(isolated_store)
+    assert [a.path for a in client.list_artifacts(result.run_id, "profile")] == ["profile/fit-profile.txt"]
+    assert lines[-1].startswith("the whole report: ") and lines[-1].endswith("fit-profile.txt (the run's artifacts: profile/)")
+
+
 def test_the_quick_look_every_message_offers_learns():
     """The quick look the fast_dev_run refusal and the chance message offer reaches 80% validation accuracy with the
     default model, whose MXNet initialisation stays at chance longest (the other seed models but vgg_bn did too,

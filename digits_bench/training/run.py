@@ -36,6 +36,7 @@ from digits_bench.training.module import DigitsClassifier
 from digits_bench.training.step import GradientClip
 from digits_bench.training.callbacks.progress import EpochLines, progress_callback
 from digits_bench.training.callbacks.summary import NetworkSummary
+from digits_bench.training.profiling import make_profiler, record_profile
 from digits_bench.tracking.figures import log_run_report
 from digits_bench.tracking.system_metrics import system_metrics
 from digits_bench.training.callbacks.stop_signal import StopAllRanksOnSignal
@@ -133,7 +134,7 @@ def user_tags(cfg: DictConfig) -> dict[str, str]:
 
 def _test_once(cfg: DictConfig, module: DigitsClassifier, datamodule: DigitsDataModule, logger: RunLogger, best: str) -> None:
     """The test set is read once, on one device (all predictions in order), with the best-validation weights."""
-    tester = make_trainer(cfg, devices=1, num_nodes=1, strategy="auto", logger=logger, callbacks=[],
+    tester = make_trainer(cfg, devices=1, num_nodes=1, strategy="auto", logger=logger, callbacks=[], profiler=None,
                           enable_checkpointing=False, enable_progress_bar=False)
     tester.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
 
@@ -225,8 +226,9 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         extra = [*(callbacks or []), ResumeHint(run_id, checkpoint_dir)]
         ours = _callbacks(cfg, checkpoint_dir, extra)  # our summary and progress, when the config asks for them
         lines = any(isinstance(c, EpochLines) for c in ours)  # not a bar: Lightning would add its own bar beside them
+        profiler = make_profiler(cfg.trainer.get("profiler"), checkpoint_dir)  # debug=profile: its report, kept
         trainer = make_trainer(cfg, logger=logger, callbacks=ours, plugins=[AtomicCheckpointIO()], enable_model_summary=False,
-                               enable_progress_bar=cfg.trainer.get("enable_progress_bar", True) and not lines)
+                               enable_progress_bar=cfg.trainer.get("enable_progress_bar", True) and not lines, profiler=profiler)
         resume_from = str(checkpoint_dir / LAST) if cfg.get("resume") else None
         if resume_from is not None and trainer.global_rank == 0:
             tidy_for_resume(checkpoint_dir)
@@ -245,6 +247,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
             return None
         if after_fit is not None:
             after_fit()
+        if profiler is not None:
+            record_profile(client, run_id, profiler, checkpoint_dir)
         # a few chunks an epoch (debug=fast) check the path, not learning: no verdict on chance
         best_epoch = _log_best(client, run_id, cfg.data.num_classes, warn=not cfg.trainer.get("limit_train_batches"))
         best = trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]
