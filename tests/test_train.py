@@ -10,7 +10,8 @@ import torch
 from lightning.pytorch import Callback
 
 from digits_bench.models import list_models
-from digits_bench.training.run import QUICK_LOOK, train
+from digits_bench.config.validation import QUICK_LOOK
+from digits_bench.training.run import train
 
 from .conftest import ROOT, TINY, all_runs, client_for, compose
 
