@@ -34,7 +34,7 @@ def test_bench_interleaves_its_runs_and_writes_the_table(tmp_path: Path, capsys:
     monkeypatch.setattr(bench, "measure", in_process)
     out = tmp_path / "results"
     code = bench.main(["--models", "linear", "--pipelines", "harness", "limit", "--subset", "256", "--epochs", "2",
-                       "--repeats", "2", "--out", str(out), "trainer.enable_model_summary=false"])
+                       "--repeats", "2", "--startup-repeats", "0", "--out", str(out), "trainer.enable_model_summary=false"])
     assert code == 0, capsys.readouterr().err
     assert order == ["harness", "limit", "harness", "limit"]
     table = pd.read_csv(out / "bench.csv")
@@ -43,3 +43,14 @@ def test_bench_interleaves_its_runs_and_writes_the_table(tmp_path: Path, capsys:
     text = (out / "bench.md").read_text()
     assert "harness time vs limit (c/d)" in text and "2 runs per pipeline, interleaved" in text
     assert "- commit: " in text and "- device: cpu" in text
+
+
+@pytest.mark.fit
+def test_the_start_up_rows_time_a_tiny_run_and_a_refusal_as_a_user_types_them(tmp_path: Path):
+    from digits_bench.bench.startup import startup
+
+    rows = startup(str(tmp_path / "store"), repeats=1).set_index("measure")
+    overhead, wall, refusal = rows["fastest_s"]
+    assert 0 < overhead < wall and refusal < overhead and (rows["repeats"] == 1).all()
+    assert rows.index[0].startswith("tiny run overhead: wall - time/train_s (`model=linear data.subset=2000")
+    assert rows.index[2] == "refusal before any import of Lightning (`+trainer.fast_dev_run=true`)"

@@ -1,7 +1,8 @@
 """`python -m digits_bench.bench`: epoch time, images/s and peak memory of (a) the tutorial pipeline,
 (b) a plain loop over on-device tensors, (c) the harness and (d) the fastest plain PyTorch loop (CUDA
-graphs on a GPU), per model, each in its own process, measured in one run on one machine; writes
-results/bench.{md,csv} with the device, versions and commit."""
+graphs on a GPU), per model, each in its own process, measured in one run on one machine; then the start-up
+rows (a tiny run's overhead, a refusal's wall time); writes results/bench.{md,csv} and bench-startup.csv with
+the device, versions and commit."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,7 @@ from digits_bench.config import compose_config, validate
 from digits_bench.errors import RunFailed
 from digits_bench.tracking import device_name, git_commit
 from digits_bench.bench.one import TUTORIAL_GPU_IMAGES
+from digits_bench.bench.startup import startup
 
 MODELS = ("mlp_128_64", "lenet", "vgg_bn")
 ORDER = ("tutorial", "device_loop", "harness", "limit")
@@ -72,6 +74,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--subset", type=int, default=None, help="training images per epoch (default: all 55k on CUDA, 20k on CPU)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is warm-up")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each pipeline, interleaved with the others")
+    parser.add_argument("--startup-repeats", type=int, default=3,
+                        help="timed tiny runs and refusals for the start-up rows (0: none)")
     parser.add_argument("--out", default="results")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for all pipelines, e.g. trainer=gpu")
     args = parser.parse_intermixed_args(argv)
@@ -86,6 +90,7 @@ def main(argv: list[str]) -> None:
                     run = measure(model, pipeline, subset, args.epochs, args.overrides, store)
                     print(f"{model:12s} {pipeline:12s} " + " ".join(f"{t:.3f}" for t in run["epochs_s"]) + " s/epoch", flush=True)
                     runs.append(run)
+        started = startup(store, args.startup_repeats) if args.startup_repeats > 0 else None
     frame = summarise(runs)
     environment = {
         "device": device_name("auto"), "math_threads": torch.get_num_threads(), "torch": torch.__version__, "cuda": str(torch.version.cuda), "python": platform.python_version(),
@@ -112,6 +117,12 @@ def main(argv: list[str]) -> None:
         f"{TUTORIAL_GPU_IMAGES:,} images and scaled to the full epoch.\n\n"
         + table.to_markdown(index=False) + "\n\n" + summary.to_markdown() + "\n"
     )
+    if started is not None:
+        started.to_csv(out / "bench-startup.csv", index=False)
+        text += ("\n## Start-up (bench-startup.csv)\n\nWhat a user waits for that is not training, each command in its "
+                 "own process on a store that exists already (`digits_bench/bench/startup.py`).\n\n"
+                 + started.round({"fastest_s": 2, "median_s": 2}).to_markdown(index=False) + "\n")
+        print(started.round(2).to_string(index=False))
     (out / "bench.md").write_text(text)
     print(summary.to_string())
 
