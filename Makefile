@@ -36,7 +36,7 @@ train: data  ## train the default model (override anything: make train ARGS="mod
 test: data system-deps  ## the full suite on 2 workers, what CI runs (ARGS="-k name" to pick)
 	$(BIN)/python -m pytest -q -n 2 --dist load --durations=15 $(ARGS)
 
-test-fast: data system-deps  ## the tests that neither train nor start a CLI (-m "not fit"): under a minute
+test-fast: data system-deps  ## the tests that neither train nor start a CLI (-m "not fit")
 	$(BIN)/python -m pytest -q -m "not fit" $(ARGS)
 
 # Debian packages the tests use: Fashion-MNIST's IDX files (the second dataset), PostgreSQL (the team server) and

@@ -4,7 +4,7 @@ Every CLI verb goes through `digits_bench.cli.entry`, which prints an error as o
 exits with `outcome(error).exit_code`; every MLflow run is closed by `digits_bench.tracking.runs`
 with `outcome(error).status`. Kept import-light on purpose: the CLI fails on bad input in a second.
 
-Exit codes (README, "Exit codes"): 0 done, 1 a run or an input failed, 2 bad input or an unusable
+Exit codes (docs/faults.md): 0 done, 1 a run or an input failed, 2 bad input or an unusable
 store, data or disk (nothing to fix in the code), 130 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""README "Add a model, a dataset, a sweep", done once each: a model, a dataset, an optimizer, a schedule, a callback and a
-CLI verb, added the way the README says, and trained or run through the one path the CLI takes."""
+"""docs/architecture.md "Add a model, a dataset, a sweep", done once each: a model, a dataset, an optimizer, a schedule, a callback and a
+CLI verb, added the way docs/architecture.md says, and trained or run through the one path the CLI takes."""
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,4 @@
-"""A user's first afternoon, as the README has them type it, in order, on one store: train -> sweep -> multirun ->
+"""A user's first afternoon, as the README and docs/ have them type it, in order, on one store: train -> sweep -> multirun ->
 compare (2 seeds) -> report -> ensemble -> kill -9 + resume -> register -> predict (best run, registered model)
 -> predict-eval -> make ui, and every link printed on the way opened in a fresh browser.
 
@@ -197,9 +197,9 @@ def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypat
     assert sorted(p.name for p in (checkpoints / run_id).iterdir()) == sorted(
         ["last.ckpt", f"best-epoch{int(run.data.metrics['best_epoch']):02d}.ckpt"])
 
-    # 2. a sweep of one's own: the README's example file, made tiny from the command line
-    readme = (ROOT / "README.md").read_text()
-    (tmp_path / "my_lenet.yaml").write_text(re.search(r"```yaml\n(name: my_lenet\n.*?)```", readme, re.S).group(1))
+    # 2. a sweep of one's own: the example file of docs/architecture.md, made tiny from the command line
+    guide = (ROOT / "docs" / "architecture.md").read_text()
+    (tmp_path / "my_lenet.yaml").write_text(re.search(r"```yaml\n(name: my_lenet\n.*?)```", guide, re.S).group(1))
     code, out = verb(sweep, [str(tmp_path / "my_lenet.yaml"), *TINY, "--n-trials", "2"], capfd)
     assert code == 0
     (parent,) = [r for r in all_runs(isolated_store) if r.data.tags.get("sweep.role") == "parent"]

@@ -202,7 +202,7 @@ def test_debug_profile_prints_its_top_rows_and_keeps_the_report_with_the_run(cap
 def test_the_quick_look_every_message_offers_learns():
     """The quick look the fast_dev_run refusal and the chance message offer reaches 80% validation accuracy with the
     default model, whose MXNet initialisation stays at chance longest (the other seed models but vgg_bn did too,
-    README's Training)."""
+    docs/training.md)."""
     result = train(compose(*QUICK_LOOK.split(), *QUIET))
     assert result.metrics["val/acc_best"] > 0.8, result.metrics["val/acc_best"]
 
