@@ -27,18 +27,21 @@ LINE_WIDTH = 160  # a refusal reads on one screen line: prefix and message, at m
 
 
 def fitted(head: str, names: "list[str] | tuple[str, ...]", tail: str = "") -> str:
-    """`head` + the names, comma-separated + `tail`, as one error line of at most LINE_WIDTH characters: as
-    many names as fit, then `… (+N more)` (a list of every Lightning strategy or every config key is a page)."""
-    room = LINE_WIDTH - len(ERROR_PREFIX) - len(head) - len(tail)
-    if len(", ".join(names)) <= room:
-        return head + ", ".join(names) + tail
+    """`head` + the names, comma-separated + `tail`, as an error of at most 2 lines of LINE_WIDTH characters: on
+    one line where it fits; else `head` and `tail` on the first and the names on the second, as many as fit, then
+    `… (+N more)` (a list of every Lightning strategy or every config key is a page)."""
+    listed = ", ".join(names)
+    if len(ERROR_PREFIX + head + listed + tail) <= LINE_WIDTH:
+        return head + listed + tail
+    room = LINE_WIDTH - 2
     shown: list[str] = []
     for name in names:
         more = f", … (+{len(names) - len(shown) - 1} more)"
         if len(", ".join([*shown, name])) + len(more) > room:
             break
         shown.append(name)
-    return head + ", ".join(shown) + f", … (+{len(names) - len(shown)} more)" + tail
+    rest = "" if len(shown) == len(names) else f", … (+{len(names) - len(shown)} more)"
+    return f"{head.rstrip(' :;,')}{tail}:\n  {', '.join(shown)}{rest}"
 
 
 class DigitsBenchError(Exception):

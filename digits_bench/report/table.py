@@ -17,6 +17,7 @@ COLUMNS = ["recipe", "device_kind", "model", "optimizer", "aug", "schedule", "ep
 # meets its tutorial's claim when it is no further below it than twice its seed spread or this floor.
 # A target (the harness's own goals: speedrun, best) is met only when the seed mean reaches it.
 NOISE_FLOOR = 0.002
+RECIPE_WIDTH = 30  # the console summary's recipe column; leaderboard.md keeps the whole label
 
 
 def _joined(values: pd.Series) -> str:
@@ -135,7 +136,9 @@ def summary(board: pd.DataFrame) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for name, justify in (("recipe", "left"), ("device", "left"), ("n", "right"), ("test acc %", "right"),
                           ("vs claim", "right"), ("params", "right"), ("train s", "right")):
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        recipe = name == "recipe"  # a long [deviation] ends in …
+        table.add_column(name, justify=justify, no_wrap=recipe, overflow="ellipsis" if recipe else "fold",  # type: ignore[arg-type]
+                         max_width=RECIPE_WIDTH if recipe else None)
     for row in board.itertuples():
         spread = f" ± {_pct(row.test_acc_std)}" if not pd.isna(row.test_acc_std) else ""
         table.add_row(escape(row.recipe), escape(row.device_kind),  # `speedrun [compile=true]` is not markup
