@@ -9,8 +9,12 @@ store, data or disk (nothing to fix in the code), 130 interrupted by Ctrl-C (SIG
 """
 from __future__ import annotations
 
+import difflib
 import errno
+import os
+import re
 from dataclasses import dataclass
+from typing import Sequence
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -24,6 +28,27 @@ FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"  # MLflow's RunStatus 
 
 ERROR_PREFIX = "digits_bench: error: "  # how the entry wrapper prints an error's one line
 LINE_WIDTH = 160  # a refusal reads on one screen line: prefix and message, at most this many characters
+
+
+def _tokens(word: str) -> set[str]:
+    return set(re.findall(r"[a-z]+|\d+", word.lower()))
+
+
+def nearest(word: str, candidates: Sequence[str]) -> str | None:
+    """The candidate a typo most likely meant, or None: difflib's similarity, plus the words and numbers they share
+    and the length of their common start (`mlp128` means `mlp_128_64`, which difflib alone ranks below `mlp_512`)."""
+    def score(candidate: str) -> tuple[float, float]:
+        ratio = difflib.SequenceMatcher(None, word.lower(), candidate.lower()).ratio()
+        tokens, theirs = _tokens(word), _tokens(candidate)
+        shared = len(tokens & theirs) / max(len(tokens | theirs), 1)
+        start = len(os.path.commonprefix([word.lower(), candidate.lower()])) / max(len(word), 1)
+        return ratio + shared + start / 2, ratio
+
+    ranked = sorted(((score(c), c) for c in candidates), reverse=True)
+    if not ranked:
+        return None
+    (best, ratio), candidate = ranked[0]
+    return candidate if ratio >= 0.6 or word.lower() == candidate.lower() or best >= 1.2 else None
 
 
 def fitted(head: str, names: "list[str] | tuple[str, ...]", tail: str = "") -> str:

@@ -50,7 +50,7 @@ NOT_RUN = {
     "make sweep SWEEP=lenet ARGS=\"data.subset=3000 trainer.max_epochs=1 --n-trials 4\"": MINUTES + " (tests/test_sweep.py)",
     "make sweep SWEEP=architectures WORKERS=2 ARGS=\"data.subset=6000 --n-trials 10\"": MINUTES,
     "python -m digits_bench.sweep lenet data.subset=3000 trainer.max_epochs=1 --n-trials 4": MINUTES + " (tests/test_sweep.py)",
-    "python -m digits_bench.sweep lenet --n-trials 40 --storage postgresql://…": "needs a PostgreSQL server; tests/test_server.py runs a sweep on one",
+    "OPTUNA_STORAGE=postgresql://… python -m digits_bench.sweep lenet --n-trials 40": "needs a PostgreSQL server; tests/test_server.py runs a sweep on one",
     "python -m digits_bench -m model=lenet,mlp_128_64 trainer.max_epochs=2 data.subset=5000 model.init=torch": MINUTES,
     "python -m digits_bench.compare experiment=seed000_lenet --seeds 3": MINUTES,
     "python -m digits_bench.compare experiment=seed004_vgg_bn --seeds 3": MINUTES,

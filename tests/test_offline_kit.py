@@ -76,3 +76,23 @@ def test_kit_refuses_in_one_line_and_leaves_the_old_kit(tmp_path: Path, have: st
     assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert (old / "install.sh").read_text() == "# an earlier kit\n"
     assert not (tmp_path / "kit.partial").exists()
+
+
+def test_install_sh_puts_the_packages_in_the_kit_not_in_a_shared_folder(tmp_path: Path):
+    """Sourced on the target with a stand-in for pip: the install target and the first PYTHONPATH entry are the kit's
+    own folder (a fixed /tmp folder let another user plant a sitecustomize.py or a fake torch there first)."""
+    import subprocess
+
+    from digits_bench.offline_kit import INSTALL_SH
+
+    kit = tmp_path / ".whl"
+    (kit / "mnist").mkdir(parents=True)
+    (kit / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"x")
+    (kit / "install.sh").write_text(INSTALL_SH.format(kit=".whl"))
+    script = 'python3() { printf "%s\\n" "$@" > pip-args; }; . .whl/install.sh && printf "%s" "$PYTHONPATH"'
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    args = (tmp_path / "pip-args").read_text().splitlines()
+    assert args[args.index("--target") + 1] == f"{tmp_path}/.whl/site"
+    assert done.stdout.split(":")[0] == f"{tmp_path}/.whl/site" and "/tmp/digits_bench_site" not in done.stdout
+    assert (tmp_path / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").read_bytes() == b"x"

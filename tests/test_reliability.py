@@ -306,3 +306,14 @@ def test_unreachable_tracking_server_fails_fast_naming_mlflow_tracking_uri(monke
     assert "MLFLOW_TRACKING_URI" in str(caught.value) and "DIGITS_BENCH_STORE" not in str(caught.value)
     assert run(compose(*MINI)) == 2  # the CLI's entry: one line
     assert "MLFLOW_TRACKING_URI" in one_error_line(capsys.readouterr().err)  # at once: MLflow's own retries take minutes
+
+
+def test_a_login_in_the_tracking_uri_is_one_line_naming_mlflows_variables(monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture):
+    """`http://user:pw@host` read as a host name ("Name or service not known") while the server was up: now the
+    command says where a login goes, and never prints the password."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://ana:s3cret@127.0.0.1:5005")
+    assert run(compose(*MINI)) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.endswith("the MLflow URI carries a login: use http://127.0.0.1:5005 and put the user and password in "
+                         "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD") and "s3cret" not in line

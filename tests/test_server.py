@@ -49,11 +49,12 @@ def test_two_worker_sweep_against_postgres_and_mlflow_server(stack: server.Serve
         "name": "team", "base": TINY_BASE, "n_trials": 3, "pruner": {"type": "none"},
         "space": {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 0.3, "log": True}},
     }))
-    env = os.environ | stack.client_env()  # what `make server` printed to export
     storage = stack.database_url("optuna")
-    result = subprocess.run([sys.executable, "-m", "digits_bench.sweep", str(path), "--storage", storage, "--workers", "2"],
+    env = os.environ | stack.client_env() | {"OPTUNA_STORAGE": storage}  # what `make server` printed to export
+    result = subprocess.run([sys.executable, "-m", "digits_bench.sweep", str(path), "--workers", "2"],  # no password typed
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert 'the study: optuna-dashboard "$OPTUNA_STORAGE"' in result.stdout
 
     study = optuna.load_study(study_name="team", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3, result.stdout[-3000:] + result.stderr[-3000:]

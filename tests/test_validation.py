@@ -69,6 +69,10 @@ BAD = [
     (["+early_stopping.foo=1"], "+early_stopping.foo=1: early_stopping.foo is not a setting of this harness; the keys there: min_delta, patience"),
     (["optimizer.lr=[0.1,0.2]"], "optimizer.lr must be a number (got [0.1, 0.2])"),
     (["trainer.strategy=bogus"], "trainer.strategy must be one of (got 'bogus'):\n  auto, ddp, ddp_spawn"),
+    (["trainer.precision=64"], "trainer.precision=64 (float64) is not supported: the data and the step are float32; use 32-true"),
+    (["trainer.precision=64-true"], "trainer.precision=64-true (float64) is not supported"),
+    (["data.batch_size=1000000000"], "data.batch_size=1000000000 is more than the 55000 training images: use at most 55000"),
+    (["data.subset=512", "data.batch_size=1024"], "data.batch_size=1024 is more than the 512 training images"),
     (["+trainer.bogus_key=1"], "+trainer.bogus_key=1: Lightning's Trainer takes no bogus_key; its keys: lightning.ai/docs/"),
     (["+trainer.max_step=10"], "+trainer.max_step=10: Lightning's Trainer takes no max_step; did you mean trainer.max_steps?"),
     (["+trainer.fast_dev_run=true"], "trainer.fast_dev_run skips the tested checkpoint and the record; a quick look: trainer.max_epochs=2"),
@@ -78,6 +82,7 @@ BAD = [
 # Hydra's composition errors, each as one line naming the nearest right option or key
 UNKNOWN = [
     (["model=nonexistent"], "model=nonexistent: no such option; options:\n  cnn_best, cnn_bn"),
+    (["model=mlp128"], "model=mlp128: no such option; did you mean model=mlp_128_64? options:"),
     (["model=Linear"], "model=Linear: no such option; did you mean model=linear? options:\n  cnn_best"),
     (["aug=yes"], "aug=yes: no such option; options: off, on"),
     (["experiment=seed999"], "experiment=seed999: no such option; options:\n  best, reader, seed000_lenet"),

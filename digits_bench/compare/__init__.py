@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from digits_bench.cli.entry import command
 from digits_bench.errors import ConfigError
 from digits_bench.names import Metric, Param, Tag
+from digits_bench.sweep import add_storage_argument
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m digits_bench.compare", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=seed004_vgg_bn")
     parser.add_argument("--study", help="re-train the best trial of this Optuna study instead")
-    parser.add_argument("--storage", help="Optuna storage URL of --study (default: the local SQLite)")
+    add_storage_argument(parser, "the Optuna storage of --study")
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
     parser.add_argument("--first-seed", type=int, default=0)
     args = parser.parse_intermixed_args(argv)

@@ -1,7 +1,6 @@
 """Composing and checking configs: the one way the CLI, sweeps, benchmark and tests get a config."""
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import tempfile
@@ -14,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from digits_bench.errors import ConfigError, fitted
+from digits_bench.errors import ConfigError, fitted, nearest
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -54,8 +53,8 @@ def _one_line(message: str) -> str:
 
 
 def _nearest(word: str, candidates: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6) or [c for c in candidates if c.lower() == word.lower()]
-    return f"did you mean {close[0]}? " if close else ""
+    close = nearest(word, candidates)
+    return f"did you mean {close}? " if close else ""
 
 
 def explain(message: str, overrides: Sequence[str]) -> str:

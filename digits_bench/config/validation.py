@@ -7,7 +7,6 @@ the CLI fails on bad input in a second, before torch or Lightning is imported.
 """
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import importlib.util
 import math
@@ -17,7 +16,7 @@ from typing import Any, Iterator
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from digits_bench.errors import ConfigError, fitted
+from digits_bench.errors import ConfigError, fitted, nearest
 
 TRAIN_POOL = 60_000
 TEST_POOL = 10_000
@@ -253,6 +252,10 @@ def _check_relations(cfg: dict[str, Any]) -> None:
     if reserved := [tag for tag in tags if str(tag).startswith("mlflow.")]:
         raise ConfigError(f"tags: {reserved[0]} is MLflow's own tag; the harness sets it (a run's name: tracking.run_name)")
     data = cfg["data"]
+    training = data.get("subset") or TRAIN_POOL - data["val_size"]
+    if data["batch_size"] > training:
+        raise ConfigError(f"data.batch_size={data['batch_size']} is more than the {training} training images: use at most "
+                          f"{training} (one step an epoch), or a larger data.subset")
     if data.get("subset") is not None and data["subset"] > TRAIN_POOL - data["val_size"]:
         raise ConfigError(f"data.subset must be between 1 and {TRAIN_POOL - data['val_size']} (got {data['subset']}) "
                           f"with data.val_size={data['val_size']}, or null for all")
@@ -277,6 +280,9 @@ def _check_relations(cfg: dict[str, Any]) -> None:
 
 def _check_trainer_keys(trainer: dict[str, Any]) -> None:
     """What the Trainer takes but a recorded, tested run cannot use."""
+    if str(trainer.get("precision")) in ("64", "64-true"):
+        raise ConfigError(f"trainer.precision={trainer['precision']} (float64) is not supported: the data and the step "
+                          "are float32; use 32-true (or bf16-mixed)")
     if trainer.get("fast_dev_run"):
         raise ConfigError(f"trainer.fast_dev_run skips the tested checkpoint and the record; a quick look: {QUICK_LOOK}")
 
@@ -327,15 +333,15 @@ def check_added_keys(cfg: DictConfig, added: list[str]) -> None:
         target = OmegaConf.select(cfg, f"{node}._target_")
         if target == "lightning.pytorch.Trainer":
             if name not in TRAINER_KEYS:
-                close = difflib.get_close_matches(name, TRAINER_KEYS, n=1)
+                close = nearest(name, TRAINER_KEYS)
                 raise ConfigError(f"{override}: Lightning's Trainer takes no {name}" + (
-                    f"; did you mean trainer.{close[0]}?" if close else "; its keys: lightning.ai/docs/pytorch/stable/common/trainer.html"))
+                    f"; did you mean trainer.{close}?" if close else "; its keys: lightning.ai/docs/pytorch/stable/common/trainer.html"))
             continue
         accepted = _parameters(target, OmegaConf.select(cfg, f"{node}.name"))
         if accepted is not None and name not in accepted:
-            close = difflib.get_close_matches(name, accepted, n=1)
+            close = nearest(name, accepted)
             what = f"model {OmegaConf.select(cfg, f'{node}.name')}" if target == "digits_bench.models.create_model" else target
-            raise ConfigError(f"{override}: {what} takes no {name}; did you mean {node}.{close[0]}?" if close else
+            raise ConfigError(f"{override}: {what} takes no {name}; did you mean {node}.{close}?" if close else
                               fitted(f"{override}: {what} takes no {name}; it takes ", sorted(accepted)))
 
 

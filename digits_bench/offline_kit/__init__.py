@@ -102,9 +102,11 @@ def copy_mnist(out: Path) -> None:
 
 INSTALL_SH = """\
 # Source from the repository root on the target: . {kit}/install.sh
-# Installs the kit's wheels beside the target's own packages and puts MNIST where the harness looks.
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/digits_bench_site {kit}/*.whl || return 1
-export PYTHONPATH=/tmp/digits_bench_site:$PWD${{PYTHONPATH:+:$PYTHONPATH}}
+# Installs the kit's wheels beside the target's own packages and puts MNIST where the harness looks. The packages go
+# into the kit's own folder (yours): a shared one such as /tmp/... would let another user plant modules there first.
+site="$PWD/{kit}/site"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" {kit}/*.whl || return 1
+export PYTHONPATH="$site:$PWD${{PYTHONPATH:+:$PYTHONPATH}}"
 mkdir -p data/MNIST/raw && cp {kit}/mnist/*.gz data/MNIST/raw/
 """
 

@@ -19,6 +19,7 @@ from digits_bench.config import compose_config
 from digits_bench.errors import ConfigError
 from digits_bench.report.plots import accuracy_vs_params, accuracy_vs_time, study_plots, validation_curves
 from digits_bench.report.runs import load_runs, with_archive
+from digits_bench.sweep import add_storage_argument
 from digits_bench.report.table import leaderboard, markdown, recipe_notes, summary
 
 SUMMARY_WIDTH = 100  # the console's table reads on a laptop's half screen; leaderboard.md has every column
@@ -71,7 +72,7 @@ def _row_labels(board: pd.DataFrame) -> dict[str, str]:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m digits_bench.report", description=__doc__)
     parser.add_argument("--out", default="results", help="output folder (default results/)")
-    parser.add_argument("--storage", default=None, help="Optuna storage with the studies to plot (default: local SQLite)")
+    add_storage_argument(parser, "the Optuna storage with the studies to plot")
     parser.add_argument("--no-archive", action="store_true",
                         help="ignore the runs.csv/studies.csv already in --out (default: keep the runs this store does not hold)")
     parser.add_argument("--all", action="store_true",

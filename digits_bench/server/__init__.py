@@ -24,6 +24,7 @@ from urllib.parse import quote
 from digits_bench.cli.entry import command
 from digits_bench.tracking import views
 from digits_bench.ui import ServerError, start_server, wait_ready
+from digits_bench.sweep import STORAGE_ENV
 
 STATE_FILE = "server.json"
 CREDENTIALS_FILE = "credentials.json"
@@ -212,7 +213,7 @@ def main(argv: list[str]) -> None:
     if args.action == "start":  # the secrets once, as a worker exports them; `status` names where they are
         for name, value in info.client_env().items():
             print(f"export {name}={value}")
-        print(f"# Optuna storage for sweeps: python -m digits_bench.sweep SWEEP --storage '{info.database_url('optuna')}'")
+        print(f"export {STORAGE_ENV}='{info.database_url('optuna')}'  # the sweeps' study storage (`sweep --storage`)")
         print(f"# (kept in {Path(info.state_dir) / CREDENTIALS_FILE}, readable by you only)")
         print(f"# its UI asks for that login (user {MLFLOW_ADMIN}, MLFLOW_TRACKING_PASSWORD): {views.link(info.tracking_uri)}")
     else:

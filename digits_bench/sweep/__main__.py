@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import TYPE_CHECKING
 
 from digits_bench.cli.entry import command
 from digits_bench.errors import ConfigError, RunFailed
+from digits_bench.sweep import STORAGE_ENV, add_storage_argument
 
 if TYPE_CHECKING:
     from digits_bench.sweep.spec import SweepSpec
@@ -26,7 +28,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="Hydra overrides applied to every trial (after the sweep's base, before the sampled values)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the study")
-    parser.add_argument("--storage", default=None, help="Optuna RDB URL; default: SQLite in the MLflow store folder")
+    add_storage_argument(parser, "the study's Optuna RDB URL")
     parser.add_argument("--n-trials", type=int, default=None, help="override the sweep's trial budget")
     parser.add_argument("--name", default=None, help="override the study name")
     # internal: run as worker N of the sweep whose parent run the launcher hands down (tracking.runs.handed)
@@ -93,7 +95,7 @@ def where_to_look(spec: "SweepSpec", parent_run_id: str, storage: str | None) ->
     cfg = compose_config([])
     ui = ui_command(cfg)
     if storage is not None:
-        dashboard = "optuna-dashboard with your --storage URL"
+        dashboard = f'optuna-dashboard "${STORAGE_ENV}"' if storage == os.environ.get(STORAGE_ENV) else "optuna-dashboard with your --storage URL"
     elif ui.startswith("make ui"):
         dashboard = ui.replace("make ui", "make dashboard", 1)
     else:

@@ -6,14 +6,13 @@ fails every trial one by one, minutes later. Here each is one line, up front.
 from __future__ import annotations
 
 import copy
-import difflib
 from typing import Any, Iterator
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from digits_bench.config import compose_config, validate
-from digits_bench.errors import ConfigError
+from digits_bench.errors import ConfigError, nearest
 from digits_bench.sweep.spec import Param, SweepSpec, hydra_value
 
 _ABSENT = object()
@@ -80,8 +79,8 @@ def check_sweep(spec: SweepSpec) -> None:
 def _check_value_key(spec: SweepSpec, param: Param, cfg: DictConfig, where: str) -> None:
     if OmegaConf.select(cfg, param.key, default=_ABSENT) is _ABSENT:
         keys = list(leaf_keys(OmegaConf.to_container(cfg, resolve=False)))
-        close = difflib.get_close_matches(param.key, keys, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        close = nearest(param.key, keys)
+        hint = f"; did you mean '{close}'?" if close else ""
         raise ConfigError(f"sweep {spec.name}: space key '{param.key}' is not in the composed config{where}{hint}")
     for value in candidates(param):
         trial_cfg = copy.deepcopy(cfg)

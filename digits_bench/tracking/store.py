@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from contextlib import contextmanager
@@ -101,7 +102,14 @@ def create_whole(db: Path) -> None:
 
 
 def probe_server(uri: str, timeout: float = 5.0) -> None:
-    """Fail in seconds, not after MLflow's minutes of retries, when the tracking server cannot be reached."""
+    """Fail in seconds, not after MLflow's minutes of retries, when the tracking server cannot be reached; a login
+    written into the URI is refused (the URI is printed and recorded in places; MLflow reads the login from its own
+    variables)."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.username is not None or parts.password is not None:
+        bare = urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+        raise TrackingError(f"the MLflow URI carries a login: use {bare} and put the user and password in "
+                            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")  # a server lost mid-run: ~15 s, not ~4 min
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     try:
