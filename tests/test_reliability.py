@@ -317,3 +317,38 @@ def test_a_login_in_the_tracking_uri_is_one_line_naming_mlflows_variables(monkey
     line = one_error_line(capsys.readouterr().err)
     assert line.endswith("the MLflow URI carries a login: use http://127.0.0.1:5005 and put the user and password in "
                          "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD") and "s3cret" not in line
+
+
+@pytest.mark.fit
+def test_processes_logging_one_dataset_at_the_same_instant_all_record_it(isolated_store: Path):
+    """Issue 29's lost trial: three first runs on a new store each log the dataset; MLflow checks, then inserts, and
+    a run that lost the race failed with `UNIQUE constraint failed: datasets...`. Three processes, released
+    together by a barrier, 8 times (a new experiment each, so each round races for a new row): none may fail."""
+    import multiprocessing
+
+    from omegaconf import OmegaConf
+
+    from digits_bench.tracking.store import make_client, tracking_uri
+
+    from .race_workers import log_together
+
+    cfg = compose(*MINI)
+    client = make_client(cfg)
+    workers, rounds = 3, []
+    for round_ in range(8):
+        experiment = client.create_experiment(f"race-{round_}")
+        rounds.append(tuple(client.create_run(experiment).info.run_id for _ in range(workers)))
+    spawn = multiprocessing.get_context("spawn")
+    barrier, errors = spawn.Barrier(workers), spawn.Queue()
+    processes = [spawn.Process(target=log_together, args=(tracking_uri(cfg), OmegaConf.to_yaml(cfg, resolve=True), rounds, i,
+                                                          barrier, errors)) for i in range(workers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=180)
+    lost = []
+    while not errors.empty():
+        lost.append(errors.get())
+    assert [p.exitcode for p in processes] == [0] * workers and lost == []
+    for run_ids in rounds:
+        assert all(len(client.get_run(r).inputs.dataset_inputs) == 1 for r in run_ids)
