@@ -80,7 +80,7 @@ def test_a_pickle_bomb_checkpoint_and_a_tampered_config_never_run(tmp_path: Path
     torch.save({"state_dict": Bomb(proof)}, bomb)
     capsys.readouterr()
     assert predict(["--checkpoint", str(bomb), "--config", str(config), image]) == 2
-    assert "evil.ckpt holds objects other than tensors and plain types; refused" in one_error_line(capsys.readouterr().err)
+    assert "evil.ckpt holds more than tensors: refused, loading it could run code" in one_error_line(capsys.readouterr().err)
     assert not proof.exists()
 
     # the run's config.yaml replaced by one whose augmentation is torch.load of the bomb
@@ -102,6 +102,21 @@ def test_a_pickle_bomb_checkpoint_and_a_tampered_config_never_run(tmp_path: Path
     assert run(compose(f"resume={killed.info.run_id}")) == 2
     assert f"resume={killed.info.run_id}: its config.yaml: aug._target_=torch.load" in one_error_line(capsys.readouterr().err)
     assert not proof.exists()
+
+    # a killed run with its genuine config whose last.ckpt was replaced by the bomb: one line, exit 2, still KILLED
+    store = client_for(isolated_store)
+    victim = store.create_run(store.get_run(result.run_id).info.experiment_id)
+    store.log_artifact(victim.info.run_id, str(config))
+    store.set_terminated(victim.info.run_id, "KILLED")
+    folder = Path(compose().paths.checkpoint_dir) / victim.info.run_id
+    folder.mkdir(parents=True)
+    torch.save({"state_dict": Bomb(proof)}, folder / "last.ckpt")
+    capsys.readouterr()
+    assert run(compose(f"resume={victim.info.run_id}")) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line == (f"digits_bench: error: resume={victim.info.run_id}: last.ckpt holds more than tensors: refused, "
+                    "loading it could run code; the run is left as it was") and len(line) <= 160
+    assert store.get_run(victim.info.run_id).info.status == "KILLED" and not proof.exists()
     assert [r.info.status for r in all_runs(isolated_store)].count("RUNNING") == 0
 
 

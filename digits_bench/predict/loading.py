@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import re
 import tempfile
 import urllib.parse
@@ -199,7 +198,6 @@ def load_config(path: Path) -> DictConfig:
 
 def build(cfg: DictConfig, checkpoint: Path) -> DigitsClassifier:
     """The run's DigitsClassifier (net and normalisation from cfg) with the checkpoint's weights, in eval mode."""
-    import torch  # heavy; only once a model is really to be built
 
     from digits_bench.training.run import build_module
 
@@ -209,13 +207,11 @@ def build(cfg: DictConfig, checkpoint: Path) -> DigitsClassifier:
         module = build_module(cfg)
     except Exception as err:  # hydra instantiation of a config from another version of the code
         raise ModelLoadError(f"cannot build model {cfg.model.get('name', '?')} from its config ({str(err).splitlines()[0]})") from None
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]  # tensors: no code runs
-    except pickle.UnpicklingError:
-        raise ModelLoadError(f"{checkpoint.name} holds objects other than tensors and plain types; refused "
-                             "(loading it could run code): use a checkpoint this harness wrote") from None
-    except Exception as err:  # zip and key errors: all mean "not a Lightning checkpoint"
-        raise ModelLoadError(f"{checkpoint.name} is not a Lightning checkpoint ({type(err).__name__})") from None
+    from digits_bench.training.checkpoint_io import load_tensors
+
+    state = load_tensors(checkpoint).get("state_dict")
+    if not isinstance(state, dict):
+        raise ModelLoadError(f"{checkpoint.name} is not a Lightning checkpoint (no state_dict)")
     state = {key.replace("._orig_mod.", "."): value for key, value in state.items()}  # trained with compile=true
     try:
         module.load_state_dict(state)

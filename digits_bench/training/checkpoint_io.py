@@ -16,6 +16,21 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 LAST = "last.ckpt"
+
+
+def load_tensors(path: Path) -> dict[str, Any]:
+    """A checkpoint read as tensors and plain types only (`weights_only=True`: no code runs); one that holds anything
+    else (a pickle bomb), or is not a checkpoint at all, is one line (ModelLoadError, exit 2) naming it."""
+    import pickle
+
+    from digits_bench.errors import ModelLoadError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ModelLoadError(f"{path.name} holds more than tensors: refused, loading it could run code") from None
+    except Exception as err:  # zip and key errors: all mean "not a Lightning checkpoint"
+        raise ModelLoadError(f"{path.name} is not a Lightning checkpoint ({type(err).__name__})") from None
 FULL_BELOW = 1 << 20  # bytes free under which a failed write is a full disk
 
 

@@ -20,7 +20,7 @@ from digits_bench.redaction import redacted
 from digits_bench.tracking import runs
 from digits_bench.tracking.store import environment_tags, tracking_uri
 from digits_bench.training.callbacks.clock import TrainingClock
-from digits_bench.training.checkpoint_io import LAST, AtomicCheckpointIO, BestAndLast, tidy_for_resume
+from digits_bench.training.checkpoint_io import LAST, AtomicCheckpointIO, BestAndLast, load_tensors, tidy_for_resume
 from digits_bench.cli.console import route_lightning_logs
 from digits_bench.cli.run_messages import ResumeHint, run_started, ui_command
 from digits_bench.config.fingerprint import GROUPS, fingerprint
@@ -28,7 +28,7 @@ from digits_bench.training.callbacks.learning_rate import LearningRate
 from digits_bench.tracking.model import log_model
 from digits_bench.config import group_choices, typed_overrides, validate
 from digits_bench.config.validation import QUICK_LOOK
-from digits_bench.errors import ConfigError, RunFailed
+from digits_bench.errors import ConfigError, ModelLoadError, RunFailed
 from digits_bench.tracking.faults import store_faults
 from digits_bench.data import DigitsDataModule
 from digits_bench.tracking.logger import RunLogger, float_value
@@ -205,6 +205,10 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
         last = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / str(cfg.resume) / LAST
         if not last.is_file():
             raise ConfigError(f"resume={cfg.resume}: no checkpoint at {last}; the run never finished an epoch here")
+        try:  # before the run is touched: a checkpoint that cannot be read leaves it as it was
+            load_tensors(last)
+        except ModelLoadError as err:
+            raise ModelLoadError(f"resume={cfg.resume}: {err}; the run is left as it was") from None
     validate(cfg)
     check_trainer(cfg)
     route_lightning_logs()
