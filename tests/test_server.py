@@ -97,3 +97,18 @@ def test_nobody_gets_in_without_the_generated_passwords(stack: server.ServerInfo
     for name, value in stack.client_env().items():
         monkeypatch.setenv(name, value)
     assert MlflowClient(stack.tracking_uri).create_experiment("team-admin")  # the printed credentials get in
+
+
+def test_no_password_is_on_any_command_line(stack: server.ServerInfo):
+    """Every local user can read every process's command line (`ps -eo args`): the MLflow server, its workers and
+    PostgreSQL get their URIs and passwords through the environment and files only their owner reads."""
+    secrets = [value for key, value in stack.credentials().items() if "password" in key]
+    assert secrets
+    command_lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command_lines.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass
+    assert any("mlflow" in line and "server" in line for line in command_lines)  # the server is among them
+    assert [line for line in command_lines if any(secret in line for secret in secrets)] == []
