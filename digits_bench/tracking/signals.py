@@ -4,11 +4,13 @@ A signal stops whatever was registered to stop with this process (the ranks a mu
 run launched), is remembered, and becomes KeyboardInterrupt: the run it lands in is closed
 KILLED (`digits_bench.errors.outcome`) and the command exits 130 (SIGTERM: 143), never leaving a
 run RUNNING. An interrupt that lands where Python swallows exceptions (a finaliser: "Exception
-ignored in ...") is raised again when the block it arrived in ends: it is never lost.
+ignored in ...") is raised again when the block it arrived in ends: it is never lost, and Python's report of
+the swallowing (a traceback of several lines) is not printed: the interrupt's own line says it all.
 """
 from __future__ import annotations
 
 import signal
+import sys
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any, Callable, Iterator
@@ -58,17 +60,30 @@ def forget(before_raising: Callable[[], None]) -> None:
         _before_raising.remove(before_raising)
 
 
+def _quiet_when_stopped(previous: Callable[[Any], None]) -> Callable[[Any], None]:
+    """An unraisable hook that keeps a swallowed Stopped quiet (it is raised again at its block's end) and leaves
+    every other unraisable exception to `previous`."""
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, Stopped):
+            previous(unraisable)
+
+    return hook
+
+
 @contextmanager
 def interrupts(before_raising: Callable[[], None] | None = None) -> Iterator[None]:
     """The handler while the block runs; the previous ones after it. A signal that arrived in the block and
     was swallowed on the way is raised at its end."""
     previous = install(before_raising)
     arrived = len(_received)
+    unraisable = sys.unraisablehook
+    sys.unraisablehook = _quiet_when_stopped(unraisable)
     try:
         yield
         if len(_received) > arrived:
             raise Stopped(_received[-1])
     finally:
+        sys.unraisablehook = unraisable
         restore(previous)
         if before_raising is not None:
             forget(before_raising)
