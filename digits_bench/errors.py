@@ -128,6 +128,16 @@ def disk_message(err: OSError) -> str:
     return f"cannot write {where} ({err.strerror or err})"
 
 
+def _peer_stopped(error: BaseException) -> bool:
+    """Another process of a multi-process run was stopped: the collective this one waited in lost its peer (gloo's
+    and NCCL's words, raised here or reported by torch from a spawned rank: ProcessRaisedException), or a spawned
+    rank ended by a signal (ProcessExitedException). torch's classes are named, not imported: this stays light."""
+    name = type(error).__name__
+    if name == "ProcessExitedException":
+        return getattr(error, "signal_name", None) is not None
+    return (isinstance(error, RuntimeError) or name == "ProcessRaisedException") and any(w in str(error) for w in PEER_LOST)
+
+
 def outcome(error: BaseException | None) -> Outcome:
     """How something that ended with `error` (None: it succeeded) is recorded and reported: the one status policy."""
     if error is None:
@@ -141,9 +151,10 @@ def outcome(error: BaseException | None) -> Outcome:
     if isinstance(error, KeyboardInterrupt):  # Ctrl-C, and SIGTERM (tracking.signals turns both into one)
         terminated = getattr(error, "signum", None) == signals.signal.SIGTERM
         return Outcome(KILLED, EXIT_TERMINATED if terminated else EXIT_INTERRUPTED, "stopped (SIGTERM)" if terminated else "interrupted")
-    if isinstance(error, RuntimeError) and any(words in str(error) for words in PEER_LOST):
-        return Outcome(KILLED, EXIT_INTERRUPTED, "another process of this multi-process run was stopped, so the run "
-                       "stopped too; continue it with resume=<its run id>")
+    if _peer_stopped(error):  # a scheduler's SIGTERM, unless this process saw the Ctrl-C itself
+        interrupted = signals.received() and signals.last() == signals.signal.SIGINT
+        return Outcome(KILLED, EXIT_INTERRUPTED if interrupted else EXIT_TERMINATED, "another process of this "
+                       "multi-process run was stopped, so the run stopped too; continue it with resume=<its run id>")
     if isinstance(error, SystemExit):
         code = error.code if isinstance(error.code, int) else EXIT_FAILED
         return Outcome(FINISHED if code == 0 else KILLED if code in (EXIT_INTERRUPTED, EXIT_TERMINATED) else FAILED, code, None)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
 
 from digits_bench.cli import VERBS
 from digits_bench.cli.console import setup_console
@@ -120,6 +121,8 @@ def _raise(error: BaseException) -> Callable[[], None]:
     return verb
 
 
+PEER_STOPPED = ("digits_bench: error: another process of this multi-process run was stopped, so the run stopped too; "
+                "continue it with resume=<its run id>")
 ENDS = [
     (_raise(ConfigError("optimizer.lr must be > 0")), 2, "digits_bench: error: optimizer.lr must be > 0"),
     (_raise(TrackingError("cannot write the MLflow store /x")), 2, "digits_bench: error: cannot write the MLflow store /x"),
@@ -132,9 +135,12 @@ ENDS = [
      "digits_bench: error: interrupted; rerun the same command to resume sweep 'x'"),
     (_lightning_exit, 130, "digits_bench: error: interrupted"),
     (_raise(Stopped(signal.SIGTERM)), 143, "digits_bench: error: stopped (SIGTERM)"),
-    (_raise(RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:4096")), 130,
-     "digits_bench: error: another process of this multi-process run was stopped, so the run stopped too; continue it "
-     "with resume=<its run id>"),
+    (_raise(RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:4096")), 143,
+     PEER_STOPPED),
+    (_raise(ProcessRaisedException("\n\n-- Process 0 terminated with the following error:\nTraceback (most recent call last):\n"
+                                   "RuntimeError: [gloo/transport/tcp/pair.cc:561] Connection closed by peer [127.0.0.1]:23961", 0, 1)),
+     143, PEER_STOPPED),
+    (_raise(ProcessExitedException("process 1 terminated with signal SIGTERM", 1, 2, -15, "SIGTERM")), 143, PEER_STOPPED),
     (lambda: None, 0, None),
     (lambda: 1, 1, None),
 ]

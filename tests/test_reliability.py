@@ -72,25 +72,38 @@ def _processes_using(store: Path) -> list[int]:
     return [pid for pid in found if pid != os.getpid()]
 
 
+def _ranks(parent: int) -> list[int]:
+    """The processes `parent` started that train (ddp_spawn's ranks; not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [int(pid) for pid in children if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
 @pytest.mark.slow
 @pytest.mark.fit
-def test_sigterm_stops_every_process_of_a_multi_process_run(tmp_path: Path, isolated_store: Path):
-    args = ["model=lenet", "data.subset=20000", "data.val_size=500", "data.test_subset=100", "trainer.max_epochs=20",
-            "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "trainer.devices=2"]
+@pytest.mark.parametrize("target", ["rank 0 of ddp", "a spawned rank of ddp_sim"])
+def test_sigterm_to_any_process_of_a_multi_process_run_stops_them_all_killed(target: str, tmp_path: Path,
+                                                                          isolated_store: Path):
+    """`kill PID` of the command (rank 0 under `ddp`, whose rank 1 it launched) or of one rank ddp_spawn started:
+    every process ends, the run is KILLED, and the command says so in one line with exit 143."""
+    launcher = ["trainer.devices=2"] if target.startswith("rank 0") else ["trainer=ddp_sim"]
+    args = ["model=linear", "data.subset=20000", "data.val_size=500", "data.test_subset=100", "trainer.max_epochs=200",
+            "trainer.accelerator=cpu", "tracking.system_metrics=false", *launcher]  # epoch lines: it is training
     output = tmp_path / "output"
     with open(output, "w") as sink:
         process = subprocess.Popen([sys.executable, "-m", "digits_bench", *args], cwd=ROOT, env=os.environ | {"OMP_NUM_THREADS": "1"},
                                    stdout=sink, stderr=subprocess.STDOUT)
         deadline = time.time() + 240
-        while time.time() < deadline and process.poll() is None and "processes registered" not in output.read_text():
-            time.sleep(0.2)
-        time.sleep(3)  # into the first epoch: both ranks busy in collectives
+        while time.time() < deadline and process.poll() is None and "epoch 1 (2 of 200)" not in output.read_text():
+            time.sleep(0.2)  # both ranks busy in their collectives
         assert process.poll() is None, output.read_text()[-3000:]
-        process.send_signal(signal.SIGTERM)  # to rank 0 only, as `kill PID` does
-        assert process.wait(timeout=60) != 0
+        victim = process.pid if target.startswith("rank 0") else _ranks(process.pid)[-1]
+        os.kill(victim, signal.SIGTERM)
+        assert process.wait(timeout=60) == 143, output.read_text()[-3000:]
     time.sleep(1)
     assert _processes_using(isolated_store) == []
     assert [r.info.status for r in all_runs(isolated_store)] == ["KILLED"]
+    text = output.read_text()
+    assert "Traceback" not in text and "Warning" not in text and text.splitlines()[-1].startswith("digits_bench: error: ")
 
 
 def test_a_signal_stops_what_was_registered_then_interrupts():

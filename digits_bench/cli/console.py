@@ -30,6 +30,7 @@ IGNORED_WARNINGS = (
     ".*isinstance\\(treespec, LeafSpec\\)` is deprecated",
     ".*(is experimental \\(supported from v|is an experimental feature)",
     "Checkpoint directory .* exists and is not empty",  # a resumed run's own folder
+    ".*when logging on epoch level in distributed setting",  # times and rates are rank 0's own clock, by design
 )
 LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
 # where Lightning's rank_zero_info() records are created (whichever module imported last sets it; mlflow.pytorch

@@ -89,6 +89,11 @@ def interrupts(before_raising: Callable[[], None] | None = None) -> Iterator[Non
             forget(before_raising)
 
 
+def last() -> int | None:
+    """The last signal this process received through this handler, if any."""
+    return _received[-1] if _received else None
+
+
 def received() -> bool:
     """Whether this process was stopped by SIGINT or SIGTERM (through this handler)."""
     return bool(_received)

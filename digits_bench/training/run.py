@@ -40,6 +40,7 @@ from digits_bench.training.callbacks.summary import NetworkSummary
 from digits_bench.training.profiling import make_profiler, record_profile
 from digits_bench.tracking.figures import log_run_report
 from digits_bench.tracking.system_metrics import system_metrics
+from digits_bench.training.callbacks.rank_console import RankConsole
 from digits_bench.training.callbacks.stop_signal import StopAllRanksOnSignal
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path, extra: list[Callback]) -> 
         LearningRate(),
         TrainingClock(tuple(cfg.time_to_val_acc)),
         StopAllRanksOnSignal(),
+        RankConsole(),
         *extra,
     ]
     patience = OmegaConf.select(cfg, "early_stopping.patience")
