@@ -23,7 +23,7 @@ RUN_HERE = {
     "python -m digits_bench optimizer.lr=0": 2,
     "python -m digits_bench.models": 0,
     "python -m digits_bench model=vgg_bn aug=on --cfg job": 0,
-    "python -m digits_bench.predict --run 0123456789abcdef0123456789abcdef year.jpg": 2,
+    "python -m digits_bench.predict --run 0123456789abcdef0123456789abcdef examples/year_2017.png": 2,
     "make": 0,
 }
 # run by another test: as written (a README line read back), or the same command in-process on a test store

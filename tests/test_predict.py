@@ -26,7 +26,7 @@ from digits_bench.predict.preprocess import read_page
 from digits_bench.predict.reader import classify, read_image
 from digits_bench.training.run import train
 
-from .conftest import DATA_DIR, ROOT, client_for, compose
+from .conftest import DATA_DIR, ROOT, client_for, compose, run_cli
 
 pytestmark = pytest.mark.fit  # every test but one reads with the model trained once for the module
 
@@ -250,6 +250,17 @@ def test_cli_reads_good_files_and_reports_each_bad_one(trained: Trained, tmp_pat
          "seven_annotated.png", "seven_digit0_7.png"])
     assert Image.open(out / "year_digit0_2.png").size == (28, 28)
     assert Image.open(out / "year_annotated.png").size == Image.open(year).size
+
+
+@pytest.mark.fit
+def test_images_that_cannot_be_read_are_said_before_any_model_is_looked_for(tmp_path: Path, isolated_store: Path):
+    """Nothing to read: each file's line and exit 1 at once, without loading (or even finding) a model."""
+    (tmp_path / "empty.png").write_bytes(b"")
+    missing = tmp_path / "missing.png"
+    result = run_cli(["--run", "0" * 32, str(missing), str(tmp_path / "empty.png")], module="digits_bench.predict", timeout=60)
+    assert result.returncode == 1 and result.stderr.splitlines() == [
+        f"digits_bench: error: {missing}: no such file", f"digits_bench: error: {tmp_path / 'empty.png'}: empty file (0 bytes)"]
+    assert not isolated_store.exists()  # no store was opened to look for the run
 
 
 def test_unknown_run_is_one_line_exit_2(trained: Trained):

@@ -11,7 +11,7 @@ from digits_bench.compare import Recipe, run_compare
 from digits_bench.report.__main__ import main as report_main
 from digits_bench.report.plots import pareto_front
 
-from .conftest import TINY
+from .conftest import ROOT, TINY
 
 
 def test_the_leaderboard_reads_the_time_to_accuracy_the_training_clock_writes(isolated_store: Path):
@@ -49,9 +49,19 @@ def test_the_leaderboard_reads_the_time_to_accuracy_the_training_clock_writes(is
     assert row["time_to_val_99_s"] == pytest.approx(clock.reached[0.99]) and row["time_to_val_995_s"] == pytest.approx(clock.reached[0.995])
 
 
-def test_report_without_runs_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_report_without_runs_is_one_clear_error(tmp_path: Path, isolated_store: Path, capsys: pytest.CaptureFixture[str]):
     assert report_main(["--out", str(tmp_path / "r")]) == 2
     assert "no finished, test-scored runs" in capsys.readouterr().err
+    assert not (isolated_store / "mlflow.db").exists() and not (isolated_store / "optuna.db").exists()  # looking made nothing
+
+
+def test_a_fresh_clone_reports_the_runs_results_carries_without_making_a_store(tmp_path: Path, isolated_store: Path):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "runs.csv").write_bytes((ROOT / "results" / "runs.csv").read_bytes())
+    assert report_main(["--out", str(out)]) == 0
+    assert len(pd.read_csv(out / "leaderboard.csv")) > 10
+    assert not (isolated_store / "mlflow.db").exists() and not (isolated_store / "optuna.db").exists()
 
 
 def test_pareto_front_keeps_only_undominated_recipes():

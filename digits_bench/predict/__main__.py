@@ -92,6 +92,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.save.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"cannot create --save folder {args.save} ({err.strerror})") from None
+    from digits_bench.predict.preprocess import open_image
+
+    unreadable: dict[Path, ImageError] = {}
+    for path in args.images:  # seconds before a model is loaded: is there anything to read?
+        try:
+            open_image(path)
+        except ImageError as err:
+            unreadable[path] = err
+    if len(unreadable) == len(args.images):
+        for path, err in unreadable.items():
+            error_line(f"{path}: {err}")
+        return 1
     model = load_model(args)
     from digits_bench.predict.reader import read_image
     from digits_bench.predict.render import save_reading

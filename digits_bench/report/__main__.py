@@ -18,7 +18,7 @@ from digits_bench.cli.entry import command
 from digits_bench.config import compose_config
 from digits_bench.errors import ConfigError
 from digits_bench.report.plots import accuracy_vs_params, accuracy_vs_time, study_plots, validation_curves
-from digits_bench.report.runs import load_runs, with_archive
+from digits_bench.report.runs import RUN_COLUMNS, load_runs, with_archive
 from digits_bench.sweep import add_storage_argument
 from digits_bench.report.table import leaderboard, markdown, recipe_notes, summary
 
@@ -41,8 +41,10 @@ def _study_line(name: str, frame: pd.DataFrame, plots: list[Path]) -> str:
 def study_section(storage: str, out: Path, archive: pd.DataFrame | None) -> tuple[str, list[pd.DataFrame]]:
     """Every study in the storage, plus those an earlier report recorded (studies.csv) that it does not hold."""
     lines, frames = [], []
-    try:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    names: list[str] = []
+    local = storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file()
+    try:  # a local study database that is not there is not made by looking
+        names = [] if local else [s.study_name for s in optuna.get_all_study_summaries(storage)]
     except Exception:  # no study database yet
         names = []
     for name in names:
@@ -81,7 +83,10 @@ def main(argv: list[str]) -> None:
     cfg = compose_config([])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs, curves = load_runs(tracking.make_client(cfg), cfg.tracking.experiment)
+    from digits_bench.tracking.store import store_exists
+
+    # reading creates nothing: without a local store, only the runs an earlier report carried
+    runs, curves = load_runs(tracking.make_client(cfg), cfg.tracking.experiment) if store_exists(cfg) else (pd.DataFrame(columns=RUN_COLUMNS), {})
     local = len(runs)
     carried = 0
     if not args.no_archive:

@@ -30,7 +30,7 @@ from digits_bench.config.validation import TEST_POOL, TRAIN_POOL
 from digits_bench.errors import FINISHED, ConfigError, outcome
 from digits_bench.names import Tag
 from digits_bench.tracking import signals
-from digits_bench.tracking.store import (STORE_ERRORS, artifact_root, environment_tags, experiment_id, make_client,
+from digits_bench.tracking.store import (STORE_ERRORS, artifact_root, environment_tags, experiment_id, make_client, store_exists,
                                          store_error, tracking_uri)
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def check_resumable(cfg: DictConfig, run_id: str) -> MlflowClient:
     and without creating a store to look in."""
     missing = ConfigError(f"resume={run_id}: no such run with a config.yaml in {tracking_uri(cfg)}")
     uri = tracking_uri(cfg)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    if not store_exists(cfg):
         raise ConfigError(f"resume={run_id}: there is no MLflow store at {uri.removeprefix('sqlite:///')} "
                           "(set DIGITS_BENCH_STORE or MLFLOW_TRACKING_URI to the store the run is in)")
     try:

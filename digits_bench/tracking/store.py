@@ -50,6 +50,13 @@ def artifact_root(cfg: DictConfig) -> str | None:
     return None
 
 
+def store_exists(cfg: DictConfig) -> bool:
+    """Whether there is a store to read: a local SQLite file that exists, or a server (which says for itself). A
+    command that only reads asks this first, so that looking does not create a store."""
+    uri = tracking_uri(cfg)
+    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).is_file()
+
+
 def make_client(cfg: DictConfig) -> MlflowClient:
     uri = tracking_uri(cfg)
     if uri.startswith("sqlite:///"):
