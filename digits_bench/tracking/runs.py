@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import time
-from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterator, Literal, Mapping
 
