@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from digits_bench.ensemble import load_members, probabilities, recipe_runs, run_ensemble, shifted
+from digits_bench.errors import ConfigError
 from digits_bench.report.runs import load_runs
 from digits_bench.training.run import train
 
-from .conftest import TINY, all_runs, client_for, compose
+from .conftest import TINY, all_runs, client_for, compose, fits_a_refusal
 
 
 def test_shifted_moves_ink_and_fills_the_border_with_background():
@@ -28,6 +29,13 @@ def test_ensemble_is_chosen_on_validation_and_scored_on_test_once(isolated_store
     other = train(compose("experiment=speedrun", *TINY, "trainer.max_epochs=2", "optimizer.lr=0.05"))  # same name, other config
     singles = [train(compose("experiment=speedrun", *TINY, "trainer.max_epochs=2", f"seed={seed}")) for seed in (0, 1)]
     assert recipe_runs(client_for(isolated_store), "digits_bench", "speedrun") == [s.run_id for s in singles]
+    with pytest.raises(ConfigError) as caught:  # what a user types for runs without a preset: why there is nothing
+        run_ensemble("custom")
+    assert str(caught.value).endswith("goes by its model's):\n  there are: speedrun ×3") and fits_a_refusal(str(caught.value))
+    with pytest.raises(ConfigError) as caught:
+        run_ensemble("speedrun", min_members=3)
+    assert str(caught.value).startswith("recipe 'speedrun' has 2 finished run(s) of its latest configuration in "
+                                        "'digits_bench' (1 more differ") and fits_a_refusal(str(caught.value))
     assert other.run_id not in recipe_runs(client_for(isolated_store), "digits_bench", "speedrun")
     result = run_ensemble("speedrun")
     assert result["chosen"] == max(result["val_acc"], key=result["val_acc"].get)
@@ -59,5 +67,5 @@ def test_ensemble_without_runs_is_one_clear_line(capsys: pytest.CaptureFixture[s
     assert main(["best"]) == 2  # the verb's main as `python -m digits_bench.ensemble best` runs it
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert err.strip().splitlines() == [err.strip().splitlines()[-1]]
-    assert err.strip().startswith("digits_bench: error: recipe 'best' has 0 finished run(s)")
+    assert len(err.strip().splitlines()) == 2 and err.strip().splitlines()[1] == "  there are: none"
+    assert err.strip().startswith("digits_bench: error: no finished, test-scored run is named 'best' in experiment")

@@ -57,6 +57,14 @@ def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
     return float((probs.argmax(dim=1) == labels).float().mean())
 
 
+def _scored_runs(client, experiment: str) -> list:
+    """FINISHED, test-scored single runs (not ensembles) of the experiment, oldest first."""
+    found = client.get_experiment_by_name(experiment)
+    runs = [] if found is None else client.search_runs(
+        [found.experiment_id], filter_string="attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"], max_results=10_000)
+    return [r for r in runs if Tag.ENSEMBLE_MEMBERS not in r.data.tags and Metric.TEST_ACC in r.data.metrics]
+
+
 def recipe_runs(client, experiment: str, recipe: str) -> list[str]:
     """FINISHED, test-scored single runs of ONE configuration of `recipe` on one kind of device, oldest first.
 
@@ -67,11 +75,7 @@ def recipe_runs(client, experiment: str, recipe: str) -> list[str]:
     from digits_bench.config.fingerprint import device_kind
     from digits_bench.report.runs import recipe_of
 
-    found = client.get_experiment_by_name(experiment)
-    runs = [] if found is None else client.search_runs(
-        [found.experiment_id], filter_string="attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"], max_results=10_000)
-    runs = [r for r in runs
-            if recipe_of(r.data.tags) == recipe and Tag.ENSEMBLE_MEMBERS not in r.data.tags and Metric.TEST_ACC in r.data.metrics]
+    runs = [r for r in _scored_runs(client, experiment) if recipe_of(r.data.tags) == recipe]
     if not runs:
         return []
 
@@ -80,6 +84,22 @@ def recipe_runs(client, experiment: str, recipe: str) -> list[str]:
 
     latest = configuration(runs[-1])
     return [r.info.run_id for r in runs if configuration(r) == latest]
+
+
+def too_few(client, experiment: str, recipe: str, members: list[str]) -> str:
+    """Why there is nothing to ensemble, in two lines: the runs of that name left out, or the names there are."""
+    from collections import Counter
+
+    from digits_bench.report.runs import recipe_of
+
+    names = Counter(recipe_of(r.data.tags) for r in _scored_runs(client, experiment))
+    if not names[recipe]:
+        there = ", ".join(f"{name} ×{count}" for name, count in names.most_common(8)) or "none"
+        return (f"no finished, test-scored run is named {recipe!r} in experiment {experiment!r} (a run without a preset "
+                f"goes by its model's):\n  there are: {there}")
+    return (f"recipe {recipe!r} has {len(members)} finished run(s) of its latest configuration in {experiment!r} "
+            f"({names[recipe] - len(members)} more differ: data.subset, device, overrides)\n"
+            f"  train more of it first: python -m digits_bench.compare experiment={recipe} --seeds 5")
 
 
 def load_members(client, run_ids: list[str], device: torch.device) -> list[Member]:
@@ -126,8 +146,7 @@ def run_ensemble(recipe: str, experiment: str | None = None, min_members: int = 
     client = make_client(base)
     run_ids = recipe_runs(client, experiment, recipe)
     if len(run_ids) < min_members:
-        raise ConfigError(f"recipe {recipe!r} has {len(run_ids)} finished run(s) in experiment {experiment!r}; "
-                          f"train more first: python -m digits_bench.compare experiment={recipe} --seeds 5")
+        raise ConfigError(too_few(client, experiment, recipe, run_ids))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     members = load_members(client, run_ids, device)
     data: DigitsDataModule = instantiate(members[0].cfg.data)
