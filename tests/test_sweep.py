@@ -71,6 +71,12 @@ def test_bad_sweep_file_is_rejected(tmp_path: Path):
         load_sweep(str(sweep_file(tmp_path, "bad", space={"optimizer.lr": {"type": "float", "low": 1, "high": 0.1}})))
     with pytest.raises(ConfigError, match="no sweep named"):
         load_sweep("does-not-exist")
+    path = tmp_path / "exponent.yaml"  # written by hand, as YAML 1.1 reads it: `1.0e5` and `1e-3` are text
+    path.write_text("name: exponent\nn_trials: 2\nspace:\n  data.batch_size: {type: int, low: 1e1, high: 1.0e5}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_sweep(str(path))
+    assert str(caught.value) == ("sweep space 'data.batch_size': low: YAML reads 1e1 as text (an exponent needs a dot and a "
+                                 "sign, 1.0e+5); write 10.0")
 
 
 @pytest.mark.fit

@@ -63,6 +63,14 @@ def hydra_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _number(text: str) -> float | None:
+    """What a text YAML did not read as a number would be as one (`1.0e5`), or None."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def _param(key: str, raw: dict[str, Any]) -> Param:
     kind = raw.get("type")
     if kind not in KINDS:
@@ -72,6 +80,10 @@ def _param(key: str, raw: dict[str, Any]) -> Param:
             raise ConfigError(f"sweep space '{key}': categorical needs a non-empty 'choices' list")
         return Param(key, kind, choices=tuple(raw["choices"]))
     low, high, step = raw.get("low"), raw.get("high"), raw.get("step")
+    for name, value in (("low", low), ("high", high), ("step", step)):
+        if isinstance(value, str) and _number(value) is not None:  # YAML 1.1 reads 1e-3 and 1.0e5 as text
+            raise ConfigError(f"sweep space '{key}': {name}: YAML reads {value} as text (an exponent needs a dot and a "
+                              f"sign, 1.0e+5); write {_number(value)!r}")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or not low < high:
         raise ConfigError(f"sweep space '{key}': needs numbers low < high (got low={low!r}, high={high!r})")
     if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0):
