@@ -28,6 +28,10 @@ def run(cfg: DictConfig) -> None:
         from digits_bench.tracking.runs import check_resumable
 
         check_resumable(cfg, str(cfg.resume))
+    else:  # a missing or corrupt dataset too (verified once a process: training does not hash it again)
+        from digits_bench.data import DatasetSpec, ensure_files
+
+        ensure_files(DatasetSpec.from_config(cfg.data.dataset))
     from digits_bench.tracking.multirun import job_tags
     from digits_bench.training.run import overfit_verdict, summary, train
 

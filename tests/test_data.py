@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from digits_bench.data import DataError, DatasetSpec, DeviceBatches, ensure_files, holdout_split, load_split
 from digits_bench.data.sources import read_verified
 
-from .conftest import DATA_DIR, compose
+from .conftest import DATA_DIR, ROOT, compose
 
 
 def spec_in(raw_dir: Path, **changes) -> DatasetSpec:
@@ -98,6 +98,27 @@ def test_corrupt_file_names_the_fix(tmp_path: Path):
     target.write_bytes(bytes(blob))
     with pytest.raises(DataError, match="corrupt.*delete it and rerun"):
         ensure_files(spec_in(raw))
+
+
+@pytest.mark.fit
+def test_a_corrupt_dataset_is_refused_before_lightning_is_imported(tmp_path: Path):
+    """`python -m digits_bench` on a corrupt file: one line, exit 2, and Lightning never imported (it takes seconds)."""
+    import os
+    import subprocess
+    import sys
+
+    raw = tmp_path / "MNIST" / "raw"
+    shutil.copytree(DATA_DIR / "MNIST" / "raw", raw)
+    blob = bytearray((raw / "t10k-labels-idx1-ubyte").read_bytes())
+    blob[100] ^= 1
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(bytes(blob))
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "digits_bench", "model=linear"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env=os.environ | {"DIGITS_BENCH_DATA": str(tmp_path), "DIGITS_BENCH_STORE": str(tmp_path / "store")})
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
+    assert done.returncode == 2 and len(errors) == 1 and "corrupt" in errors[0], errors
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "lightning" not in imported and "mlflow" not in imported and not (tmp_path / "store").exists()
 
 
 def test_missing_data_without_sources_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
