@@ -33,7 +33,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def stack():
-    state = Path(tempfile.mkdtemp(prefix="digits-bench-server-"))  # outside root-only pytest folders: postgres must reach it
+    # outside root-only pytest folders (postgres must reach it), and with a space and a `;` that pg_ctl's shell must not split
+    state = Path(tempfile.mkdtemp(prefix="digits bench;server-"))
     try:
         yield server.start(state, pg_port=free_port(), mlflow_port=free_port())
     finally:

@@ -15,6 +15,7 @@ import json
 import os
 import pwd
 import secrets
+import shlex
 import signal
 import subprocess
 from dataclasses import asdict, dataclass
@@ -126,8 +127,9 @@ def start(state_dir: Path, host: str = "127.0.0.1", pg_port: int = 5433, mlflow_
         finally:
             pwfile.unlink(missing_ok=True)
     _as_owner(state_dir, pgdata / "pg_hba.conf", _hba(host), 0o600)
-    options = (f"-p {pg_port} -k {state_dir} -c listen_addresses={host} -c unix_socket_permissions=0700 "
-               "-c password_encryption=scram-sha-256")
+    # pg_ctl hands these to a shell: each value quoted, so a folder with a space (or a `;`) stays one argument
+    options = " ".join(["-p", str(pg_port), "-k", shlex.quote(str(state_dir)), "-c", shlex.quote(f"listen_addresses={host}"),
+                        "-c", "unix_socket_permissions=0700", "-c", "password_encryption=scram-sha-256"])
     running = subprocess.run(["runuser", "-u", "postgres", "--"] * (os.geteuid() == 0) + [_pg_bin("pg_ctl"), "-D", str(pgdata), "status"],
                              capture_output=True).returncode == 0
     if not running:
