@@ -115,6 +115,7 @@ class Outcome:
 
 
 UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+FULL_BELOW = 1 << 20  # bytes free under which a failed write is a full disk, whatever the writer called it
 
 
 def disk_message(err: OSError) -> str:

@@ -239,6 +239,25 @@ def test_full_store_disk_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: py
     assert "database or disk is full" in line and "DIGITS_BENCH_STORE" in line and "start again" in line
 
 
+@pytest.mark.fit
+def test_an_existing_store_on_a_full_disk_says_disk_full(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+                                                         isolated_store: Path):
+    """SQLite reports a full disk under an existing store's journal as "disk I/O error": the line says disk full."""
+    import shutil
+
+    from digits_bench.tracking import store
+
+    def io_error(self, *args, **kwargs):
+        raise MlflowException("(sqlite3.OperationalError) disk I/O error")
+
+    usage = shutil.disk_usage(isolated_store.parent)
+    monkeypatch.setattr(SqlAlchemyStore, "log_batch", io_error)
+    monkeypatch.setattr(store.shutil, "disk_usage", lambda path: usage._replace(free=4096))
+    assert run(compose(*MINI)) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith("digits_bench: error: disk full writing the MLflow store sqlite:///") and "disk I/O error" in line
+
+
 def test_a_store_that_fills_the_disk_while_it_is_created_is_not_left_half_migrated(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, isolated_store: Path):
     """Its migrations ran out of space halfway: no store is left (every later run would fail on its half-made

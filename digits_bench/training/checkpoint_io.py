@@ -15,6 +15,8 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from digits_bench.errors import FULL_BELOW
+
 LAST = "last.ckpt"
 
 
@@ -31,7 +33,6 @@ def load_tensors(path: Path) -> dict[str, Any]:
         raise ModelLoadError(f"{path.name} holds more than tensors: refused, loading it could run code") from None
     except Exception as err:  # zip and key errors: all mean "not a Lightning checkpoint"
         raise ModelLoadError(f"{path.name} is not a Lightning checkpoint ({type(err).__name__})") from None
-FULL_BELOW = 1 << 20  # bytes free under which a failed write is a full disk
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
