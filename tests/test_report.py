@@ -58,9 +58,10 @@ def test_report_without_runs_is_one_clear_error(tmp_path: Path, isolated_store: 
 def test_a_fresh_clone_reports_the_runs_results_carries_without_making_a_store(tmp_path: Path, isolated_store: Path):
     out = tmp_path / "results"
     out.mkdir()
-    (out / "runs.csv").write_bytes((ROOT / "results" / "runs.csv").read_bytes())
+    carried = pd.read_csv(ROOT / "results" / "runs.csv", dtype=str, keep_default_na=False)
+    carried[carried["recipe"].isin(["speedrun", "seed004_linear"])].to_csv(out / "runs.csv", index=False)  # a few rows: quick
     assert report_main(["--out", str(out)]) == 0
-    assert len(pd.read_csv(out / "leaderboard.csv")) > 10
+    assert set(pd.read_csv(out / "leaderboard.csv")["recipe"]) >= {"speedrun", "seed004_linear"}
     assert not (isolated_store / "mlflow.db").exists() and not (isolated_store / "optuna.db").exists()
 
 

@@ -171,9 +171,17 @@ def store_hint(uri: str) -> str:
     return "check the server and MLFLOW_TRACKING_URI (or tracking.uri)"
 
 
+def _free_bytes(folder: Path) -> float:
+    """Free space under `folder`; infinite where it cannot be measured (the folder is not there, or not a folder)."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return float("inf")
+
+
 def store_error(uri: str, err: BaseException) -> TrackingError:
     first_line = (str(err).strip().splitlines() or [""])[0][:200]
-    if uri.startswith("sqlite:///") and shutil.disk_usage(Path(uri.removeprefix("sqlite:///")).parent).free < FULL_BELOW:
+    if uri.startswith("sqlite:///") and _free_bytes(Path(uri.removeprefix("sqlite:///")).parent) < FULL_BELOW:
         # SQLite calls a full disk under an existing store's journal "disk I/O error": the free space says which
         return TrackingError(f"disk full writing the MLflow store {uri} ({first_line}); free space, or {store_hint(uri)}")
     return TrackingError(f"cannot write the MLflow store {uri} ({type(err).__name__}: {first_line}); {store_hint(uri)}")
