@@ -143,13 +143,13 @@ def outcome(error: BaseException | None) -> Outcome:
     """How something that ended with `error` (None: it succeeded) is recorded and reported: the one status policy."""
     if error is None:
         return Outcome(FINISHED, EXIT_OK, None)
-    from digits_bench.tracking import signals  # import-light: the signal module only
+    from digits_bench import signals  # import-light: the signal module only
 
     if isinstance(error, SystemExit) and isinstance(error.__context__, KeyboardInterrupt):
         error = error.__context__  # Lightning's fit ends Ctrl-C (and SIGTERM) with sys.exit(1): still an interrupt
     elif isinstance(error, SystemExit) and error.code == 1 and signals.received():
         error = KeyboardInterrupt()  # the same, where the interrupt's traceback was lost on the way
-    if isinstance(error, KeyboardInterrupt):  # Ctrl-C, and SIGTERM (tracking.signals turns both into one)
+    if isinstance(error, KeyboardInterrupt):  # Ctrl-C, and SIGTERM (digits_bench.signals turns both into one)
         terminated = getattr(error, "signum", None) == signals.signal.SIGTERM
         return Outcome(KILLED, EXIT_TERMINATED if terminated else EXIT_INTERRUPTED, "stopped (SIGTERM)" if terminated else "interrupted")
     if _peer_stopped(error):  # a scheduler's SIGTERM, unless this process saw the Ctrl-C itself

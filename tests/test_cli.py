@@ -17,9 +17,9 @@ import pytest
 from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
 
 from digits_bench.cli import VERBS
-from digits_bench.cli.console import setup_console
+from digits_bench.console import setup_console
 from digits_bench.cli.entry import command
-from digits_bench.tracking.signals import Stopped
+from digits_bench.signals import Stopped
 from digits_bench.errors import ConfigError, RunFailed, TrackingError, TrainingDiverged
 
 from .conftest import ROOT, all_runs, run_cli
@@ -205,7 +205,7 @@ def _calls_run_on_import(tree: ast.Module) -> list[str]:
 
 def test_nothing_is_configured_on_import():
     """Importing a module of the package changes no logging, warning filter or signal handler: commands do that
-    once, through cli.console.setup_console (library code may still silence something inside a function)."""
+    once, through digits_bench.console.setup_console (library code may still silence something inside a function)."""
     found = {str(path.relative_to(PACKAGE)): calls for path in sorted(PACKAGE.rglob("*.py"))
              if (calls := _calls_run_on_import(ast.parse(path.read_text())))}
     assert found == {}
@@ -224,7 +224,7 @@ def test_setup_console_silences_by_design_warnings_and_keeps_others():
 @pytest.mark.fit
 def test_a_quiet_level_outlasts_the_library_setting_its_own_on_import():
     """Optuna (like Lightning and MLflow) sets its logger's level when first imported: ours must be the one left."""
-    code = ("import logging; from digits_bench.cli.console import setup_console; setup_console({'optuna': logging.ERROR});"
+    code = ("import logging; from digits_bench.console import setup_console; setup_console({'optuna': logging.ERROR});"
             "import optuna; optuna.logging.get_logger('optuna.study'); print(logging.getLogger('optuna').level)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

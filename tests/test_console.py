@@ -16,8 +16,8 @@ from lightning.pytorch import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from digits_bench.cli import VERBS
-from digits_bench.cli.console import print_table, route_lightning_logs
-from digits_bench.cli.run_messages import ui_command
+from digits_bench.console import print_table, route_lightning_logs
+from digits_bench.tracking.watch import ui_command
 from digits_bench.errors import ConfigError
 from digits_bench.training.run import train
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from digits_bench.ensemble import load_members, probabilities, recipe_runs, run_ensemble, shifted
+from digits_bench.ensemble import load_members, recipe_runs, run_ensemble
+from digits_bench.predict.inference import probabilities, shifted
 from digits_bench.errors import ConfigError
 from digits_bench.report.runs import load_runs
 from digits_bench.training.run import train

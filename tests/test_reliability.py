@@ -109,7 +109,7 @@ def test_sigterm_to_any_process_of_a_multi_process_run_stops_them_all_killed(tar
 def test_a_signal_stops_what_was_registered_then_interrupts():
     """SIGINT and SIGTERM share one handler: it stops what must stop with the process (a multi-process run's
     launched ranks), then raises KeyboardInterrupt, which closes a run KILLED; the previous handler comes back."""
-    from digits_bench.tracking import signals
+    from digits_bench import signals
 
     stopped: list[str] = []
     before = signal.getsignal(signal.SIGTERM)
@@ -124,7 +124,7 @@ def test_a_signal_stops_what_was_registered_then_interrupts():
 SWALLOWED = """
 import os, signal, sys, time
 from digits_bench.errors import outcome
-from digits_bench.tracking import signals
+from digits_bench import signals
 
 class Finalised:
     def __del__(self):

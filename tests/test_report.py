@@ -203,7 +203,7 @@ def test_cpu_and_gpu_are_two_rows_and_compile_is_a_row_of_its_own():
 
 
 def test_the_console_summary_fits_100_columns_and_keeps_a_rows_brackets(capsys: pytest.CaptureFixture):
-    from digits_bench.cli.console import print_table
+    from digits_bench.console import print_table
     from digits_bench.report.__main__ import SUMMARY_WIDTH
     from digits_bench.report.table import summary
 

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Callable, Mapping
 
-from digits_bench.cli.console import setup_console
+from digits_bench.console import setup_console
 from digits_bench.errors import ERROR_PREFIX, EXIT_FAILED, outcome
 from digits_bench.redaction import redacted
 

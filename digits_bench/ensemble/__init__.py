@@ -12,14 +12,13 @@ import argparse
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from digits_bench.cli.entry import command
 from digits_bench.errors import ConfigError
 from digits_bench.names import Metric, Param, Tag
+from digits_bench.predict.inference import probabilities
 
-SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (dx, dy) in pixels
 SPLIT_KEYS = ("data.dataset.name", "data.val_size", "data.split_seed")  # members must share one validation split
 
 
@@ -30,27 +29,6 @@ class Member:
     cfg: DictConfig
     train_s: float
     n_params: int
-
-
-def shifted(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
-    """uint8 (N, 28, 28) moved by (dx, dy) pixels, the uncovered border filled with background (0)."""
-    h, w = images.shape[-2:]
-    padded = F.pad(images, (1, 1, 1, 1))
-    return padded[:, 1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]
-
-
-@torch.no_grad()
-def probabilities(module: torch.nn.Module, images: torch.Tensor, tta: bool, batch_size: int = 1000) -> torch.Tensor:
-    """Softmax over classes of a module with `preprocess` (a run's, or an MLflow Model's), averaged over the
-    shifted views when `tta` (test-time augmentation: ensembles, and predict --tta); (N, classes) on the CPU."""
-    views = SHIFTS if tta else SHIFTS[:1]
-    device = next(module.parameters()).device
-    out = []
-    for batch in images.split(batch_size):
-        batch = batch.to(device)
-        probs = sum(module(module.preprocess(shifted(batch, dx, dy))).float().softmax(dim=1) for dx, dy in views)
-        out.append((probs / len(views)).cpu())
-    return torch.cat(out)
 
 
 def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:

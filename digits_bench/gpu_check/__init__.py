@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from digits_bench.cli.console import print_table
+from digits_bench.console import print_table
 from digits_bench.cli.entry import command
 from digits_bench.errors import ConfigError
 

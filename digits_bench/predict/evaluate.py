@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import pandas as pd
 from omegaconf import OmegaConf
 
-from digits_bench.cli.console import print_table
+from digits_bench.console import print_table
 from digits_bench.cli.entry import command
 from digits_bench.errors import ConfigError, ImageError
 from digits_bench.predict.evalset import SKLEARN_8X8

@@ -35,7 +35,7 @@ class Reading:
 def classify(module: DigitsClassifier, crops: np.ndarray, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(top class, its probability) for uint8 crops (N, 28, 28), normalised exactly as in training; with `tta`
     averaged over the crop and its one-pixel shifts (the ensembles' test-time augmentation)."""
-    from digits_bench.ensemble import probabilities
+    from digits_bench.predict.inference import probabilities
 
     top, digit = probabilities(module, torch.from_numpy(crops), tta).max(dim=1)
     return digit.numpy(), top.numpy()

@@ -59,7 +59,7 @@ def main(argv: list[str]) -> None:
 
         check_sweep(spec)
     from digits_bench.sweep.runner import PARENT_ATTR, run_sweep, succeeded, work
-    from digits_bench.tracking.signals import interrupts
+    from digits_bench.signals import interrupts
 
     passthrough = [args.sweep, *args.overrides] + (["--n-trials", str(args.n_trials)] if args.n_trials else []) + (
         ["--name", args.name] if args.name else [])
@@ -71,7 +71,7 @@ def main(argv: list[str]) -> None:
             study = run_sweep(spec, args.storage, args.workers, passthrough)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"rerun the same command to resume sweep {spec.name!r}") from None
-    from digits_bench.cli.console import print_table
+    from digits_bench.console import print_table
     from digits_bench.sweep.progress import best_line, trials_table
 
     print_table(trials_table(spec, study.trials))
@@ -86,7 +86,7 @@ def main(argv: list[str]) -> None:
 def where_to_look(spec: "SweepSpec", parent_run_id: str, storage: str | None) -> str:
     """The sweep's parent run, the link to its trials' chart, and how to open the study (a --storage URL is not
     echoed: it may hold a password)."""
-    from digits_bench.cli.run_messages import ui_command
+    from digits_bench.tracking.watch import ui_command
     from digits_bench.config import compose_config
     from digits_bench.sweep.runner import default_storage
     from digits_bench.tracking.views import children_link

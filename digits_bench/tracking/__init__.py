@@ -1,5 +1,5 @@
-"""MLflow tracking: store.py (where runs live), runs.py (how a run is opened and closed), signals.py (SIGINT and
-SIGTERM), logger.py, model.py, figures.py, faults.py and multirun.py (what a run records, and how).
+"""MLflow tracking: store.py (where runs live), runs.py (how a run is opened and closed), logger.py, model.py,
+figures.py, faults.py and multirun.py (what a run records, and how).
 
 The store's most used names are re-exported here on first use, so importing the package loads nothing.
 """

@@ -28,7 +28,7 @@ from digits_bench.redaction import redacted, redacted_values
 from digits_bench.config.validation import TEST_POOL, TRAIN_POOL
 from digits_bench.errors import FINISHED, ConfigError, outcome
 from digits_bench.names import Tag
-from digits_bench.tracking import signals
+from digits_bench import signals
 from digits_bench.tracking.store import (STORE_ERRORS, artifact_root, environment_tags, experiment_id, make_client, store_exists,
                                          store_error, tracking_uri)
 

@@ -211,10 +211,9 @@ def source_name() -> str:
     from mlflow.tracking.context.default_context import _get_source_name
 
     script = Path(sys.argv[0])
-    if script.name == "digits-bench":
-        from digits_bench.cli import VERBS
-
-        return f"digits-bench {sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] in VERBS else 'train'}"
+    if script.name == "digits-bench":  # a run exists only once the verb was known: a first word that is no override
+        verb = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") and "=" not in sys.argv[1] else "train"
+        return f"digits-bench {verb}"
     try:
         parts = script.resolve().relative_to(PROJECT_ROOT / "digits_bench").with_suffix("").parts
     except ValueError:

@@ -56,7 +56,7 @@ def top_actions(profiler: SimpleProfiler, rows: int = TOP_ROWS) -> Table:
 def record_profile(client: Any, run_id: str, profiler: Profiler, folder: Path) -> list[Path]:
     """Log the profiler's report files (written as the fit ended) as the run's `profile/` artifacts; print the top
     rows (the simple profiler's). Returns the files logged."""
-    from digits_bench.cli.console import print_table
+    from digits_bench.console import print_table
 
     reports = sorted(p for p in folder.glob("*profile*") if p.is_file())
     for report in reports:

@@ -21,8 +21,9 @@ from digits_bench.tracking import runs
 from digits_bench.tracking.store import environment_tags, tracking_uri
 from digits_bench.training.callbacks.clock import TrainingClock
 from digits_bench.training.checkpoint_io import LAST, AtomicCheckpointIO, BestAndLast, load_tensors, tidy_for_resume
-from digits_bench.cli.console import route_lightning_logs
-from digits_bench.cli.run_messages import ResumeHint, run_started, ui_command
+from digits_bench.console import route_lightning_logs
+from digits_bench.tracking.watch import run_started, ui_command
+from digits_bench.training.callbacks.resume_hint import ResumeHint
 from digits_bench.config.fingerprint import GROUPS, fingerprint
 from digits_bench.training.callbacks.learning_rate import LearningRate
 from digits_bench.tracking.model import log_model

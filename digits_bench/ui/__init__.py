@@ -77,7 +77,7 @@ def runs_link(backend_uri: str, base: str, experiment: str) -> str:
 @command
 def main(argv: list[str]) -> None:
     from digits_bench.config import compose_config
-    from digits_bench.tracking.signals import interrupts
+    from digits_bench.signals import interrupts
 
     cfg = compose_config([])
     parser = argparse.ArgumentParser(prog="python -m digits_bench.ui", description=__doc__.splitlines()[0])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 
-from digits_bench.cli.console import setup_console
+from digits_bench.console import setup_console
 
 
 class RankConsole(pl.Callback):

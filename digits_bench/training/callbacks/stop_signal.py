@@ -5,11 +5,11 @@ import signal
 
 import lightning.pytorch as pl
 
-from digits_bench.tracking import signals
+from digits_bench import signals
 
 
 class StopAllRanksOnSignal(pl.Callback):
-    """Once training starts with several processes, puts the harness's one handler (tracking.signals) back in
+    """Once training starts with several processes, puts the harness's one handler (digits_bench.signals) back in
     place of Lightning's, with the processes this one launched to be killed first.
 
     Lightning's SIGTERM handler broadcasts to the other ranks from inside the signal handler while

@@ -38,7 +38,7 @@ LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pyto
 RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
                      "pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
                      "lightning_utilities.core.rank_zero")
-OWN_HANDLER = "digits_bench.cli.console"
+OWN_HANDLER = "digits_bench.console"
 _DEFERRED: dict[str, int] = {}  # a command's levels for Lightning's loggers, until Lightning is imported (which resets them)
 
 

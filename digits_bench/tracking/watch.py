@@ -1,18 +1,13 @@
-"""What a run prints for its user: where to watch it, and how to continue it after Ctrl-C."""
+"""Where a user watches a run: the command that shows its store in MLflow's UI, the run's page, and the lines a run
+prints as it starts."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Any
 
-import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
 from digits_bench.redaction import redacted
 from digits_bench.tracking import store, views
-
-log = logging.getLogger("digits_bench")
 
 
 def _in_project_root() -> bool:
@@ -41,22 +36,3 @@ def run_started(cfg: DictConfig, experiment_id: str, run_id: str, checkpoint_dir
     return (f"run {run_id} {'resumed' if cfg.get('resume') else 'started'} on {device}  (experiment {cfg.tracking.experiment}, store {redacted(store.tracking_uri(cfg))})\n"
             f"  watch it: {ui_command(cfg)}  ->  {run_url(cfg, experiment_id, run_id)}\n"
             f"  checkpoints: {checkpoint_dir}")
-
-
-class ResumeHint(Callback):
-    """On Ctrl-C / SIGTERM during fit, say how to continue the run (Lightning then exits)."""
-
-    def __init__(self, run_id: str, checkpoint_dir: Path) -> None:
-        self.run_id, self.checkpoint_dir = run_id, checkpoint_dir
-
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, KeyboardInterrupt) or trainer.global_rank != 0:
-            return
-        if (self.checkpoint_dir / "last.ckpt").is_file():
-            log.info("interrupted: run %s is KILLED; continue it from its last finished epoch with "
-                     "`python -m digits_bench resume=%s`", self.run_id, self.run_id)
-        else:
-            log.info("interrupted before the first epoch finished: run %s has no checkpoint to resume; start it again", self.run_id)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}

@@ -1,0 +1,32 @@
+"""Ctrl-C or SIGTERM during fit: the line that says how to continue the run."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+
+from digits_bench.training.checkpoint_io import LAST
+
+log = logging.getLogger("digits_bench")
+
+
+class ResumeHint(Callback):
+    """On Ctrl-C / SIGTERM during fit, say how to continue the run (Lightning then exits)."""
+
+    def __init__(self, run_id: str, checkpoint_dir: Path) -> None:
+        self.run_id, self.checkpoint_dir = run_id, checkpoint_dir
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or trainer.global_rank != 0:
+            return
+        if (self.checkpoint_dir / LAST).is_file():
+            log.info("interrupted: run %s is KILLED; continue it from its last finished epoch with "
+                     "`python -m digits_bench resume=%s`", self.run_id, self.run_id)
+        else:
+            log.info("interrupted before the first epoch finished: run %s has no checkpoint to resume; start it again", self.run_id)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
