@@ -38,8 +38,8 @@ train: data  ## train the default model (override anything: make train ARGS="mod
 test: data system-deps  ## the full suite on 2 workers, what CI runs (ARGS="-k name" to pick)
 	$(BIN)/python -m pytest -q -n 2 --dist load --durations=15 $(ARGS)
 
-test-fast: data system-deps  ## the tests that neither train nor start a CLI (-m "not fit")
-	$(BIN)/python -m pytest -q -m "not fit" $(ARGS)
+test-fast: data system-deps  ## the tests that neither train nor start a CLI (-m "not fit"), on 2 workers: ~1 minute
+	$(BIN)/python -m pytest -q -n 2 -m "not fit" $(ARGS)
 
 # Debian packages the tests use: Fashion-MNIST's IDX files (the second dataset), PostgreSQL (the team server) and
 # Chromium (the journey opens the links it printed in MLflow's UI, as a user's browser would).
