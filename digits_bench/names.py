@@ -126,3 +126,8 @@ class Param:
 
 
 TRIAL_RUN_ATTR: Final = "mlflow_run_id"  # the Optuna user attribute holding a trial's MLflow run id
+
+
+# A run's checkpoint that `resume=` continues from (<checkpoints>/<run id>/last.ckpt): written by training, read by
+# resume and by the hints that name it
+LAST_CHECKPOINT: Final = "last.ckpt"

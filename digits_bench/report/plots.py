@@ -4,23 +4,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
+import numpy as np
+import optuna
+import pandas as pd
+from adjustText import adjust_text
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-from adjustText import adjust_text  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-import numpy as np  # noqa: E402
-import optuna  # noqa: E402
-import pandas as pd  # noqa: E402
-
+from digits_bench.tracking.figures import new_figure
 
 # CPU and GPU rows told apart by marker and colour (and line style for curves), in every figure.
 CPU_STYLE = {"marker": "o", "color": "tab:blue", "linestyle": "-"}
 GPU_STYLE = {"marker": "^", "color": "tab:red", "linestyle": "--"}
 
 
-def _log_percent_axis(ax: plt.Axes) -> None:
+def _log_percent_axis(ax: Axes) -> None:
     """Plain numbers on a log y-axis; minor ticks labelled only at 2, 3 and 5 when it spans more than 1.3 decades
     (their labels would otherwise run into the next power of ten's)."""
     low, high = ax.get_ylim()
@@ -39,7 +38,7 @@ def _style(kind: str) -> dict:
     return CPU_STYLE if kind == "cpu" else GPU_STYLE
 
 
-def _device_legend(ax: plt.Axes, kinds: list[str], extra: list | None = None) -> None:
+def _device_legend(ax: Axes, kinds: list[str], extra: list | None = None) -> None:
     handles = [Line2D([], [], linestyle="none", markersize=7, marker=_style(k)["marker"], color=_style(k)["color"],
                       label="CPU" if k == "cpu" else f"GPU: {k}") for k in sorted(set(kinds), key=lambda k: (k != "cpu", k))]
     ax.legend(handles=handles + (extra or []), loc="upper right", fontsize=8, framealpha=0.9)
@@ -48,7 +47,8 @@ def _device_legend(ax: plt.Axes, kinds: list[str], extra: list | None = None) ->
 def _scatter(board: pd.DataFrame, x: str, xlabel: str, path: Path, pareto: bool = False) -> None:
     """Test error on a log scale (MNIST's recipes differ by tenths of a percent near 99%, by whole
     percents below); labels pushed apart by adjustText so none is printed over another."""
-    fig, ax = plt.subplots(figsize=(11, 7.5))
+    fig = new_figure(figsize=(11, 7.5))
+    ax = fig.subplots()
     error = 100 * (1 - board["test_acc_mean"])
     spread = 100 * board["test_acc_std"].fillna(0)
     texts = []
@@ -71,7 +71,6 @@ def _scatter(board: pd.DataFrame, x: str, xlabel: str, path: Path, pareto: bool 
     adjust_text(texts, ax=ax, expand=(1.2, 1.4), arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5})
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def pareto_front(board: pd.DataFrame, cost: str) -> pd.DataFrame:
@@ -120,12 +119,13 @@ def validation_curves(runs: pd.DataFrame, curves: dict[str, list[float]], path: 
     if not names:
         names = ["(no curves)"]
     cols = min(2, len(names))
-    fig, axes = plt.subplots(-(-len(names) // cols), cols, figsize=(7.5 * cols, 5 * -(-len(names) // cols)), squeeze=False)
+    fig = new_figure(figsize=(7.5 * cols, 5 * -(-len(names) // cols)))
+    axes = fig.subplots(-(-len(names) // cols), cols, squeeze=False)
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
     for ax, name in zip(axes.flat, names):
         panel = [r for r in rows if r[0] == name]
-        colours = plt.cm.tab10.colors
+        colours = matplotlib.colormaps["tab10"].colors
         for i, (_, label, kind, mean, n) in enumerate(panel):
             style = _style(kind)
             device = "CPU" if kind == "cpu" else "GPU"
@@ -140,17 +140,19 @@ def validation_curves(runs: pd.DataFrame, curves: dict[str, list[float]], path: 
     fig.suptitle("validation error per epoch, one panel per model family (lower is better): solid = CPU runs, dashed = GPU runs", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the title above the panels' own
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def study_plots(study: optuna.Study, out: Path) -> list[Path]:
-    """Optuna's own optimisation history and parameter importances for one study."""
+    """Optuna's own optimisation history and parameter importances for one study (drawn through pyplot, which
+    Optuna uses: each figure closed once saved)."""
+    import matplotlib.pyplot as plt
+
     written = []
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         return written
 
-    def save(ax: plt.Axes, kind: str) -> None:
+    def save(ax: Axes, kind: str) -> None:
         path = out / f"study_{study.study_name}_{kind}.png"
         ax.figure.set_size_inches(8, 5)
         ax.figure.tight_layout()

@@ -4,15 +4,23 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import matplotlib
+from typing import Any
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
+import pandas as pd
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from mlflow.tracking import MlflowClient
 
-from digits_bench.names import Metric, acc, loss  # noqa: E402
+from digits_bench.names import Metric, acc, loss
+
+
+def new_figure(**kwargs: Any) -> Figure:
+    """A figure drawn to files only, on an Agg canvas of its own: no pyplot state to close, and no backend chosen for
+    the whole process on import (report/plots.py draws through this too)."""
+    figure = Figure(**kwargs)
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def metric_history(client: MlflowClient, run_id: str, keys: list[str]) -> pd.DataFrame:
@@ -29,7 +37,8 @@ def metric_history(client: MlflowClient, run_id: str, keys: list[str]) -> pd.Dat
 
 
 def plot_curves(history: pd.DataFrame, path: Path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = new_figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
     for ax, (what, name) in zip(axes, (("loss", loss), ("acc", acc))):
         for split in ("train", "val"):
             key = name(split)
@@ -40,12 +49,12 @@ def plot_curves(history: pd.DataFrame, path: Path) -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_confusion(confusion: torch.Tensor, path: Path) -> None:
     n = confusion.shape[0]
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig = new_figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
     image = ax.imshow(confusion.numpy(), cmap="Blues")
     for i in range(n):
         for j in range(n):
@@ -55,7 +64,6 @@ def plot_confusion(confusion: torch.Tensor, path: Path) -> None:
     fig.colorbar(image)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor, probs: torch.Tensor, path: Path, limit: int = 64) -> int:
@@ -67,7 +75,8 @@ def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, preds: torch.
     for k, index in enumerate(wrong.tolist()):
         top, left = (k // cols) * (size + caption) + caption, (k % cols) * (size + 4) + 2
         montage[top : top + size, left : left + size] = images[index]
-    fig, ax = plt.subplots(figsize=(cols * 1.3, rows * 1.5))
+    fig = new_figure(figsize=(cols * 1.3, rows * 1.5))
+    ax = fig.subplots()
     ax.imshow(montage.numpy(), cmap="gray_r", interpolation="nearest")
     ax.axis("off")
     for k, index in enumerate(wrong.tolist()):
@@ -75,7 +84,6 @@ def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, preds: torch.
                 f"{int(labels[index])}→{int(preds[index])} ({float(probs[index]):.2f})", ha="center", va="bottom", fontsize=8)
     ax.set_title(f"misclassified test digits: true→predicted (confidence), {len(wrong)} of {int((preds != labels).sum())}")
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return len(wrong)
 
 

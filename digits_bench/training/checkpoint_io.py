@@ -16,8 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from digits_bench.errors import FULL_BELOW
-
-LAST = "last.ckpt"
+from digits_bench.names import LAST_CHECKPOINT as LAST
 
 
 def load_tensors(path: Path) -> dict[str, Any]:
