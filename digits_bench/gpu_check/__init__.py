@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 from digits_bench.console import print_table
 from digits_bench.cli.entry import command
 from digits_bench.errors import ConfigError
+from digits_bench.names import Metric
 
 SEEDS = 5
 
@@ -92,13 +93,13 @@ def speedrun_numbers(on: list[dict[str, float]], off: list[dict[str, float]]) ->
     """From each seed's metrics (graphs on, graphs off): the speedrun targets' numbers."""
     measured: dict[str, float] = {}
     if on:
-        measured["speedrun_train_s"] = statistics.fmean(m["time/train_s"] for m in on)
-        measured["speedrun_min_test_acc"] = min(m["test/acc"] for m in on)
+        measured["speedrun_train_s"] = statistics.fmean(m[Metric.TRAIN_S] for m in on)
+        measured["speedrun_min_test_acc"] = min(m[Metric.TEST_ACC] for m in on)
     if on and off:
-        measured["graph_speedup"] = statistics.fmean(m["time/train_s"] for m in off) / measured["speedrun_train_s"]
-        accs = [m["test/acc"] for m in on + off]
+        measured["graph_speedup"] = statistics.fmean(m[Metric.TRAIN_S] for m in off) / measured["speedrun_train_s"]
+        accs = [m[Metric.TEST_ACC] for m in on + off]
         spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        gap = abs(statistics.fmean(m["test/acc"] for m in on) - statistics.fmean(m["test/acc"] for m in off))
+        gap = abs(statistics.fmean(m[Metric.TEST_ACC] for m in on) - statistics.fmean(m[Metric.TEST_ACC] for m in off))
         measured["graph_acc_gap"] = gap / (2 * spread) if spread else (0.0 if gap == 0 else float("inf"))
     return measured
 
@@ -156,7 +157,7 @@ def speedrun(seeds: int) -> tuple[dict[str, float], str]:
         run_ids = run_compare(Recipe(f"speedrun ({mode})", ["experiment=speedrun", *extra]), list(range(seeds)))
         per_mode[mode] = [client.get_run(run_id).data.metrics for run_id in run_ids]
     lines = ["| mode | seed | train s | warm-up s | test acc |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {mode} | {seed} | {m['time/train_s']:.3f} | {m.get('time/warmup_s', float('nan')):.3f} | {m['test/acc']:.4f} |"
+    lines += [f"| {mode} | {seed} | {m[Metric.TRAIN_S]:.3f} | {m.get(Metric.WARMUP_S, float('nan')):.3f} | {m[Metric.TEST_ACC]:.4f} |"
               for mode, metrics in per_mode.items() for seed, m in enumerate(metrics)]
     return speedrun_numbers(per_mode["graphs on"], per_mode["graphs off"]), "\n".join(lines)
 
@@ -185,7 +186,7 @@ def best(epochs: int = 4) -> tuple[dict[str, float], str]:
 
     result = train(compose_config(["experiment=best", f"trainer.max_epochs={epochs}", "seed=0"]))
     assert result is not None
-    epoch_s = (result.metrics["time/train_s"] - result.metrics.get("time/warmup_s", 0.0)) / epochs
+    epoch_s = (result.metrics[Metric.TRAIN_S] - result.metrics.get(Metric.WARMUP_S, 0.0)) / epochs
     return {"best_epoch_s": epoch_s}, f"run {result.run_id}: {epochs} epochs, {epoch_s:.3f} s per epoch, test acc {result.metrics['test/acc']:.4f}"
 
 

@@ -15,17 +15,18 @@ from typing import Any, Iterator
 import mlflow
 import numpy as np
 import torch
-from mlflow.entities import Metric
+from mlflow.entities import Metric as MlflowMetric
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from torch import nn
 
 from digits_bench.data.normalise import normalise
+from digits_bench.names import Metric
 
 ARTIFACT = "model"
 # per-epoch metrics: the logged model has the tested epoch's, never another epoch's
-PER_EPOCH = ("train/", "time/epoch_s", "time/images_per_s", "lr", "epoch")
+PER_EPOCH = ("train/", Metric.EPOCH_S, Metric.IMAGES_PER_S, Metric.LR, Metric.EPOCH)
 
 
 class DigitsNet(nn.Module):
@@ -115,5 +116,5 @@ def _link_run_metrics(client: MlflowClient, run_id: str, model_id: str) -> None:
     linked = {m.key for m in client.get_logged_model(model_id).metrics or []}
     latest = [max(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
               for key in client.get_run(run_id).data.metrics if key not in linked]
-    client.log_batch(run_id, metrics=[Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id, run_id=run_id)
+    client.log_batch(run_id, metrics=[MlflowMetric(m.key, m.value, m.timestamp, m.step, model_id=model_id, run_id=run_id)
                                       for m in latest if not m.key.startswith(PER_EPOCH)])
