@@ -65,7 +65,8 @@ class GroupMultirun(Callback):
         self.failed: list[str] = []
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from digits_bench.tracking import runs, signals, views
+        from digits_bench import signals
+        from digits_bench.tracking import runs, views
         from digits_bench.tracking.store import make_client
 
         typed: list[str] = OmegaConf.to_container(config.hydra.overrides.task)  # type: ignore[assignment]
@@ -109,7 +110,8 @@ class GroupMultirun(Callback):
         if self.parent is None:
             return
         from digits_bench.errors import KILLED, RunFailed
-        from digits_bench.tracking import runs, signals
+        from digits_bench import signals
+        from digits_bench.tracking import runs
 
         stopped = signals.received() or any(r.info.status == KILLED for r in runs.children(self.client, self.parent))
         self._close(KeyboardInterrupt() if stopped else RunFailed("the multirun ended before its last job"))
