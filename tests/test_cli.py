@@ -237,3 +237,16 @@ def test_the_help_lists_the_verbs_there_are():
     (line,) = [line for line in header.splitlines() if line.strip().startswith("verbs:")]
     listed = line.split("verbs:", 1)[1].split("(")[0].replace(",", " ").split()
     assert listed == list(VERBS)
+
+
+@pytest.mark.parametrize("module", ["digits_bench.predict.__main__", "digits_bench.predict.evaluate", "digits_bench.register"])
+def test_every_verb_that_reads_a_model_names_it_one_way(module: str, capsys: pytest.CaptureFixture):
+    """predict, predict-eval and register take their model through one set of options (digits_bench.predict's
+    add_model_source), with one check of --experiment and --best."""
+    parse = import_module(module).parse_args
+    before, after = (["digits"], []) if module.endswith("register") else ([], ["photo.png"] * module.endswith("__main__"))
+    with pytest.raises(SystemExit) as caught:
+        parse([*before, "--experiment", "digits_bench", *after])
+    assert caught.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("--experiment NAME needs --best (the run with the highest validation accuracy)")
+    assert parse([*before, "--experiment", "digits_bench", "--best", *after]).tracking_uri is None

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Sequence
 from digits_bench.console import print_table
 from digits_bench.cli.entry import command, error_line
 from digits_bench.errors import ConfigError, ImageError
+from digits_bench.predict import add_model_source, check_model_source
 
 if TYPE_CHECKING:
     from digits_bench.predict.loading import LoadedModel
@@ -25,24 +26,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m digits_bench.predict",
         description="Read handwritten digits (one, or several in a row) from photos or scans with a trained model.")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", metavar="RUN_ID", help="an MLflow run id: its config.yaml and checkpoint")
-    source.add_argument("--experiment", metavar="NAME", help="with --best: the experiment's best FINISHED run by validation accuracy")
-    source.add_argument("--model", metavar="URI", help="an MLflow Model: models:/NAME/VERSION (registered), models:/NAME@ALIAS, runs:/RUN_ID/model")
-    source.add_argument("--checkpoint", metavar="PATH", type=Path, help="a Lightning checkpoint file")
-    parser.add_argument("--best", action="store_true", help="pick the run of --experiment with the highest validation accuracy")
+    add_model_source(parser)
     parser.add_argument("--config", metavar="PATH", type=Path, help="the run's config.yaml, for a --checkpoint without one beside it")
-    parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store (default: as training: $MLFLOW_TRACKING_URI, "
-                                                              "else $DIGITS_BENCH_STORE/mlflow.db)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--tta", action="store_true", help="average each digit over its one-pixel shifts (test-time augmentation)")
     parser.add_argument("--save", metavar="DIR", type=Path, help="write annotated images and the 28x28 crops the model saw")
     parser.add_argument("images", nargs="+", metavar="IMAGE", type=Path, help="image files: any size, any format Pillow reads")
     args = parser.parse_args(argv)
-    if args.experiment is not None and not args.best:
-        parser.error("--experiment NAME needs --best (the run with the highest validation accuracy)")
-    if args.best and args.experiment is None:
-        parser.error("--best needs --experiment NAME")
+    check_model_source(parser, args)
     if args.config is not None and args.checkpoint is None:
         parser.error("--config goes with --checkpoint (a run brings its own config)")
     return args

@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from digits_bench.console import print_table
 from digits_bench.cli.entry import command
 from digits_bench.errors import ConfigError, ImageError
+from digits_bench.predict import add_model_source, check_model_source
 from digits_bench.predict.evalset import SKLEARN_8X8
 from digits_bench.predict.preprocess import DEFAULT_STEPS, Steps
 
@@ -32,13 +33,7 @@ if TYPE_CHECKING:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m digits_bench.predict.evaluate", description=__doc__.split("\n\n")[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", metavar="RUN_ID", help="an MLflow run id")
-    source.add_argument("--experiment", metavar="NAME", help="with --best: the experiment's best FINISHED run by validation accuracy")
-    source.add_argument("--model", metavar="URI", help="an MLflow Model: models:/NAME/VERSION")
-    source.add_argument("--checkpoint", metavar="PATH", type=Path, help="a Lightning checkpoint file (its config beside it)")
-    parser.add_argument("--best", action="store_true", help="with --experiment: take its best run")
-    parser.add_argument("--tracking-uri", metavar="URI", help="the MLflow store or server (default: the project's store)")
+    add_model_source(parser)
     parser.add_argument("--seed", type=int, default=0, help="the evaluation set's seed (default 0): the same seed, the same set")
     parser.add_argument("--per-condition", type=int, default=40, help="single digits per condition (rows: a quarter as many)")
     parser.add_argument("--out", default="results", help="where predict-eval-<label>.{md,csv} go")
@@ -48,8 +43,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--ablate", action="store_true",
                         help="read the sets once per preprocessing step flipped (on if off, off if on): what each step is worth")
     args = parser.parse_args(argv)
-    if (args.experiment is None) != (not args.best):
-        parser.error("--experiment NAME and --best go together")
+    check_model_source(parser, args)
     args.config = None
     return args
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from digits_bench.cli.entry import command
 from digits_bench.errors import ModelLoadError
+from digits_bench.predict import add_model_source, check_model_source
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -23,15 +24,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m digits_bench.register",
                                      description="Register a run's logged model in MLflow's Model Registry.")
     parser.add_argument("name", metavar="NAME", help="the registered model's name; each registration adds a version")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", metavar="RUN_ID", help="the run whose model to register")
-    source.add_argument("--experiment", metavar="EXP", help="with --best: the experiment's best FINISHED run by validation accuracy")
-    parser.add_argument("--best", action="store_true", help="pick the run of --experiment with the highest validation accuracy")
+    add_model_source(parser, ("--run", "--experiment"))  # a registered version comes from a run
     parser.add_argument("--alias", metavar="ALIAS", help="also point this alias at the new version (models:/NAME@ALIAS), e.g. champion")
-    parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store (default: as training)")
     args = parser.parse_args(argv)
-    if (args.experiment is None) == args.best:
-        parser.error("--experiment NAME and --best go together")
+    check_model_source(parser, args)
     return args
 
 
