@@ -118,11 +118,16 @@ UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 FULL_BELOW = 1 << 20  # bytes free under which a failed write is a full disk, whatever the writer called it
 
 
+def disk_full(where: str, then: str = "then run again") -> str:
+    """The one wording of a full disk: what was being written, and what to do once there is space."""
+    return f"disk full writing {where}; free space, {then}"
+
+
 def disk_message(err: OSError) -> str:
     """A file that could not be written: which, why, and what to do."""
     where = err.filename or "a file"
     if err.errno == errno.ENOSPC:
-        return f"disk full writing {where}; free space and run again"
+        return disk_full(where)
     if err.errno in UNWRITABLE:
         return (f"cannot write {where} ({err.strerror}); make it writable or point DIGITS_BENCH_STORE / "
                 "DIGITS_BENCH_CHECKPOINTS elsewhere")

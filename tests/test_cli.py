@@ -129,7 +129,7 @@ ENDS = [
     (_raise(TrainingDiverged("train/loss became nan")), 1, "digits_bench: error: training diverged: train/loss became nan"),
     (_raise(RunFailed("sweep 'x': no trial completed (2 ran)")), 1, "digits_bench: error: sweep 'x': no trial completed (2 ran)"),
     (_raise(OSError(errno.ENOSPC, "No space left on device", "/store/mlflow.db")), 2,
-     "digits_bench: error: disk full writing /store/mlflow.db; free space and run again"),
+     "digits_bench: error: disk full writing /store/mlflow.db; free space, then run again"),
     (_raise(KeyboardInterrupt()), 130, "digits_bench: error: interrupted"),
     (_raise(KeyboardInterrupt("rerun the same command to resume sweep 'x'")), 130,
      "digits_bench: error: interrupted; rerun the same command to resume sweep 'x'"),

@@ -8,7 +8,7 @@ from typing import Iterator
 
 from omegaconf import DictConfig
 
-from digits_bench.errors import UNWRITABLE, TrackingError
+from digits_bench.errors import UNWRITABLE, TrackingError, disk_full
 from digits_bench.names import LAST_CHECKPOINT
 from digits_bench.tracking.store import STORE_ERRORS, store_error, tracking_uri
 
@@ -29,7 +29,7 @@ def store_faults(cfg: DictConfig, run_id: str) -> Iterator[None]:
     except OSError as err:
         where = err.filename or "a file"
         if err.errno == errno.ENOSPC:
-            raise TrackingError(f"disk full writing {where}; free space, {resume_hint(cfg, run_id)}") from None
+            raise TrackingError(disk_full(where, resume_hint(cfg, run_id))) from None
         if err.errno in UNWRITABLE:
             raise TrackingError(f"cannot write {where} ({err.strerror}); make it writable, "
                                 f"or set DIGITS_BENCH_STORE / DIGITS_BENCH_CHECKPOINTS to a writable folder") from None

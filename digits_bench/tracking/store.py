@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 from sqlalchemy.exc import SQLAlchemyError
 
-from digits_bench.errors import FULL_BELOW, TrackingError
+from digits_bench.errors import FULL_BELOW, TrackingError, disk_full
 from digits_bench.names import EXPERIMENT_KIND, Tag
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -183,7 +183,7 @@ def store_error(uri: str, err: BaseException) -> TrackingError:
     first_line = (str(err).strip().splitlines() or [""])[0][:200]
     if uri.startswith("sqlite:///") and _free_bytes(Path(uri.removeprefix("sqlite:///")).parent) < FULL_BELOW:
         # SQLite calls a full disk under an existing store's journal "disk I/O error": the free space says which
-        return TrackingError(f"disk full writing the MLflow store {uri} ({first_line}); free space, or {store_hint(uri)}")
+        return TrackingError(disk_full(f"the MLflow store {uri} ({first_line})", f"or {store_hint(uri)}"))
     return TrackingError(f"cannot write the MLflow store {uri} ({type(err).__name__}: {first_line}); {store_hint(uri)}")
 
 
