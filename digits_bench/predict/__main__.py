@@ -83,12 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.save.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"cannot create --save folder {args.save} ({err.strerror})") from None
-    from digits_bench.predict.preprocess import open_image
+    from digits_bench.predict.preprocess import check_file
 
     unreadable: dict[Path, ImageError] = {}
-    for path in args.images:  # seconds before a model is loaded: is there anything to read?
+    for path in args.images:  # before a model is loaded (seconds): is there any file to read? (stat only: each is read once)
         try:
-            open_image(path)
+            check_file(path)
         except ImageError as err:
             unreadable[path] = err
     if len(unreadable) == len(args.images):

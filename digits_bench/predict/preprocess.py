@@ -62,14 +62,19 @@ class Page:
     digits: list[Digit]
 
 
-def open_image(path: Path) -> Image.Image:
-    """Any file Pillow reads, upright as the camera held it; a clear ImageError for anything else."""
+def check_file(path: Path) -> None:
+    """What a path tells without reading it: there, a file, not empty; a clear ImageError otherwise."""
     if not path.exists():
         raise ImageError("no such file")
     if path.is_dir():
         raise ImageError("is a directory, not an image")
     if path.stat().st_size == 0:
         raise ImageError("empty file (0 bytes)")
+
+
+def open_image(path: Path) -> Image.Image:
+    """Any file Pillow reads, upright as the camera held it; a clear ImageError for anything else."""
+    check_file(path)
     try:
         with Image.open(path) as img:
             img.load()
