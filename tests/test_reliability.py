@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-from digits_bench.training import run as train_module
+from digits_bench.tracking import record
 from digits_bench.__main__ import run
 from digits_bench.errors import TrackingError
 from digits_bench.predict.loading import best_run
@@ -147,20 +147,15 @@ def test_an_interrupt_python_swallowed_is_raised_when_its_block_ends_and_says_no
 
 
 def test_run_ids_reach_the_processes_a_run_starts_through_one_variable():
-    from digits_bench.tracking import runs
+    from digits_bench.tracking import handoff
 
     before = {k for k in os.environ if k.startswith("DIGITS_BENCH")}
-    try:
-        runs.hand_on("parent", "p" * 32)
-        runs.hand_on("run", "r" * 32)
-        assert {k for k in os.environ if k.startswith("DIGITS_BENCH")} - before == {runs.HANDOFF}
-        assert (runs.handed("run"), runs.handed("parent")) == ("r" * 32, "p" * 32)
-        runs.hand_on("run", None)
-        assert (runs.handed("run"), runs.handed("parent")) == (None, "p" * 32)
-    finally:
-        runs.hand_on("run", None)
-        runs.hand_on("parent", None)
-    assert runs.HANDOFF not in os.environ
+    with handoff.passing_down(parent="p" * 32):
+        with handoff.passing_down(run="r" * 32):
+            assert {k for k in os.environ if k.startswith("DIGITS_BENCH")} - before == {handoff.VARIABLE}
+            assert (handoff.inherited("run"), handoff.inherited("parent")) == ("r" * 32, "p" * 32)
+        assert (handoff.inherited("run"), handoff.inherited("parent")) == (None, "p" * 32)
+    assert handoff.VARIABLE not in os.environ
 
 
 @pytest.mark.fit
@@ -168,7 +163,7 @@ def test_crash_after_fit_leaves_the_run_failed(monkeypatch: pytest.MonkeyPatch, 
     def broken_report(*args, **kwargs):
         raise RuntimeError("report step crashed")
 
-    monkeypatch.setattr(train_module, "log_run_report", broken_report)
+    monkeypatch.setattr(record, "log_run_report", broken_report)
     with pytest.raises(RuntimeError, match="report step crashed"):
         train(compose(*MINI))
     (only,) = all_runs(isolated_store)

@@ -177,7 +177,7 @@ def test_sweep_workers_get_the_storage_url_in_their_environment_not_on_their_com
 
     from digits_bench.sweep import runner
     from digits_bench.sweep.spec import load_sweep
-    from digits_bench.tracking.runs import HANDOFF
+    from digits_bench.tracking.handoff import VARIABLE as HANDOFF
 
     from .test_sweep import sweep_file
 

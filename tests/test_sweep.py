@@ -362,7 +362,7 @@ class OneWorkerDies:
     def __init__(self, command: list[str]) -> None:
         from digits_bench.sweep.runner import work
         from digits_bench.sweep.spec import load_sweep as load
-        from digits_bench.tracking.runs import handed
+        from digits_bench.tracking.handoff import inherited as handed
 
         index = int(command[command.index("--worker-index") + 1])
         self.returncode = self.codes[index]

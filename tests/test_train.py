@@ -150,7 +150,7 @@ def test_bf16_autocast_with_channels_last_trains_through_the_same_step(isolated_
 def test_a_run_that_ends_at_chance_says_so_in_one_line(caplog: pytest.LogCaptureFixture, isolated_store: Path):
     import logging
 
-    with caplog.at_level(logging.INFO, logger="digits_bench.training.run"):
+    with caplog.at_level(logging.INFO, logger="digits_bench.tracking.record"):
         stuck = train(compose(*TINY, "model=linear", "optimizer.lr=1e-9"))
         learned = train(compose(*TINY, "model=linear", "debug=fast"))  # a different run: 2 chunks, well above chance
         smoke = train(compose(*TINY, "debug=fast"))  # MXNet's init at chance after 2 chunks: a path check, no verdict

@@ -54,25 +54,20 @@ def run_compare(recipe: Recipe, seeds: list[int]) -> list[str]:
 
     base = compose_config([*recipe.overrides, "evaluate_test=true"])
     client = make_client(base)
-    parent = runs.open_parent(client, base, f"compare:{recipe.name}", {Tag.COMPARE_RECIPE: recipe.name, "compare.seeds": " ".join(map(str, seeds))})
-    run_ids, accs, error = [], [], None
-    try:
+    tags = {Tag.COMPARE_RECIPE: recipe.name, "compare.seeds": " ".join(map(str, seeds))}
+    run_ids, accs = [], []
+    with runs.parent(client, base, f"compare:{recipe.name}", tags, hand_down=True) as group:
         for seed in seeds:
             cfg = compose_config([*recipe.overrides, f"seed={seed}", "evaluate_test=true"])
-            result = train(cfg, tags={Tag.COMPARE_RECIPE: recipe.name, Tag.COMPARE_SEED: str(seed), **runs.child_tags(parent)})
+            result = train(cfg, tags={Tag.COMPARE_RECIPE: recipe.name, Tag.COMPARE_SEED: str(seed)})
             assert result is not None
             accs.append(result.metrics.get(Metric.TEST_ACC, float("nan")))
             print(f"{recipe.name} seed {seed}: {Metric.TEST_ACC}={accs[-1]:.4f}  run {result.run_id}")
             run_ids.append(result.run_id)
-        summary = runs.summarise_children(client, parent, (Metric.TEST_ACC, Metric.VAL_ACC_BEST))
+        summary = runs.summarise_children(client, group.run_id, (Metric.TEST_ACC, Metric.VAL_ACC_BEST))
         mean, std = summary[Metric.TEST_ACC_MEAN], summary[Metric.TEST_ACC_STD]
-        print(f"{recipe.name}: {Metric.TEST_ACC} {100 * mean:.2f} ± {100 * std:.2f} % over {len(accs)} seed(s)  parent run {parent}")
-        print(f"  its seeds in MLflow: {views.show_children(client, parent, (Metric.TEST_ACC, Metric.VAL_ACC_BEST), (Param.SEED,))}")
-    except BaseException as err:
-        error = err
-        raise
-    finally:
-        runs.close(client, parent, error)
+        print(f"{recipe.name}: {Metric.TEST_ACC} {100 * mean:.2f} ± {100 * std:.2f} % over {len(accs)} seed(s)  parent run {group.run_id}")
+        print(f"  its seeds in MLflow: {views.show_children(client, group.run_id, (Metric.TEST_ACC, Metric.VAL_ACC_BEST), (Param.SEED,))}")
     return run_ids
 
 

@@ -136,7 +136,7 @@ def run_ensemble(recipe: str, experiment: str | None = None, min_members: int = 
     tags = environment_tags(device.type) | {k: v for k, v in first.data.tags.items() if k.startswith(Tag.CHOICE_PREFIX)}
     tags |= {Tag.COMPARE_RECIPE: f"{recipe}+ensemble", Tag.RUN_NAME: f"{recipe}+ensemble",
              Tag.ENSEMBLE_MEMBERS: " ".join(result["members"]), Tag.ENSEMBLE_CHOSEN: result["chosen"]}
-    with runs.single(base, tags, experiment=experiment) as (client, run_id):
+    with runs.run(base, tags, experiment=experiment) as (client, run_id):
         params = {Param.MODEL: f"{members[0].cfg.model.name}×{len(result['members'])}", "ensemble.tta": result["tta"],
                   Param.EPOCHS: members[0].cfg.trainer.max_epochs, Param.BATCH_SIZE: members[0].cfg.data.batch_size,
                   Param.SEED: -1, Param.N_PARAMS: sum(m.n_params for m in members if m.run_id in result["members"]),

@@ -31,7 +31,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     add_storage_argument(parser, "the study's Optuna RDB URL")
     parser.add_argument("--n-trials", type=int, default=None, help="override the sweep's trial budget")
     parser.add_argument("--name", default=None, help="override the study name")
-    # internal: run as worker N of the sweep whose parent run the launcher hands down (tracking.runs.handed)
+    # internal: run as worker N of the sweep whose parent run the launcher hands down (tracking.handoff)
     parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_intermixed_args(argv)
     if "=" in args.sweep:  # `python -m digits_bench.sweep data.subset=3000`: the default sweep, with an override
@@ -44,14 +44,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> None:
     args = parse(argv)
     from digits_bench.sweep.spec import load_sweep
-    from digits_bench.tracking.runs import handed
+    from digits_bench.tracking.handoff import inherited
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1 (got {args.workers})")
     if args.n_trials is not None and args.n_trials < 1:
         raise ConfigError(f"--n-trials must be >= 1 (got {args.n_trials})")
     spec = load_sweep(args.sweep, overrides=args.overrides, n_trials=args.n_trials, name=args.name)
-    parent = handed("parent") if args.worker_index is not None else None
+    parent = inherited("parent") if args.worker_index is not None else None
     if args.worker_index is not None and parent is None:
         raise ConfigError("--worker-index is for the workers a sweep starts (--workers N), not to be typed")
     if parent is None:  # the launcher checked it already for its workers
@@ -66,7 +66,7 @@ def main(argv: list[str]) -> None:
     try:
         with interrupts():  # SIGTERM between trials stops as cleanly as during one
             if parent is not None:
-                work(spec, handed("storage") or args.storage, parent, args.worker_index)
+                work(spec, inherited("storage") or args.storage, parent, args.worker_index)
                 return
             study = run_sweep(spec, args.storage, args.workers, passthrough)
     except KeyboardInterrupt:

@@ -28,6 +28,7 @@ from digits_bench.config import compose_config
 from digits_bench.errors import ConfigError, RunFailed
 from digits_bench.names import TRIAL_RUN_ATTR, Tag, run_name
 from digits_bench.tracking import runs, views
+from digits_bench.tracking.handoff import passing_down
 from digits_bench.tracking.store import enable_wal, make_client, store_lock
 from digits_bench.training.run import train
 from digits_bench.sweep.progress import progress_callback
@@ -148,31 +149,38 @@ class Objective:
             Tag.OVERRIDES: " ".join(self.spec.overrides(params))[:5000],
         }
         pruning = PyTorchLightningPruningCallback(trial, monitor=self.spec.metric)
+        scores: list[float] = []
+
+        def score(client: MlflowClient, run_id: str) -> None:
+            """Inside the run, once fit is over: under DDP the pruning callback only stops the trainer and
+            check_pruned raises TrialPruned here; a metric that is missing or not finite fails the trial."""
+            pruning.check_pruned()
+            history = [m.value for m in client.get_metric_history(run_id, self.spec.metric)]
+            if not history or not all(math.isfinite(v) for v in history):
+                raise RunFailed(f"{self.spec.metric} missing or not finite")
+            scores.append(max(history) if self.spec.direction == "maximize" else min(history))
+
         try:
             cfg = compose_config([*QUIET, *self.spec.overrides(params), "evaluate_test=false"])
-            # under DDP the callback only stops the trainer; check_pruned raises TrialPruned, inside the run
-            result = train(cfg, callbacks=[pruning], tags=tags, after_fit=pruning.check_pruned)
+            result = train(cfg, callbacks=[pruning], tags=tags, after_fit=score, end_tags=trial_state)
         except optuna.TrialPruned:
             run_id = self._trial_run(trial.number)
-            if run_id:  # tracking.runs closed it KILLED: a pruned trial is stopped on purpose
+            if run_id:
                 trial.set_user_attr(TRIAL_RUN_ATTR, run_id)
-                self.client.set_tag(run_id, Tag.SWEEP_STATE, "PRUNED")
             raise
         except Exception as err:
             trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:1000])
-            run_id = self._trial_run(trial.number)
-            if run_id:
-                self.client.set_tag(run_id, Tag.SWEEP_STATE, "FAIL")
             raise  # the progress line reports it
         assert result is not None
         trial.set_user_attr(TRIAL_RUN_ATTR, result.run_id)
-        history = [m.value for m in self.client.get_metric_history(result.run_id, self.spec.metric)]
-        if not history or not all(math.isfinite(v) for v in history):
-            trial.set_user_attr("error", f"{self.spec.metric} missing or not finite")
-            self.client.set_tag(result.run_id, Tag.SWEEP_STATE, "FAIL")
-            raise optuna.TrialPruned(f"{self.spec.metric} missing or not finite")
-        self.client.set_tag(result.run_id, Tag.SWEEP_STATE, "COMPLETE")
-        return max(history) if self.spec.direction == "maximize" else min(history)
+        return scores[0]
+
+
+def trial_state(error: BaseException | None) -> dict[str, str]:
+    """The Optuna state a trial's run ends with, as its `sweep.state` tag: a pruned trial is stopped on purpose
+    (its run KILLED), a failed one FAILED."""
+    state = "COMPLETE" if error is None else "PRUNED" if isinstance(error, optuna.TrialPruned) else "FAIL"
+    return {Tag.SWEEP_STATE: state}
 
 
 def close_killed_trial_runs(study: optuna.Study, objective: "Objective") -> None:
@@ -208,34 +216,15 @@ def work(spec: SweepSpec, storage_url: str, parent_run_id: str, worker: int = 0)
         study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress], gc_after_trial=True)
 
 
-def parent_run(client: MlflowClient, cfg: DictConfig, spec: SweepSpec, study: optuna.Study, storage_url: str) -> str:
-    """The study's MLflow parent run: created once, reopened on every rerun."""
-    run_id = study.user_attrs.get(PARENT_ATTR)
-    if run_id is not None:
-        try:
-            runs.reopen(client, run_id)
-            show_trials(client, spec, run_id)
-            return run_id
-        except Exception:  # the MLflow store was wiped or changed: start a new parent
-            log.info("parent run %s not found; creating a new one", run_id)
-    tags = {Tag.SWEEP_STUDY: spec.name, Tag.SWEEP_ROLE: "parent", "sweep.storage": storage_url, "sweep.file": str(spec.path),
-            "sweep.base": " ".join(spec.base)[:5000]}  # the file's base and the command line's overrides
-    run_id = runs.open_parent(client, cfg, f"sweep:{spec.name}", tags)
-    client.log_param(run_id, "n_trials", spec.n_trials)
-    client.log_text(run_id, spec.path.read_text() if spec.path else "", "sweep.yaml")
-    study.set_user_attr(PARENT_ATTR, run_id)
-    show_trials(client, spec, run_id)
-    return run_id
-
-
 def show_trials(client: MlflowClient, spec: SweepSpec, parent_run_id: str) -> str:
     """Save the view of the sweep's trials in MLflow's UI (best first, the searched keys as columns and on a
     parallel-coordinates chart against the sweep's metric), as the parent is opened; the link opens it on that chart."""
     return views.show_children(client, parent_run_id, (spec.metric,), tuple(p.key for p in spec.space), charts=True)
 
 
-def finish_parent(client: MlflowClient, parent_run_id: str, study: optuna.Study, error: BaseException | None) -> None:
-    """Tag the parent with how many trials ended how and the best one, and close it by how the sweep ended."""
+def closing_tags(client: MlflowClient, parent_run_id: str, study: optuna.Study) -> dict[str, str]:
+    """How many trials ended how and the best one, for the parent's tags as it closes; the best trial is marked
+    and its numbers copied to the parent, so sweeps compare side by side in MLflow's runs table."""
     trials = study.get_trials(deepcopy=False)
     tags = {f"trials.{state.name.lower()}": str(sum(t.state == state for t in trials)) for state in TrialState}
     if any(t.state == TrialState.COMPLETE for t in trials):
@@ -244,11 +233,10 @@ def finish_parent(client: MlflowClient, parent_run_id: str, study: optuna.Study,
         if TRIAL_RUN_ATTR in best.user_attrs:
             tags[Tag.BEST_RUN_ID] = best.user_attrs[TRIAL_RUN_ATTR]
             client.set_tag(best.user_attrs[TRIAL_RUN_ATTR], Tag.SWEEP_BEST, "true")
-            # the parent shows its best trial's numbers, so sweeps compare side by side in MLflow's runs table
             metrics = client.get_run(best.user_attrs[TRIAL_RUN_ATTR]).data.metrics
             done = sum(t.state.is_finished() for t in trials)  # step: trials finished when this was the best
             client.log_batch(parent_run_id, metrics=[MlflowMetric(k, v, int(time.time() * 1000), done) for k, v in sorted(metrics.items())])
-    runs.close(client, parent_run_id, error, tags)
+    return tags
 
 
 def succeeded(study: optuna.Study) -> bool:
@@ -258,6 +246,29 @@ def succeeded(study: optuna.Study) -> bool:
 
 def _ended(code: int) -> str:
     return f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+
+
+def run_workers(spec: SweepSpec, study: optuna.Study, parent: str, storage_url: str, worker_args: list[str], workers: int) -> None:
+    """Run `workers` processes of `python -m digits_bench.sweep <worker_args>` on the study and wait for them; a stop
+    is passed on, so no worker outlives the sweep. A worker lost before the budget was spent fails the sweep."""
+    command = [sys.executable, "-m", "digits_bench.sweep", *worker_args]
+    # their trials nest under this sweep's parent, in this study (not on their command lines: it may hold a password)
+    with passing_down(parent=parent, storage=storage_url):
+        processes = [subprocess.Popen([*command, "--worker-index", str(i)]) for i in range(workers)]
+    try:
+        codes = [p.wait() for p in processes]
+    except KeyboardInterrupt:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait()
+        raise
+    lost = [f"worker {i} {_ended(code)}" for i, code in enumerate(codes) if code]
+    if lost and counted(study.get_trials(deepcopy=False)) < spec.n_trials:
+        raise RunFailed(f"sweep {spec.name!r}: {', '.join(lost)} before the budget was spent; "
+                        "run the same command again to continue the study")
+    if lost:  # the others took over its trial: the study is whole
+        log.warning("sweep %s: %s; the other workers ran its trials, the budget is complete", spec.name, ", ".join(lost))
 
 
 def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1, worker_args: list[str] | None = None) -> optuna.Study:
@@ -270,41 +281,22 @@ def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1,
     storage_url = storage_url or default_storage(cfg)
     client = make_client(cfg)
     study = open_study(spec, make_storage(storage_url, spec), create=True)
-    parent = parent_run(client, cfg, spec, study, storage_url)
-    error: BaseException | None = None
-    try:
+    tags = {Tag.SWEEP_STUDY: spec.name, Tag.SWEEP_ROLE: "parent", "sweep.storage": storage_url, "sweep.file": str(spec.path),
+            "sweep.base": " ".join(spec.base)[:5000]}  # the file's base and the command line's overrides
+    with runs.parent(client, cfg, f"sweep:{spec.name}", tags, reopen_id=study.user_attrs.get(PARENT_ATTR)) as group:
+        parent = group.run_id
+        group.closing.append(lambda: closing_tags(client, parent, study))
+        if group.created:  # once per study: a rerun reopens the same parent
+            client.log_param(parent, "n_trials", spec.n_trials)
+            client.log_text(parent, spec.path.read_text() if spec.path else "", "sweep.yaml")
+            study.set_user_attr(PARENT_ATTR, parent)
+        show_trials(client, spec, parent)
         if workers <= 1:
             work(spec, storage_url, parent)
         else:
-            command = [sys.executable, "-m", "digits_bench.sweep", *(worker_args or [])]
-            runs.hand_on("parent", parent)  # the workers' trials nest under this sweep's parent run,
-            runs.hand_on("storage", storage_url)  # ... in this study (not on their command lines: it may hold a password)
-            try:
-                processes = [subprocess.Popen([*command, "--worker-index", str(i)]) for i in range(workers)]
-            finally:
-                runs.hand_on("parent", None)
-                runs.hand_on("storage", None)
-            try:
-                codes = [p.wait() for p in processes]
-            except KeyboardInterrupt:  # pass the stop on, so no worker outlives the sweep
-                for process in processes:
-                    process.terminate()
-                for process in processes:
-                    process.wait()
-                raise
-            lost = [f"worker {i} {_ended(code)}" for i, code in enumerate(codes) if code]
-            if lost and counted(study.get_trials(deepcopy=False)) < spec.n_trials:
-                raise RunFailed(f"sweep {spec.name!r}: {', '.join(lost)} before the budget was spent; "
-                                "run the same command again to continue the study")
-            if lost:  # the others took over its trial: the study is whole
-                log.warning("sweep %s: %s; the other workers ran its trials, the budget is complete", spec.name, ", ".join(lost))
+            run_workers(spec, study, parent, storage_url, worker_args or [], workers)
         fail_stale_trials(study)
         close_killed_trial_runs(study, Objective(spec, parent, client))
         if not succeeded(study):
-            error = RunFailed(f"sweep {spec.name!r}: no trial completed")
-    except BaseException as err:
-        error = err
-        raise
-    finally:
-        finish_parent(client, parent, study, error)
+            group.failure = RunFailed(f"sweep {spec.name!r}: no trial completed")
     return study

@@ -3,19 +3,18 @@ from __future__ import annotations
 
 import errno
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 from omegaconf import DictConfig
 
 from digits_bench.errors import UNWRITABLE, TrackingError, disk_full
 from digits_bench.names import LAST_CHECKPOINT
-from digits_bench.tracking.store import STORE_ERRORS, store_error, tracking_uri
+from digits_bench.tracking.store import STORE_ERRORS, checkpoint_folder, store_error, tracking_uri
 
 
 def resume_hint(cfg: DictConfig, run_id: str) -> str:
     """`resume=` only works from a saved epoch (last.ckpt); otherwise say that the run must start again."""
-    last = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id / LAST_CHECKPOINT
+    last = checkpoint_folder(cfg, run_id) / LAST_CHECKPOINT
     if last.is_file():
         return f"then continue with resume={run_id}"
     return f"then start again (run {run_id} saved no epoch to resume from)"

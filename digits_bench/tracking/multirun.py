@@ -2,7 +2,7 @@
 
 A Hydra callback (registered in conf/config.yaml under hydra.callbacks) opens the parent when
 the multirun starts and closes it when it ends, through `tracking.runs` as a sweep's parent is.
-The parent is handed down to the jobs (`runs.hand_on`), which reaches jobs that launcher
+The parent is handed down to the jobs (`tracking.handoff`), which reaches jobs that launcher
 plugins start in other processes too, and each job's run nests under it.
 Kept import-light: Hydra instantiates the callback on every run, single runs included.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import sys
+from contextlib import ExitStack
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -46,9 +47,9 @@ def swept_keys(overrides: list[str]) -> tuple[str, ...]:
 
 def job_tags() -> dict[str, str]:
     """Tags that mark this job's run as a multirun's job (the run nests under the parent by itself); none outside one."""
-    from digits_bench.tracking.runs import handed
+    from digits_bench.tracking.handoff import inherited
 
-    if not handed("parent"):
+    if not inherited("parent"):
         return {}
     tags = {Tag.MULTIRUN_ROLE: "job"}
     if HydraConfig.initialized() and HydraConfig.get().job.get("num") is not None:
@@ -63,6 +64,7 @@ class GroupMultirun(Callback):
         self.client: Any = None
         self.parent: str | None = None
         self.failed: list[str] = []
+        self._group = ExitStack()  # holds the `runs.parent` block from the multirun's start to its end
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from digits_bench import signals
@@ -72,8 +74,9 @@ class GroupMultirun(Callback):
         typed: list[str] = OmegaConf.to_container(config.hydra.overrides.task)  # type: ignore[assignment]
         self.client = make_client(config)
         tags = {Tag.MULTIRUN_ROLE: "parent", "multirun.overrides": " ".join(typed)[:5000]}
-        self.parent = runs.open_parent(self.client, config, run_name("multirun:", typed), tags)
-        runs.hand_on("parent", self.parent)
+        group = self._group.enter_context(runs.parent(self.client, config, run_name("multirun:", typed), tags, hand_down=True))
+        group.closing.append(lambda: runs.summarise_children(self.client, group.run_id, SUMMARISED) and {})
+        self.parent, self.group = group.run_id, group
         atexit.register(self._close_if_open)  # a failed job ends Hydra's multirun before on_multirun_end
         signals.install()  # for the whole multirun: a stop between jobs ends it KILLED too
         link = views.show_children(self.client, self.parent, SUMMARISED, swept_keys(typed))
@@ -117,17 +120,12 @@ class GroupMultirun(Callback):
         self._close(KeyboardInterrupt() if stopped else RunFailed("the multirun ended before its last job"))
 
     def _close(self, error: BaseException | None) -> None:
-        """Summarise the jobs that finished on the parent (what they share, mean ± std and best), then close it."""
-        from digits_bench.tracking import runs
-        from digits_bench.tracking.store import STORE_ERRORS
-
+        """End the parent's block: its finished jobs summed up on it (what they share, mean ± std and best), then
+        closed by `error` (None: every job completed)."""
         if self.parent is None:
             return
-        parent, self.parent = self.parent, None
-        runs.hand_on("parent", None)
-        try:
-            runs.summarise_children(self.client, parent, SUMMARISED)
-        except STORE_ERRORS as err:  # the status matters more than the summary: close the parent anyway
-            print(f"multirun: could not summarise its jobs on parent run {parent}: {str(err).splitlines()[0][:200]}",
-                  file=sys.stderr, flush=True)
-        runs.close(self.client, parent, error, {"multirun.failed_jobs": str(len(self.failed))} if self.failed else None)
+        self.parent = None
+        if self.failed:
+            self.group.end_tags["multirun.failed_jobs"] = str(len(self.failed))
+        self.group.failure = error
+        self._group.close()

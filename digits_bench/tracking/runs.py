@@ -1,21 +1,22 @@
 """The lifecycle of every MLflow run the harness makes: opened, attached to and closed here, and only here.
 
-A single run (a training run, which a sweep trial, a compare seed or a multirun job also is, or
-an ensemble's) or a parent grouping runs (a sweep's trials, a multirun's jobs) is closed exactly
-once, with the status `digits_bench.errors.outcome` gives for how it ended: FINISHED, FAILED or
-KILLED, never left RUNNING and never rewritten. The processes this one starts (DDP ranks that
-re-run the entry point, multirun jobs a launcher plugin runs elsewhere) find the run ids they
-join in one environment variable, HANDOFF, read and written by `handed` and `hand_on` alone.
+A run (a training run, which a sweep trial, a compare seed or a multirun job also is, or an
+ensemble's) and a parent grouping runs (a sweep's trials, a compare's seeds, a multirun's jobs)
+are each a context manager, `run` and `parent`: closed exactly once, with the status
+`digits_bench.errors.outcome` gives for how the block ended: FINISHED, FAILED or KILLED, never
+left RUNNING and never rewritten. The processes this one starts (DDP ranks that re-run the entry
+point, multirun jobs a launcher plugin runs elsewhere) find what they join through
+`tracking.handoff`.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
 import time
-from contextlib import contextmanager
-from typing import Any, Iterator, Literal, Mapping
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Literal, Mapping
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Param
 from mlflow.exceptions import MlflowException
@@ -29,46 +30,18 @@ from digits_bench.config.validation import TEST_POOL, TRAIN_POOL
 from digits_bench.errors import FINISHED, ConfigError, outcome
 from digits_bench.names import Tag
 from digits_bench import signals
+from digits_bench.tracking.handoff import inherited, passing_down
 from digits_bench.tracking.store import (STORE_ERRORS, artifact_root, environment_tags, experiment_id, make_client, store_exists,
                                          store_error, tracking_uri)
 
 log = logging.getLogger(__name__)
-# JSON: {"run": the run a DDP rank joins, "parent": the group a multirun job or sweep worker nests under,
-# "storage": the Optuna URL a sweep's workers share (in the environment, not argv: `ps` shows argv, and it may hold a password)}
-HANDOFF = "DIGITS_BENCH_RUNS"
-Role = Literal["run", "parent", "storage"]
-
-
-def _handoff() -> dict[str, str]:
-    try:
-        ids = json.loads(os.environ.get(HANDOFF) or "{}")
-    except ValueError:
-        return {}
-    return ids if isinstance(ids, dict) else {}
-
-
-def handed(role: Role) -> str | None:
-    """The run id (or storage URL) handed down as `role` by the process that started this one, or None."""
-    return _handoff().get(role)
-
-
-def hand_on(role: Role, run_id: str | None) -> None:
-    """Hand `run_id` down as `role` to the processes this one starts from now on; None stops handing it."""
-    ids = _handoff()
-    if run_id is None:
-        ids.pop(role, None)
-    else:
-        ids[role] = run_id
-    if ids:
-        os.environ[HANDOFF] = json.dumps(ids)
-    else:
-        os.environ.pop(HANDOFF, None)
+EndTags = Callable[[BaseException | None], Mapping[str, str]]  # the tags a run ends with, by how it ended
 
 
 def create(client: MlflowClient, cfg: DictConfig, tags: Mapping[str, str], experiment: str | None = None) -> str:
-    """A new RUNNING run in `experiment` (default: the config's), nested under the multirun handed down, if any."""
-    parent = handed("parent")
-    nesting = child_tags(parent) if parent else {}
+    """A new RUNNING run in `experiment` (default: the config's), nested under the parent handed down, if any."""
+    parent_id = inherited("parent")
+    nesting = child_tags(parent_id) if parent_id else {}
     found = experiment_id(client, experiment or cfg.tracking.experiment, artifact_root(cfg))
     return client.create_run(found, tags=redacted_values(nesting | dict(tags))).info.run_id
 
@@ -97,26 +70,78 @@ def close(client: MlflowClient, run_id: str, error: BaseException | None, tags: 
 
 
 @contextmanager
-def single(cfg: DictConfig, tags: Mapping[str, str], experiment: str | None = None) -> Iterator[tuple[MlflowClient, str]]:
+def run(cfg: DictConfig, tags: Mapping[str, str], experiment: str | None = None,
+        end_tags: EndTags | None = None) -> Iterator[tuple[MlflowClient, str]]:
     """One run that is not a group: a training run or an ensemble's. Created, or `cfg.resume`'s reopened; in a DDP
     rank > 0, the run its launcher handed down, joined and left to the launcher to close. Meanwhile SIGINT and
-    SIGTERM raise KeyboardInterrupt; on the way out the run is closed by how the block ended."""
-    attached = handed("run")
+    SIGTERM raise KeyboardInterrupt; on the way out the run is tagged with `end_tags(error)` (a sweep trial's
+    state) and closed by how the block ended."""
+    attached = inherited("run")
     if attached:
         yield make_client(cfg), attached
         return
     client, run_id = _open(cfg, tags, experiment)
-    hand_on("run", run_id)
     error: BaseException | None = None
     try:
-        with signals.interrupts():
+        with passing_down(run=run_id), signals.interrupts():
             yield client, run_id
     except BaseException as err:
         error = err
         raise
     finally:
-        hand_on("run", None)
-        close(client, run_id, error)
+        close(client, run_id, error, end_tags(error) if end_tags else None)
+
+
+@dataclass
+class Group:
+    """A parent run while its block runs. Its owner may set what it ends with: `end_tags`, a `failure` that ends it
+    FAILED though nothing was raised (a sweep with no completed trial), and `closing` steps (summaries of its
+    children) that run before it is closed, whose failure is a warning: the status matters more."""
+    client: MlflowClient
+    run_id: str
+    created: bool  # False: an earlier parent reopened (a sweep run again)
+    end_tags: dict[str, str] = field(default_factory=dict)
+    failure: BaseException | None = None
+    closing: list[Callable[[], Mapping[str, str] | None]] = field(default_factory=list)
+
+
+@contextmanager
+def parent(client: MlflowClient, cfg: DictConfig, name: str, tags: Mapping[str, str], reopen_id: str | None = None,
+           hand_down: bool = False) -> Iterator[Group]:
+    """A parent that groups runs (a sweep's trials, a compare's seeds, a multirun's jobs), named after what launched
+    it: `reopen_id`'s run reopened when it still exists, else a new one. With `hand_down` the runs that processes
+    started inside the block create nest under it. Closed as the block ends, by how it ended."""
+    group = _open_group(client, cfg, name, tags, reopen_id)
+    error: BaseException | None = None
+    try:
+        with passing_down(parent=group.run_id) if hand_down else nullcontext():
+            yield group
+    except BaseException as err:
+        error = err
+        raise
+    finally:
+        _close_group(group, error or group.failure)
+
+
+def _open_group(client: MlflowClient, cfg: DictConfig, name: str, tags: Mapping[str, str], reopen_id: str | None) -> Group:
+    if reopen_id is not None:
+        try:
+            reopen(client, reopen_id)
+            return Group(client, reopen_id, created=False)
+        except MlflowException:  # the MLflow store was wiped or changed: start a new parent
+            log.info("parent run %s not found; creating a new one", reopen_id)
+    run_id = create(client, cfg, environment_tags("auto") | {Tag.RUN_NAME: name} | dict(tags))
+    return Group(client, run_id, created=True)
+
+
+def _close_group(group: Group, error: BaseException | None) -> None:
+    tags = dict(group.end_tags)
+    for step in group.closing:
+        try:
+            tags |= step() or {}
+        except STORE_ERRORS as err:
+            log.warning("parent run %s: could not summarise its runs: %s", group.run_id, (str(err).splitlines() or [""])[0][:200])
+    close(group.client, group.run_id, error, tags)
 
 
 def _open(cfg: DictConfig, tags: Mapping[str, str], experiment: str | None) -> tuple[MlflowClient, str]:
@@ -129,11 +154,6 @@ def _open(cfg: DictConfig, tags: Mapping[str, str], experiment: str | None) -> t
         return client, create(client, cfg, tags, experiment)
     except STORE_ERRORS as err:
         raise store_error(tracking_uri(cfg), err) from None
-
-
-def open_parent(client: MlflowClient, cfg: DictConfig, name: str, tags: Mapping[str, str]) -> str:
-    """A RUNNING parent run that groups others (a sweep's trials, a multirun's jobs), named after what launched it."""
-    return create(client, cfg, environment_tags("auto") | {Tag.RUN_NAME: name} | dict(tags))
 
 
 def child_tags(parent_run_id: str) -> dict[str, str]:

@@ -51,6 +51,12 @@ def artifact_root(cfg: DictConfig) -> str | None:
     return None
 
 
+def checkpoint_folder(cfg: DictConfig, run_id: str) -> Path:
+    """Where a run's checkpoints live (`paths.checkpoint_dir/<run id>`): outside the store, so a run resumes from them
+    and a report never copies them."""
+    return Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
+
+
 def store_exists(cfg: DictConfig) -> bool:
     """Whether there is a store to read: a local SQLite file that exists, or a server (which says for itself). A
     command that only reads asks this first, so that looking does not create a store."""

@@ -14,38 +14,36 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from lightning.pytorch.callbacks import Callback, EarlyStopping
+from lightning.pytorch.profilers import Profiler
+from mlflow.tracking import MlflowClient
 
 from digits_bench.names import Metric, Param, Tag, choice, run_name
 from digits_bench.redaction import redacted
-from digits_bench.tracking import runs
-from digits_bench.tracking.store import environment_tags, tracking_uri
+from digits_bench.tracking import record, runs
+from digits_bench.tracking.store import checkpoint_folder, environment_tags, tracking_uri
 from digits_bench.training.callbacks.clock import TrainingClock
 from digits_bench.training.checkpoint_io import LAST, AtomicCheckpointIO, BestAndLast, load_tensors, tidy_for_resume
 from digits_bench.console import route_lightning_logs
-from digits_bench.tracking.watch import run_started, ui_command
+from digits_bench.tracking.watch import ui_command
 from digits_bench.training.callbacks.resume_hint import ResumeHint
 from digits_bench.config.fingerprint import GROUPS, fingerprint
 from digits_bench.training.callbacks.learning_rate import LearningRate
-from digits_bench.tracking.model import log_model
 from digits_bench.config import group_choices, typed_overrides, validate
-from digits_bench.config.validation import QUICK_LOOK
 from digits_bench.errors import ConfigError, ModelLoadError, RunFailed
 from digits_bench.tracking.faults import store_faults
 from digits_bench.data import DigitsDataModule
-from digits_bench.tracking.logger import RunLogger, float_value
+from digits_bench.tracking.logger import RunLogger
 from digits_bench.models import count_parameters
 from digits_bench.training.module import DigitsClassifier
 from digits_bench.training.step import GradientClip
 from digits_bench.training.callbacks.progress import EpochLines, progress_callback
 from digits_bench.training.callbacks.summary import NetworkSummary
 from digits_bench.training.profiling import make_profiler, record_profile
-from digits_bench.tracking.figures import log_run_report
 from digits_bench.tracking.system_metrics import system_metrics
 from digits_bench.training.callbacks.rank_console import RankConsole
 from digits_bench.training.callbacks.stop_signal import StopAllRanksOnSignal
 
 log = logging.getLogger(__name__)
-CHANCE_MARGIN = 1.5  # a best val/acc under 1.5 / classes (0.15 for digits) is chance, whatever the class balance
 OVERFIT_PASS = 0.99  # debug=overfit passes when the last epoch's train/acc reaches it
 
 
@@ -167,51 +165,57 @@ def _leave_process_group() -> None:
         torch.distributed.destroy_process_group()
 
 
-def _log_best(client: Any, run_id: str, num_classes: int, warn: bool) -> int:
-    """`val/acc_best` and `best_epoch`: the epoch the checkpoint callback kept (the first of equal bests), at the
-    last epoch's step, returned. A run that never got clear of chance says so: a quick look can end there unnoticed."""
-    history = sorted(client.get_metric_history(run_id, Metric.VAL_ACC), key=lambda m: m.step)
-    if not history:
-        return 0
-    best = max(history, key=lambda m: m.value)  # max() keeps the first of equals, as ModelCheckpoint does
-    client.log_metric(run_id, Metric.VAL_ACC_BEST, best.value, step=history[-1].step)
-    client.log_metric(run_id, Metric.BEST_EPOCH, best.step, step=history[-1].step)
-    if warn and best.value < CHANCE_MARGIN / num_classes:  # info: shown after a run, not after each trial of a sweep
-        log.info(
-            "run %s: %s never rose above %.3f, chance level for %d classes: the model did not leave its starting "
-            "plateau (a small initialisation such as MXNet's needs more steps); train longer (trainer.max_epochs), on "
-            "more data (data.subset), from PyTorch's initialisation (model.init=torch), or with a larger optimizer.lr "
-            "(a quick look that learns: %s)", run_id, Metric.VAL_ACC, best.value, num_classes, QUICK_LOOK)
-    return best.step
+def _fit(cfg: DictConfig, run: record.RunContext, module: DigitsClassifier, datamodule: DigitsDataModule,
+         callbacks: list[Callback], params: Mapping[str, Any], sampling: ExitStack) -> tuple[pl.Trainer, Profiler | None]:
+    """Fit on every rank, from the run's last checkpoint when it is resumed; rank 0 records the run's start and
+    samples system metrics until the run's block ends."""
+    logger = RunLogger(tracking_uri=run.tracking_uri, run_id=run.run_id, synchronous=cfg.tracking.synchronous, resumed=run.resumed)
+    ours = _callbacks(cfg, run.checkpoints, [*callbacks, ResumeHint(run.run_id, run.checkpoints)])
+    lines = any(isinstance(c, EpochLines) for c in ours)  # not a bar: Lightning would add its own bar beside them
+    profiler = make_profiler(cfg.trainer.get("profiler"), run.checkpoints)  # debug=profile: its report, kept
+    trainer = make_trainer(cfg, logger=logger, callbacks=ours, plugins=[AtomicCheckpointIO()], enable_model_summary=False,
+                           enable_progress_bar=cfg.trainer.get("enable_progress_bar", True) and not lines, profiler=profiler)
+    resume_from = str(run.checkpoints / LAST) if run.resumed else None
+    if trainer.global_rank == 0:
+        if resume_from is not None:
+            tidy_for_resume(run.checkpoints)
+        root = trainer.strategy.root_device
+        record.started(run, f"{trainer.num_devices} x {root.type}" if trainer.num_devices > 1 else str(root), params)
+        if cfg.tracking.system_metrics:  # stopped as the run's block ends, before the run is closed
+            sampling.enter_context(system_metrics(run.tracking_uri, run.run_id, resumed=run.resumed))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)  # tensors: no code runs
+    _leave_process_group()
+    return trainer, profiler
 
 
-def _final_metrics(client: Any, run_id: str, started: float) -> dict[str, float]:
-    """Log the run's wall time (`time/wall_s`, start to last record), then read back every metric."""
-    client.log_metric(run_id, Metric.WALL_S, float_value(time.perf_counter() - started))
-    return {k: float(v) for k, v in client.get_run(run_id).data.metrics.items()}
+def _check_resumable(cfg: DictConfig) -> DictConfig:
+    """`resume=<run id>`: the config the run was started with, once its last checkpoint is known to load; before the
+    run is touched, so a checkpoint that cannot be read leaves it as it was."""
+    cfg = runs.run_config(cfg, str(cfg.resume))
+    last = checkpoint_folder(cfg, str(cfg.resume)) / LAST
+    if not last.is_file():
+        raise ConfigError(f"resume={cfg.resume}: no checkpoint at {last}; the run never finished an epoch here")
+    try:
+        load_tensors(last)
+    except ModelLoadError as err:
+        raise ModelLoadError(f"resume={cfg.resume}: {err}; the run is left as it was") from None
+    return cfg
 
 
 def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mapping[str, str] | None = None,
-          after_fit: Callable[[], None] | None = None) -> TrainResult | None:
-    """Validate, train, test the best-validation checkpoint once, and record it all in one MLflow run.
+          after_fit: Callable[[MlflowClient, str], None] | None = None, end_tags: runs.EndTags | None = None) -> TrainResult | None:
+    """Validate, fit, test the best-validation checkpoint once, and record it all in one MLflow run.
 
-    `callbacks` join the standard ones (sweeps add pruning); `tags` are added to the
-    MLflow run (sweeps link trials to their parent); `after_fit` runs on rank 0 once fit is
-    over, inside the run, so what it raises closes the run (a DDP trial that its pruning
-    callback stopped raises TrialPruned there). With `evaluate_test=false`
-    (sweep trials) the test set is not touched. Returns None in DDP worker
-    processes other than rank 0. `time/wall_s` is the run's wall time from here to its last record.
+    `callbacks` join the standard ones (sweeps add pruning); `tags` are added to the MLflow run (sweeps link trials
+    to their parent) and `end_tags(error)` as it closes (a trial's state); `after_fit(client, run_id)` runs on rank 0
+    once fit is over, inside the run, so what it raises closes the run (a DDP trial that its pruning callback
+    stopped raises TrialPruned there). With `evaluate_test=false` (sweep trials) the test set is not touched.
+    Returns None in DDP worker processes other than rank 0. `time/wall_s` is the run's wall time from here to its
+    last record.
     """
-    started = time.perf_counter()
+    started_at = time.perf_counter()
     if cfg.get("resume"):
-        cfg = runs.run_config(cfg, str(cfg.resume))
-        last = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / str(cfg.resume) / LAST
-        if not last.is_file():
-            raise ConfigError(f"resume={cfg.resume}: no checkpoint at {last}; the run never finished an epoch here")
-        try:  # before the run is touched: a checkpoint that cannot be read leaves it as it was
-            load_tensors(last)
-        except ModelLoadError as err:
-            raise ModelLoadError(f"resume={cfg.resume}: {err}; the run is left as it was") from None
+        cfg = _check_resumable(cfg)
     validate(cfg)
     check_trainer(cfg)
     route_lightning_logs()
@@ -221,51 +225,25 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, tags: Mappin
     module = build_module(cfg)
     n_params = count_parameters(module.net)
     choices = group_choices()
+    chosen = {group: option for group, option in choices.items() if group in (*GROUPS, "experiment")}  # model=lenet, ...
 
-    with runs.single(cfg, _run_tags(cfg, choices, tags)) as (client, run_id), store_faults(cfg, run_id), ExitStack() as sampling:
-        logger = RunLogger(tracking_uri=tracking_uri(cfg), run_id=run_id, synchronous=cfg.tracking.synchronous,
-                           resumed=bool(cfg.get("resume")))
-        checkpoint_dir = Path(cfg.paths.checkpoint_dir).expanduser().resolve() / run_id
-        extra = [*(callbacks or []), ResumeHint(run_id, checkpoint_dir)]
-        ours = _callbacks(cfg, checkpoint_dir, extra)  # our summary and progress, when the config asks for them
-        lines = any(isinstance(c, EpochLines) for c in ours)  # not a bar: Lightning would add its own bar beside them
-        profiler = make_profiler(cfg.trainer.get("profiler"), checkpoint_dir)  # debug=profile: its report, kept
-        trainer = make_trainer(cfg, logger=logger, callbacks=ours, plugins=[AtomicCheckpointIO()], enable_model_summary=False,
-                               enable_progress_bar=cfg.trainer.get("enable_progress_bar", True) and not lines, profiler=profiler)
-        resume_from = str(checkpoint_dir / LAST) if cfg.get("resume") else None
-        if resume_from is not None and trainer.global_rank == 0:
-            tidy_for_resume(checkpoint_dir)
-        if trainer.global_rank == 0:
-            device = f"{trainer.num_devices} x {trainer.strategy.root_device.type}" if trainer.num_devices > 1 else str(trainer.strategy.root_device)
-            log.info(run_started(cfg, client.get_run(run_id).info.experiment_id, run_id, checkpoint_dir, device))
-            if cfg.tracking.system_metrics:  # stopped as the block ends, before the run is closed
-                sampling.enter_context(system_metrics(tracking_uri(cfg), run_id, resumed=bool(cfg.get("resume"))))
-        if trainer.global_rank == 0 and resume_from is None:
-            chosen = {group: option for group, option in choices.items() if group in (*GROUPS, "experiment")}
-            runs.log_config(client, run_id, cfg, {Param.N_PARAMS: n_params, **chosen})  # `model`=lenet, `aug`=on, ...
-            runs.log_dataset(client, run_id, cfg, "training")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)  # tensors: no code runs
-        _leave_process_group()
+    with runs.run(cfg, _run_tags(cfg, choices, tags), end_tags=end_tags) as (client, run_id), store_faults(cfg, run_id), \
+            ExitStack() as sampling:
+        run = record.RunContext.of(cfg, client, run_id)
+        trainer, profiler = _fit(cfg, run, module, datamodule, callbacks or [], {Param.N_PARAMS: n_params, **chosen}, sampling)
         if trainer.global_rank != 0:
             return None
         if after_fit is not None:
-            after_fit()
+            after_fit(client, run_id)
         if profiler is not None:
-            record_profile(client, run_id, profiler, checkpoint_dir)
+            record_profile(client, run_id, profiler, run.checkpoints)
         # a few chunks an epoch (debug=fast) check the path, not learning: no verdict on chance
-        best_epoch = _log_best(client, run_id, cfg.data.num_classes, warn=not cfg.trainer.get("limit_train_batches"))
+        epoch = record.best_epoch(run, judge_chance=not cfg.trainer.get("limit_train_batches"))
         best = trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]
-        if not cfg.evaluate_test:
-            return TrainResult(run_id, _final_metrics(client, run_id, started), best, n_params, choices)
-
-        _test_once(cfg, module, datamodule, logger, best)
-        runs.log_dataset(client, run_id, cfg, "evaluation")
-        log_run_report(client, run_id, module.test_outputs, *datamodule.tensors["test"], figures=cfg.tracking.figures)
-        if cfg.tracking.log_checkpoint:
-            client.log_artifact(run_id, best, "checkpoints")
-        log_model(tracking_uri(cfg), run_id, module.net, cfg.data.mean, cfg.data.std, datamodule.tensors["test"][0],
-                  name=recipe_or_model(cfg), epoch=best_epoch)
-        return TrainResult(run_id, _final_metrics(client, run_id, started), best, n_params, choices)
+        if cfg.evaluate_test:
+            _test_once(cfg, module, datamodule, trainer.logger, best)  # type: ignore[arg-type]
+            record.tested(run, module.net, module.test_outputs, datamodule.tensors["test"], best, epoch, recipe_or_model(cfg))
+        return TrainResult(run_id, record.final_metrics(run, started_at), best, n_params, choices)
 
 
 def overfit_verdict(result: TrainResult, cfg: DictConfig) -> str | None:
