@@ -99,7 +99,7 @@ def _graphed_step(preprocess, batch_size: int = 32):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10)).cuda()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, fused=True)
-    step = TrainStep(net, preprocess, optimizer, [0.05], Constant(epochs=1, steps_per_epoch=10), 0, None, torch.device("cuda"))
+    step = TrainStep(net, preprocess, optimizer, Constant(epochs=1, steps_per_epoch=10), 0, None, torch.device("cuda"))
     return GraphedStep(step, batch_size), net
 
 

@@ -49,7 +49,7 @@ def trained(wrap: Callable[[TrainStep], Callable[[torch.Tensor, torch.Tensor], N
     torch.manual_seed(0)
     module = build_module(compose("model=lenet", "aug=on", "optimizer=momentum"))
     optimizer = module.optimizer_factory(module.net.parameters())
-    step = TrainStep(module.net, functools.partial(module.preprocess, train=True), optimizer, [g["lr"] for g in optimizer.param_groups],
+    step = TrainStep(module.net, functools.partial(module.preprocess, train=True), optimizer,
                      module.schedule_factory(epochs=1, steps_per_epoch=STEPS), 0, None, torch.device("cpu"))
     run = wrap(step)
     torch.manual_seed(1)  # the augmentation's draws

@@ -103,7 +103,7 @@ def test_the_step_trains_bit_identically_to_a_plain_loop(overrides: list[str], a
 
     optimizer = module.optimizer_factory(module.net.parameters())
     schedule = module.schedule_factory(epochs=epochs, steps_per_epoch=steps_per_epoch)
-    step = TrainStep(module.net, functools.partial(module.preprocess, train=True), optimizer, [g["lr"] for g in optimizer.param_groups],
+    step = TrainStep(module.net, functools.partial(module.preprocess, train=True), optimizer,
                      schedule, 0, autocast, torch.device("cpu"))
     torch.manual_seed(1)  # the augmentation's draws
     metrics = []
@@ -248,7 +248,7 @@ def test_the_step_clips_gradients_as_torch_does(algorithm: str):
     images = torch.randint(0, 256, (32, 28, 28), dtype=torch.uint8)
     labels = torch.randint(0, 10, (32,))
     preprocess = lambda x: x.unsqueeze(1).float() / 255  # noqa: E731
-    step = TrainStep(net, preprocess, torch.optim.SGD(net.parameters(), lr=0.5), [0.5], Constant(epochs=1, steps_per_epoch=3),
+    step = TrainStep(net, preprocess, torch.optim.SGD(net.parameters(), lr=0.5), Constant(epochs=1, steps_per_epoch=3),
                      0, None, torch.device("cpu"), clip=GradientClip(1e-3, algorithm))
     optimizer = torch.optim.SGD(reference.parameters(), lr=0.5)
     for _ in range(3):

@@ -24,7 +24,7 @@ from digits_bench import names
 from digits_bench.errors import TrainingDiverged
 from digits_bench.optimizers import OptimizerFactory, capturable_options
 from digits_bench.schedules import Schedule
-from digits_bench.training.step import AUTOCAST, WARMUP_STEPS, GradientClip, GraphedStep, StepMode, TrainStep, choose_step_mode
+from digits_bench.training.step import AUTOCAST, GradientClip, GraphedStep, StepMode, TrainStep, choose_step_mode
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,6 @@ class DigitsClassifier(pl.LightningModule):
         self._train_step: TrainStep | None = None
         self._graphed: GraphedStep | None = None
         self.warmup_seconds = 0.0
-        self._warmup_left = 0
-        self._base_lrs: list[float] = []
         # one image through the net lets Lightning's model summary count real FLOPs (per image);
         # not for a compiled net, which would compile for it
         self.example_input_array = None if hasattr(net, "_orig_mod") else torch.zeros(1, 1, 28, 28)
@@ -139,9 +137,7 @@ class DigitsClassifier(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Only the optimizer: the schedule runs inside the training step, from its step counter."""
         options = capturable_options(self.optimizer_factory) if self.step_mode is StepMode.GRAPHED else None
-        optimizer = self.optimizer_factory(self.net.parameters(), **(options or {}))
-        self._base_lrs = [group["lr"] for group in optimizer.param_groups]
-        return optimizer
+        return self.optimizer_factory(self.net.parameters(), **(options or {}))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """The random states dropout and augmentation draw from, so a resumed run draws what the uninterrupted one
@@ -156,6 +152,10 @@ class DigitsClassifier(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._saved_metrics = checkpoint.get(METRICS_KEY)
+        configured = getattr(self.optimizer_factory, "keywords", {}).get("lr")
+        for state in checkpoint.get("optimizer_states", []) if configured is not None else []:
+            for group in state.get("param_groups", []):  # saved before the step kept torch's `initial_lr`
+                group.setdefault("initial_lr", configured)
         states = checkpoint.get(RNG_KEY)  # absent from checkpoints written before it was kept
         if states is None:
             return
@@ -170,7 +170,6 @@ class DigitsClassifier(pl.LightningModule):
         if self._saved_metrics and self.logger is not None:
             self.logger.log_metrics({**self._saved_metrics["metrics"], "epoch": self._saved_metrics["epoch"]})
             self._saved_metrics = None
-        self._warmup_left = WARMUP_STEPS if self.device.type == "cuda" else 0
         loader: DeviceBatches = self.trainer.train_dataloader
         schedule = self.schedule_factory(epochs=self.trainer.max_epochs, steps_per_epoch=max(1, loader.batches))
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # precision 16-mixed
@@ -178,8 +177,8 @@ class DigitsClassifier(pl.LightningModule):
         # elsewhere loss.backward() spares each step its hook calls
         lightning_backward = self.trainer.world_size > 1 or scaler is not None
         self._train_step = TrainStep(
-            self.net, functools.partial(self.preprocess, train=True), self.optimizers(use_pl_optimizer=False), self._base_lrs,
-            schedule, self.trainer.global_step, AUTOCAST.get(str(self.trainer.precision)), self.device, clip=self.gradient_clip,
+            self.net, functools.partial(self.preprocess, train=True), self.optimizers(use_pl_optimizer=False), schedule,
+            self.trainer.global_step, AUTOCAST.get(str(self.trainer.precision)), self.device, clip=self.gradient_clip,
             **({"backward": self.manual_backward, "scaler": scaler} if lightning_backward else {}),
         )
         self._graphed = (GraphedStep(self._train_step, loader.batch_size, on_fallback=self._graph_dropped)
@@ -191,11 +190,6 @@ class DigitsClassifier(pl.LightningModule):
         if self.logger is not None and hasattr(self.logger, "run_id"):
             self.logger.experiment.set_tag(self.logger.run_id, names.Tag.CUDA_GRAPHS, f"dropped: {why}"[:5000])
 
-    def _warming_up(self, size: int) -> bool:
-        if self._graphed is not None:
-            return self._graphed.warming_up(size)
-        return self._warmup_left > 0
-
     def _now(self) -> float:
         torch.cuda.synchronize(self.device)
         return time.perf_counter()
@@ -206,11 +200,10 @@ class DigitsClassifier(pl.LightningModule):
         optimizer = self.optimizers()
         cuda = self.device.type == "cuda"
         for x, y in self.trainer.train_dataloader.split(*batch):
-            start = self._now() if cuda and self._warming_up(len(y)) else None
+            start = self._now() if cuda and step.warming_up(len(y)) else None  # type: ignore[union-attr]
             step(x, y)  # type: ignore[misc]
             if start is not None:
                 self.warmup_seconds += self._now() - start
-                self._warmup_left -= 1
             optimizer._on_before_step()  # Lightning's step count (global_step), as optimizer.step() would keep it
             optimizer._on_after_step()
         if batch_idx == self.trainer.num_training_batches - 1:  # before any epoch-end reader (LR monitor, checkpoint)

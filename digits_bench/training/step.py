@@ -69,7 +69,6 @@ class TrainStep:
         net: nn.Module,
         preprocess: Callable[[torch.Tensor], torch.Tensor],
         optimizer: torch.optim.Optimizer,
-        base_lrs: list[float],
         schedule: Schedule,
         first_step: int,
         autocast: torch.dtype | None,
@@ -82,8 +81,10 @@ class TrainStep:
         self.device, self.autocast, self.backward, self.scaler, self.clip = device, autocast, backward, scaler, clip
         self.step = torch.tensor(first_step, dtype=torch.int64, device=device)
         lr_dtype = torch.float32 if device.type == "cuda" else torch.float64
-        self.base_lrs = [float(lr) for lr in base_lrs]  # the configured rates (a resumed optimizer holds scheduled ones)
-        self.lrs = [torch.zeros((), dtype=lr_dtype, device=device) for _ in self.base_lrs]
+        for group in optimizer.param_groups:  # torch's schedulers' convention: the configured rate, kept in the
+            group.setdefault("initial_lr", group["lr"])  # optimizer's state (a resumed one holds the scheduled rate in lr)
+        self.lrs = [torch.zeros((), dtype=lr_dtype, device=device) for _ in optimizer.param_groups]
+        self.calls = 0  # steps taken by this object: the first WARMUP_STEPS on CUDA pay one-off costs
         self._schedule_rates()
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         self.correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -91,15 +92,20 @@ class TrainStep:
         self.publish_lrs()
 
     def _schedule_rates(self) -> None:
-        for lr, base in zip(self.lrs, self.base_lrs):
-            lr.copy_(self.schedule.lr(self.step, base))
+        for lr, group in zip(self.lrs, self.optimizer.param_groups):
+            lr.copy_(self.schedule.lr(self.step, float(group["initial_lr"])))
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast, cache_enabled=False)  # graphs need no cast cache
 
+    def warming_up(self, size: int) -> bool:
+        """Whether the next step pays a one-off cost (cuDNN autotune, lazy inits, optimizer state): the first few on CUDA."""
+        return self.device.type == "cuda" and self.calls < WARMUP_STEPS
+
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.calls += 1
         for group, lr in zip(self.optimizer.param_groups, self.lrs):
             # the step reads the tensor on CUDA (no host read; a graph replays it); a CPU reads it for free, and
             # torch's optimizers would negate a tensor rate once per parameter. Between epochs: publish_lrs
