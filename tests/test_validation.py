@@ -47,6 +47,7 @@ BAD = [
     (["data.chunk_batches=0"], "data.chunk_batches must be >= 1"),
     (["data.std=0"], "data.std must be > 0"),
     (["data.subset=59000"], "data.subset must be between 1 and 55000"),
+    (["data.subset=0"], "data.subset must be between 1 and 55000"),
     (["data.test_subset=10001"], "data.test_subset must be between 1 and 10000"),
     (["seed=foo"], "seed must be an integer (got 'foo')"),
     (["seed=-1"], "seed must be between 0 and 4294967295 (got -1)"),

@@ -10,6 +10,7 @@ import sys
 import torch
 
 from digits_bench.bench.pipelines import PIPELINES, bench_config
+from digits_bench.config.validation import split_sizes
 from digits_bench.cli.entry import command
 
 # On a GPU the tutorial pipeline is ~10x slower than the rest: it times this many images, 2 epochs, and
@@ -20,7 +21,7 @@ TUTORIAL_GPU_IMAGES = 10_000
 def measure_here(model: str, pipeline: str, subset: int | None, epochs: int, overrides: list[str]) -> dict:
     """Time one pipeline in this process: its timed epochs (warm-up dropped, scaled to the full epoch) and peak memory."""
     full = bench_config(model, subset, epochs, overrides)
-    images = subset or 60_000 - full.data.val_size
+    images = split_sizes(full.data)["train"]
     timed_images, cfg = images, full
     if pipeline == "tutorial" and torch.cuda.is_available() and full.trainer.accelerator != "cpu":
         timed_images, epochs = min(images, TUTORIAL_GPU_IMAGES), min(epochs, 2)

@@ -37,7 +37,7 @@ def _setup(cfg: DictConfig) -> tuple[torch.nn.Module, torch.optim.Optimizer, tor
     torch.manual_seed(cfg.seed)
     model = instantiate(cfg.model).to(device)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
-    train_idx, _ = holdout_split(60_000, cfg.data.val_size, cfg.data.split_seed)
+    train_idx, _ = holdout_split(cfg.data.dataset.train_size, cfg.data.val_size, cfg.data.split_seed)
     if cfg.data.subset is not None:
         train_idx = train_idx[: cfg.data.subset]
     return model, optimizer, device, train_idx

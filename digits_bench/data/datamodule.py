@@ -10,6 +10,7 @@ import torch
 from digits_bench.data.device_batches import DeviceBatches
 from digits_bench.data.idx import parse_idx
 from digits_bench.data.sources import DatasetSpec, ensure_files, read_unverified, read_verified
+from digits_bench.errors import DataError
 
 
 def load_split(spec: DatasetSpec, split: str, verified: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -21,6 +22,16 @@ def load_split(spec: DatasetSpec, split: str, verified: bool = False) -> tuple[t
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
+def check_sizes(spec: DatasetSpec) -> None:
+    """Each split's files hold as many images as the config says (`data.dataset.train_size`, `test_size`, which bound
+    the split sizes a command line may ask for): read from the small label files, before a run exists."""
+    for split, expected in (spec.sizes or {}).items():
+        found = len(parse_idx(read_unverified(spec, f"{split}_labels"), f"{spec.name} {split} labels"))
+        if found != expected:
+            raise DataError(f"{spec.name}: its {split} files hold {found} images, its config says "
+                            f"data.dataset.{split}_size={expected}; set it to {found}")
+
+
 def holdout_split(n: int, val_size: int, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(train indices, validation indices): a seeded random hold-out, the same for every run of a split_seed."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
@@ -28,7 +39,7 @@ def holdout_split(n: int, val_size: int, split_seed: int) -> tuple[torch.Tensor,
 
 
 class DigitsDataModule(pl.LightningDataModule):
-    """Train / validation (seeded hold-out of the 60k) / test, each one uint8 tensor on the device.
+    """Train / validation (a seeded hold-out of the training files) / test, each one uint8 tensor on the device.
 
     Images stay uint8 until the LightningModule normalises (and augments) them on
     the device, so host-to-device traffic happens once per run, not per batch.
@@ -62,6 +73,7 @@ class DigitsDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         if not self._prepared:  # Lightning calls this again for fit and for test: verify the md5s once
             ensure_files(self.spec)
+            check_sizes(self.spec)
             self._prepared = True  # setup() then reads the files without hashing them again
 
     def setup(self, stage: str | None = None) -> None:

