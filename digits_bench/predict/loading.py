@@ -23,10 +23,10 @@ from digits_bench.config import compose_config
 from digits_bench.config.stored import read_stored
 from digits_bench.errors import ModelLoadError
 from digits_bench.names import Metric
+from digits_bench.predict.inference import load_net
 
 if TYPE_CHECKING:
-    from digits_bench.tracking.model import DigitsNet
-    from digits_bench.training.module import DigitsClassifier
+    from digits_bench.models.digits_net import DigitsNet
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 RANK_METRIC = Metric.VAL_ACC  # models are chosen on validation, never on the test set
@@ -35,7 +35,7 @@ PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 @dataclass
 class LoadedModel:
-    module: DigitsClassifier | DigitsNet  # in eval mode, on the CPU: preprocess() then forward()
+    module: DigitsNet  # in eval mode, on the CPU: raw pixels in, logits out
     cfg: DictConfig
     source: str               # for people: "run <id>" or the checkpoint path
     run_id: str | None
@@ -136,7 +136,7 @@ def from_run(client: MlflowClient, run_id: str) -> LoadedModel:
     with tempfile.TemporaryDirectory(prefix="digits_bench_predict_") as tmp:
         cfg = load_config(_download(client, run_id, "config.yaml", tmp))
         checkpoint = _download(client, run_id, checkpoints[0], tmp)
-        return LoadedModel(build(cfg, checkpoint), cfg, f"run {run_id}", run_id, checkpoint.name)
+        return LoadedModel(load_net(cfg, checkpoint), cfg, f"run {run_id}", run_id, checkpoint.name)
 
 
 def from_model_uri(uri: str, tracking_uri: str | None = None) -> LoadedModel:
@@ -174,7 +174,7 @@ def from_checkpoint(path: Path, config: Path | None = None, tracking_uri: str | 
         cfg = _config_of_run(run_id, tracking_uri, path)
     else:
         raise ModelLoadError(f"no config for checkpoint {path}: put the run's config.yaml next to it or pass --config PATH")
-    return LoadedModel(build(cfg, path), cfg, str(path), run_id, path.name)
+    return LoadedModel(load_net(cfg, path), cfg, str(path), run_id, path.name)
 
 
 def _config_of_run(run_id: str, tracking_uri: str | None, checkpoint: Path) -> DictConfig:
@@ -194,27 +194,3 @@ def load_config(path: Path) -> DictConfig:
     if not isinstance(cfg, DictConfig) or missing:
         raise ModelLoadError(f"{path.name} is not a digits_bench run config (missing {', '.join(missing) or 'everything'})")
     return cfg
-
-
-def build(cfg: DictConfig, checkpoint: Path) -> DigitsClassifier:
-    """The run's DigitsClassifier (net and normalisation from cfg) with the checkpoint's weights, in eval mode."""
-
-    from digits_bench.training.run import build_module
-
-    # Inference on a few crops: never torch.compile; configs older than a flag get its default.
-    cfg = OmegaConf.merge({"channels_last": False}, cfg, {"compile": False})
-    try:
-        module = build_module(cfg)
-    except Exception as err:  # hydra instantiation of a config from another version of the code
-        raise ModelLoadError(f"cannot build model {cfg.model.get('name', '?')} from its config ({str(err).splitlines()[0]})") from None
-    from digits_bench.training.checkpoint_io import load_tensors
-
-    state = load_tensors(checkpoint).get("state_dict")
-    if not isinstance(state, dict):
-        raise ModelLoadError(f"{checkpoint.name} is not a Lightning checkpoint (no state_dict)")
-    state = {key.replace("._orig_mod.", "."): value for key, value in state.items()}  # trained with compile=true
-    try:
-        module.load_state_dict(state)
-    except RuntimeError:
-        raise ModelLoadError(f"{checkpoint.name} does not hold weights of model {cfg.model.name} as configured") from None
-    return module.eval()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digits_bench.training.module import DigitsClassifier
+from digits_bench.models.digits_net import DigitsNet
 from digits_bench.predict.preprocess import DEFAULT_STEPS, Page, Steps, read_page
 
 
@@ -32,7 +32,7 @@ class Reading:
 
 
 @torch.no_grad()
-def classify(module: DigitsClassifier, crops: np.ndarray, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def classify(module: DigitsNet, crops: np.ndarray, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(top class, its probability) for uint8 crops (N, 28, 28), normalised exactly as in training; with `tta`
     averaged over the crop and its one-pixel shifts (the ensembles' test-time augmentation)."""
     from digits_bench.predict.inference import probabilities
@@ -41,7 +41,7 @@ def classify(module: DigitsClassifier, crops: np.ndarray, tta: bool = False) -> 
     return digit.numpy(), top.numpy()
 
 
-def read_image(module: DigitsClassifier, path: Path, tta: bool = False, steps: Steps = DEFAULT_STEPS) -> Reading:
+def read_image(module: DigitsNet, path: Path, tta: bool = False, steps: Steps = DEFAULT_STEPS) -> Reading:
     """The digits of one image file as a string, left to right; raises ImageError when it cannot be read."""
     page = read_page(path, steps)
     digits, probs = classify(module, np.stack([d.crop for d in page.digits]), tta)

@@ -1,13 +1,12 @@
 """The trained network as an MLflow Model: registrable, loadable with `mlflow.pytorch.load_model`, servable.
 
 The logged module takes what a user has, pixel values 0-255 shaped (N, 28, 28) or (N, 1, 28, 28), and
-returns the 10 logits: the run's normalisation travels with the weights. Its class lives in this
-package, so loading needs `digits_bench` importable (as for every model here).
+returns the 10 logits: the run's normalisation travels with the weights (`models.digits_net.DigitsNet`). Its
+class lives in this package, so loading needs `digits_bench` importable (as for every model here).
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import re
 import logging
 from typing import Any, Iterator
@@ -21,35 +20,12 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from torch import nn
 
-from digits_bench.data.normalise import normalise
+from digits_bench.models.digits_net import DigitsNet, inference_copy  # noqa: F401  (models logged before it moved name it here)
 from digits_bench.names import Metric
 
 ARTIFACT = "model"
 # per-epoch metrics: the logged model has the tested epoch's, never another epoch's
 PER_EPOCH = ("train/", Metric.EPOCH_S, Metric.IMAGES_PER_S, Metric.LR, Metric.EPOCH)
-
-
-class DigitsNet(nn.Module):
-    """A trained network with its input normalisation: raw pixels in, logits out."""
-
-    def __init__(self, net: nn.Module, mean: float, std: float) -> None:
-        super().__init__()
-        self.net = net
-        self.mean, self.std = float(mean), float(std)
-
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """The reader's hook (predict): crops are already raw pixels, which is what forward takes."""
-        return images.float()
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(normalise(images, self.mean, self.std))
-
-
-def inference_net(net: nn.Module, mean: float, std: float) -> DigitsNet:
-    """A CPU copy in eval mode, unwrapped from torch.compile, in the default memory format."""
-    net = getattr(net, "_orig_mod", net)
-    net = copy.deepcopy(net).cpu().to(memory_format=torch.contiguous_format).eval()
-    return DigitsNet(net, mean, std).eval()
 
 
 def model_name(label: str) -> str:
@@ -69,7 +45,7 @@ def log_model(tracking_uri: str, run_id: str, net: nn.Module, mean: float, std: 
     Requirements are given, not inferred: inferring them imports and probes the environment in a
     subprocess (seconds per run); this model needs torch only (and this package for its class).
     """
-    model = inference_net(net, mean, std)
+    model = inference_copy(net, mean, std)
     example = images[:8].cpu().float().numpy().astype(np.float32)
     with torch.no_grad():
         logits = model(torch.from_numpy(example)).numpy()
