@@ -140,8 +140,9 @@ CPU, H100 = "cpu (x86_64, 2 cores)", "NVIDIA H100 80GB HBM3"
 def _identified(*specs: tuple[list[str], int, str, float], first: int = 0) -> pd.DataFrame:
     """Runs as load_runs reads them from MLflow, for configs composed as the CLI would (no training needed)."""
     from digits_bench.config import compose_config, group_choices
-    from digits_bench.config.fingerprint import device_kind, training_keys
-    from digits_bench.report.runs import RUN_COLUMNS, identify, recipe_of
+    from digits_bench.config.fingerprint import training_keys
+    from digits_bench.report.identity import device_kind, identify
+    from digits_bench.report.runs import RUN_COLUMNS, recipe_of
 
     rows, configs = [], {}
     for i, (overrides, seed, device, acc) in enumerate(specs):
@@ -229,7 +230,7 @@ def test_a_repeated_seed_counts_once_and_is_flagged():
 
 def test_carried_rows_group_by_their_stored_fingerprint(tmp_path: Path):
     """Rows from another machine keep fingerprint and device kind as columns; carry gives them the config they ran."""
-    from digits_bench.report.carry import main as carry_main
+    from digits_bench.report.add_runs import main as carry_main
     from digits_bench.report.runs import with_archive
 
     source = _identified((["experiment=speedrun"], 0, H100, 0.99), (["experiment=speedrun"], 1, H100, 0.992))

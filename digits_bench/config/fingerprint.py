@@ -1,16 +1,14 @@
-"""When are two runs "the same configuration"? A fingerprint of what changes the training, and a run's deviation.
+"""When are two runs "the same configuration"? A fingerprint of what changes the training.
 
-A leaderboard row pools the seeds of one configuration on one kind of device. The fingerprint hashes
-the resolved config without the seed and without the keys that cannot change what is trained or
-measured (where things are stored, how progress is shown, labels such as the recipe's name). The
-deviation says, in override syntax, how a run differs from its preset (`compile=true`,
-`data.subset=2000`), so a row that is not the preset never passes for it.
+The fingerprint hashes the resolved config without the seed and without the keys that cannot change
+what is trained or measured (where things are stored, how progress is shown, labels such as the
+recipe's name). A run records it as a tag when it starts; `report/identity.py` groups runs into
+leaderboard rows with it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
 from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
@@ -68,78 +66,3 @@ def columns_fingerprint(values: Mapping[str, Any]) -> str:
     """For runs without a stored config (ensembles, rows carried from before fingerprints): what they recorded."""
     text = json.dumps({k: str(v) for k, v in sorted(values.items())})
     return "rec-" + hashlib.sha256(text.encode()).hexdigest()[:8]
-
-
-def device_kind(device: str) -> str:
-    """`cpu` for any CPU, else the GPU's model name as torch reports it (`NVIDIA H100 80GB HBM3`)."""
-    device = str(device or "?").strip()
-    return "cpu" if device.lower().startswith("cpu") else device
-
-
-@lru_cache(maxsize=64)
-def _composed(overrides: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]] | None:
-    from hydra.core.hydra_config import HydraConfig
-
-    from digits_bench.config import compose_config
-    from digits_bench.errors import ConfigError
-
-    saved = HydraConfig.instance().cfg  # a caller mid-run keeps its own Hydra state
-    try:
-        cfg = compose_config(list(overrides))
-        choices = {k: str(v) for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra") and v is not None}
-    except ConfigError:
-        return None
-    finally:
-        HydraConfig.instance().cfg = saved
-    return training_keys(cfg), choices
-
-
-def preset(recipe: str, trainer: str | None = None) -> list[str] | None:
-    """The overrides of `experiment=<recipe>` with the run's trainer option, or None when the recipe is no
-    preset. The preset composed today is the robust reference: a run's deviation from it does not depend
-    on which other runs happen to be in the store, and a run made before its preset changed says how."""
-    from digits_bench.config import CONF_DIR
-
-    if not (CONF_DIR / "experiment" / f"{recipe}.yaml").is_file():
-        return None
-    return [f"experiment={recipe}"] + ([f"trainer={trainer}"] if trainer else [])
-
-
-def model_default(model: str, trainer: str | None = None) -> list[str]:
-    """The reference of a run made without a preset: the defaults with its model."""
-    return [f"model={model}"] + ([f"trainer={trainer}"] if trainer else [])
-
-
-def composed(overrides: list[str]) -> tuple[dict[str, str], dict[str, str]] | None:
-    """(training keys, group choices) of a freshly composed config; None when it does not compose."""
-    return _composed(tuple(overrides))
-
-
-def deviation(run: Mapping[str, str], choices: Mapping[str, str], base_overrides: list[str]) -> list[str]:
-    """How `run` (training keys, group choices) differs from the config `base_overrides` compose to, in
-    override syntax: a swapped group as `group=option`, then every key that differs from base with
-    those groups swapped (`trainer=ddp, trainer.devices=1`)."""
-    base = composed(base_overrides)
-    if base is None:
-        return []
-    groups = [g for g in GROUPS if choices.get(g) and base[1].get(g) and choices[g] != base[1][g]]
-    if groups:
-        swapped = composed([*base_overrides, *(f"{g}={choices[g]}" for g in groups)])
-        base = swapped if swapped is not None else base
-    out = [f"{g}={choices[g]}" for g in groups]
-    out += [f"{k}={run.get(k, '(unset)')}" for k in sorted(set(run) | set(base[0])) if run.get(k) != base[0].get(k)]
-    return out
-
-
-def is_partial(run: Mapping[str, str], base_overrides: list[str] | None) -> bool:
-    """Trained on a data subset, scored on a test subset, or for fewer epochs than its reference."""
-    if run.get("data.subset", "null") != "null" or run.get("data.test_subset", "null") != "null":
-        return True
-    found = composed(base_overrides) if base_overrides else None
-    if found is None:
-        return False
-    base = found[0]
-    try:
-        return int(run.get("trainer.max_epochs", 0)) < int(base.get("trainer.max_epochs", 0))
-    except ValueError:
-        return False

@@ -50,7 +50,7 @@ def recipe_runs(client, experiment: str, recipe: str) -> list[str]:
     run's config fingerprint and device kind, so a `data.subset`, `compile=true` or other-device run
     of the same name never joins the ensemble.
     """
-    from digits_bench.config.fingerprint import device_kind
+    from digits_bench.report.identity import device_kind
     from digits_bench.report.runs import recipe_of
 
     runs = [r for r in _scored_runs(client, experiment) if recipe_of(r.data.tags) == recipe]

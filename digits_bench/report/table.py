@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from digits_bench.config.fingerprint import device_kind
+from digits_bench.report.identity import device_kind
 
 if TYPE_CHECKING:
     from rich.table import Table

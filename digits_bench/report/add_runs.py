@@ -1,4 +1,4 @@
-"""`python -m digits_bench.report.carry RUNS.csv --out results [--recipe NAME] OVERRIDES...`: bring runs made
+"""`python -m digits_bench.report.add_runs RUNS.csv --out results [--recipe NAME] OVERRIDES...`: bring runs made
 on another machine (its report's runs.csv) into results/runs.csv, with the configuration they ran.
 
 That machine's MLflow store stays there; its runs.csv rows say what they scored but, when written
@@ -18,8 +18,10 @@ import pandas as pd
 from digits_bench.cli.entry import command
 from digits_bench.config import compose_config, group_choices
 from digits_bench.errors import ConfigError
-from digits_bench.config.fingerprint import composed, deviation, device_kind, fingerprint, is_partial, model_default, preset, training_keys
-from digits_bench.report.runs import RUN_COLUMNS, TEXT_COLUMNS, config_text
+from digits_bench.config.fingerprint import fingerprint, training_keys
+from digits_bench.report.identity import (composed, config_text, deviation, device_kind, is_partial, model_default, preset,
+                                          reference_trainer)
+from digits_bench.report.runs import RUN_COLUMNS, TEXT_COLUMNS
 
 
 def identified(rows: pd.DataFrame, overrides: list[str]) -> pd.DataFrame:
@@ -35,10 +37,7 @@ def identified(rows: pd.DataFrame, overrides: list[str]) -> pd.DataFrame:
     out = rows.copy().astype({"device_kind": object, "fingerprint": object, "deviation": object, "partial": object, "config": object})
     for index, row in rows.iterrows():
         kind = device_kind(row["device"])
-        trainer = "cpu" if kind == "cpu" else "gpu"
-        run_choices = dict(choices)
-        if kind == "cpu" and run_choices.get("trainer") == "auto":
-            run_choices["trainer"] = "cpu"
+        run_choices, trainer = reference_trainer(choices, kind)
         name = cfg.recipe.name
         reference = preset(name, trainer) if name != "custom" else model_default(cfg.model.name, trainer)
         if reference is None or composed(reference) is None:
@@ -53,7 +52,7 @@ def identified(rows: pd.DataFrame, overrides: list[str]) -> pd.DataFrame:
 
 @command
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m digits_bench.report.carry", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m digits_bench.report.add_runs", description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path, help="a runs.csv written by `python -m digits_bench.report` on another machine")
     parser.add_argument("overrides", nargs="*", help="the Hydra overrides those runs were made with (none: rows without a "
                                                      "config, such as ensembles, are carried as recorded)")
