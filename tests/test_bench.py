@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from digits_bench.bench import __main__ as bench
-from digits_bench.bench.one import measure_here
+from digits_bench.bench.measurement import measure_here
 
 
 def _run(pipeline: str, epochs: list[float], peak: float) -> dict:

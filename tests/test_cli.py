@@ -164,7 +164,7 @@ def test_a_bug_keeps_its_traceback_and_argparse_its_usage_error(capsys: pytest.C
 
 def test_compare_reports_a_store_it_cannot_write_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
     """compare used to catch only config and data errors: an unusable store was a traceback."""
-    import digits_bench.compare as compare
+    import digits_bench.compare.__main__ as compare
 
     def unusable(recipe: compare.Recipe, seeds: list[int]) -> list[str]:
         raise TrackingError("cannot write the MLflow store /ro/mlflow.db; point DIGITS_BENCH_STORE elsewhere")
@@ -239,7 +239,7 @@ def test_the_help_lists_the_verbs_there_are():
     assert listed == list(VERBS)
 
 
-@pytest.mark.parametrize("module", ["digits_bench.predict.__main__", "digits_bench.predict.evaluate", "digits_bench.register"])
+@pytest.mark.parametrize("module", ["digits_bench.predict.__main__", "digits_bench.predict.evaluate", "digits_bench.register.__main__"])
 def test_every_verb_that_reads_a_model_names_it_one_way(module: str, capsys: pytest.CaptureFixture):
     """predict, predict-eval and register take their model through one set of options (digits_bench.predict's
     add_model_source), with one check of --experiment and --best."""

@@ -63,7 +63,7 @@ def test_ensemble_is_chosen_on_validation_and_scored_on_test_once(isolated_store
 
 
 def test_ensemble_without_runs_is_one_clear_line(capsys: pytest.CaptureFixture[str]):
-    from digits_bench.ensemble import main
+    from digits_bench.ensemble.__main__ import main
 
     assert main(["best"]) == 2  # the verb's main as `python -m digits_bench.ensemble best` runs it
     err = capsys.readouterr().err

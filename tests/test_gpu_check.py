@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from digits_bench.gpu_check import TARGETS, Results, main, render, speedrun_numbers, verdicts
+from digits_bench.gpu_check import TARGETS, Results, render, speedrun_numbers, verdicts
+from digits_bench.gpu_check.__main__ import main
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the no-GPU answer")

@@ -153,12 +153,12 @@ def browse(store: Path, links: dict[str, str], run, trials: list[str], seeds: li
 
 def test_a_users_first_afternoon(tmp_path: Path, isolated_store: Path, monkeypatch: pytest.MonkeyPatch,
                                  capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture):
-    from digits_bench.compare import main as compare
-    from digits_bench.ensemble import main as ensemble
+    from digits_bench.compare.__main__ import main as compare
+    from digits_bench.ensemble.__main__ import main as ensemble
     from digits_bench.predict.__main__ import main as predict
     from digits_bench.predict.evalset import handwriting_fonts
     from digits_bench.predict.evaluate import main as evaluate
-    from digits_bench.register import main as register
+    from digits_bench.register.__main__ import main as register
     from digits_bench.report.__main__ import main as report
     from digits_bench.sweep.__main__ import main as sweep
 

@@ -327,7 +327,7 @@ def test_example_image(trained: Trained):
 def test_a_registered_model_reads_digits(trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture):
     """The run's MLflow Model, registered (`python -m digits_bench.register`), is named by models:/NAME/VERSION and
     reads as the run does."""
-    from digits_bench.register import main as register
+    from digits_bench.register.__main__ import main as register
 
     assert register(["predict_digits", "--run", trained.run_id, "--tracking-uri", trained.uri]) == 0
     version = 1

@@ -18,19 +18,19 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from digits_bench.bench.measurement import TUTORIAL_GPU_IMAGES
+from digits_bench.bench.startup import startup
 from digits_bench.cli.entry import command
 from digits_bench.config import compose_config, validate
 from digits_bench.errors import RunFailed
 from digits_bench.tracking import device_name, git_commit
-from digits_bench.bench.one import TUTORIAL_GPU_IMAGES
-from digits_bench.bench.startup import startup
 
 MODELS = ("mlp_128_64", "lenet", "vgg_bn")
 ORDER = ("tutorial", "device_loop", "harness", "limit")
 
 
 def measure(model: str, pipeline: str, subset: int | None, epochs: int, overrides: list[str], store: str) -> dict:
-    command = [sys.executable, "-m", "digits_bench.bench.one", "--model", model, "--pipeline", pipeline, "--epochs", str(epochs)]
+    command = [sys.executable, "-m", "digits_bench.bench.measurement", "--model", model, "--pipeline", pipeline, "--epochs", str(epochs)]
     command += ["--subset", str(subset)] if subset else []
     command += overrides + (["trainer.enable_progress_bar=true"] if pipeline == "harness" else [])
     env = os.environ | {"DIGITS_BENCH_STORE": store}

@@ -16,18 +16,18 @@ from typing import Callable, Sequence
 VERBS: dict[str, tuple[str, str]] = {
     "train": ("digits_bench.__main__", "train a model: digits-bench [train] model=lenet trainer.max_epochs=3"),
     "sweep": ("digits_bench.sweep.__main__", "run or resume an Optuna sweep from sweeps/"),
-    "compare": ("digits_bench.compare", "re-train a recipe over seeds"),
+    "compare": ("digits_bench.compare.__main__", "re-train a recipe over seeds"),
     "report": ("digits_bench.report.__main__", "leaderboard and plots from the runs in MLflow"),
     "predict": ("digits_bench.predict.__main__", "read digits from images with a tracked model"),
     "predict-eval": ("digits_bench.predict.evaluate", "how well a run reads handwriting that is not MNIST's, per condition"),
-    "register": ("digits_bench.register", "register a run's model in MLflow's Model Registry (models:/NAME/VERSION)"),
+    "register": ("digits_bench.register.__main__", "register a run's model in MLflow's Model Registry (models:/NAME/VERSION)"),
     "bench": ("digits_bench.bench.__main__", "time the tutorial pipeline vs the harness"),
-    "gpu-check": ("digits_bench.gpu_check", "on a CUDA GPU: the CUDA tests, speedrun, bench and best against their targets"),
-    "ensemble": ("digits_bench.ensemble", "validation-chosen ensemble of a recipe's seeds"),
+    "gpu-check": ("digits_bench.gpu_check.__main__", "on a CUDA GPU: the CUDA tests, speedrun, bench and best against their targets"),
+    "ensemble": ("digits_bench.ensemble.__main__", "validation-chosen ensemble of a recipe's seeds"),
     "models": ("digits_bench.models.__main__", "list the model architectures"),
     "data": ("digits_bench.data.__main__", "rebuild and md5-verify the datasets"),
-    "server": ("digits_bench.server", "PostgreSQL + MLflow tracking server for a team"),
-    "ui": ("digits_bench.ui", "MLflow's UI on the local store, quiet, with the link to its runs (make ui)"),
+    "server": ("digits_bench.server.__main__", "PostgreSQL + MLflow tracking server for a team"),
+    "ui": ("digits_bench.ui.__main__", "MLflow's UI on the local store, quiet, with the link to its runs (make ui)"),
 }
 
 

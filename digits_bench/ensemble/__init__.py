@@ -8,13 +8,11 @@ which `make report` lists beside the single runs.
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from digits_bench.cli.entry import command
 from digits_bench.errors import ConfigError
 from digits_bench.names import Metric, Param, Tag
 from digits_bench.predict.inference import probabilities
@@ -153,16 +151,4 @@ def run_ensemble(recipe: str, experiment: str | None = None, min_members: int = 
         client.log_metric(run_id, Metric.TRAIN_S, sum(m.train_s for m in members if m.run_id in result["members"]))
         result["run_id"] = run_id
     return result
-
-
-@command
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m digits_bench.ensemble", description=__doc__.splitlines()[0])
-    parser.add_argument("recipe", help="the recipe whose runs to combine, e.g. best (train them with compare first)")
-    parser.add_argument("--experiment", default=None, help="MLflow experiment holding the runs (default: the configured one)")
-    args = parser.parse_args(argv)
-    result = run_ensemble(args.recipe, args.experiment)
-    vals = "  ".join(f"{k}={100 * v:.2f}%" for k, v in result["val_acc"].items())
-    print(f"validation: {vals}\nchosen on validation: {result['chosen']} ({len(result['members'])} model(s), "
-          f"tta={result['tta']})  test/acc={100 * result['test_acc']:.2f}%  run {result['run_id']}")
 

@@ -13,7 +13,6 @@ Without CUDA it says so in one line and exits 2.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import platform
 import re
@@ -22,10 +21,8 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
-from digits_bench.console import print_table
-from digits_bench.cli.entry import command
 from digits_bench.errors import ConfigError
 from digits_bench.names import Metric
 
@@ -202,31 +199,3 @@ def require_cuda() -> None:
     if not torch.cuda.is_available():
         raise ConfigError("gpu-check needs a CUDA GPU and torch.cuda.is_available() is False here; run it on the GPU machine "
                           "(there: make gpu-check, or . .whl/install.sh && make gpu-check on an offline node)")
-
-
-@command
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m digits_bench.gpu_check", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="results", help="where gpu-check-<device>-<date>.{md,csv} go")
-    parser.add_argument("--steps", nargs="+", default=list(STEPS), choices=list(STEPS), metavar="STEP",
-                        help=f"a subset of: {', '.join(STEPS)}")
-    args = parser.parse_args(argv)
-    require_cuda()
-    import torch
-
-    results = Results(Path(args.out), environment())
-    for title in args.steps:
-        print(f"gpu-check: {title} ...", flush=True)
-        numbers, detail = STEPS[title]()
-        results.add(title, numbers, detail)
-    results.add("memory", {}, f"peak GPU memory in this process: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
-    from rich.table import Table
-
-    table = Table(title=f"gpu-check on {results.env['device']} ({results.md})", title_justify="left")
-    for column in ("target", "limit", "measured", "verdict"):
-        table.add_column(column)
-    rows = verdicts(results.measured)
-    for r in rows:
-        table.add_row(r.target, r.limit, "—" if r.measured is None else f"{r.measured:.4g}", r.verdict)
-    print_table(table)
-    return 0 if all(r.verdict == "pass" for r in rows) else 1

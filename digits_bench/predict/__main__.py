@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from digits_bench.console import print_table
 from digits_bench.cli.entry import command, error_line
+from digits_bench.console import print_table
 from digits_bench.errors import ConfigError, ImageError
 from digits_bench.predict import add_model_source, check_model_source
 
@@ -40,7 +40,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def load_model(args: argparse.Namespace) -> LoadedModel:
-    from digits_bench.predict import loading  # torch, Lightning and MLflow: imported once the arguments are known to be good
+    from digits_bench.predict import (
+        loading,  # torch, Lightning and MLflow: imported once the arguments are known to be good
+    )
 
     if args.checkpoint is not None:
         return loading.from_checkpoint(args.checkpoint, args.config, args.tracking_uri)

@@ -13,14 +13,19 @@ import pandas as pd
 import torch
 
 from digits_bench import tracking
-from digits_bench.console import print_table
 from digits_bench.cli.entry import command
 from digits_bench.config import compose_config
+from digits_bench.console import print_table
 from digits_bench.errors import ConfigError
-from digits_bench.report.plots import accuracy_vs_params, accuracy_vs_time, study_plots, validation_curves
+from digits_bench.report.plots import (
+    accuracy_vs_params,
+    accuracy_vs_time,
+    study_plots,
+    validation_curves,
+)
 from digits_bench.report.runs import RUN_COLUMNS, load_runs, with_archive
-from digits_bench.sweep import add_storage_argument
 from digits_bench.report.table import leaderboard, markdown, recipe_notes, summary
+from digits_bench.sweep import add_storage_argument
 
 SUMMARY_WIDTH = 100  # the console's table reads on a laptop's half screen; leaderboard.md has every column
 

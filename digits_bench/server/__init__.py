@@ -9,7 +9,6 @@ credentials.json (mode 0600) and are printed at start as the variables workers e
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -22,10 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from digits_bench.cli.entry import command
-from digits_bench.tracking import views
 from digits_bench.ui import ServerError, start_server, wait_ready
-from digits_bench.sweep import STORAGE_ENV
 
 STATE_FILE = "server.json"
 CREDENTIALS_FILE = "credentials.json"
@@ -189,36 +185,4 @@ def stop(state_dir: Path) -> None:
     if (pgdata / "postmaster.pid").exists():
         _as_postgres([_pg_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"])
     (state_dir / STATE_FILE).unlink(missing_ok=True)
-
-
-@command
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m digits_bench.server", description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("start", "stop", "status"))
-    parser.add_argument("--state-dir", default=".server", help="where PostgreSQL data, artifacts and logs live")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for other machines)")
-    parser.add_argument("--pg-port", type=int, default=5433)
-    parser.add_argument("--port", type=int, default=5005, help="MLflow server port")
-    args = parser.parse_args(argv)
-    state = Path(args.state_dir)
-    try:
-        if args.action == "start":
-            info = start(state, args.host, args.pg_port, args.port)
-        elif args.action == "stop":
-            stop(state)
-            print("stopped")
-            return
-        else:
-            info = load(state)
-    except subprocess.CalledProcessError as err:  # PostgreSQL's tools: their last words say why
-        raise ServerError(f"{err} {(err.stderr or '').strip()[-300:]}") from None
-    if args.action == "start":  # the secrets once, as a worker exports them; `status` names where they are
-        for name, value in info.client_env().items():
-            print(f"export {name}={value}")
-        print(f"export {STORAGE_ENV}='{info.database_url('optuna')}'  # the sweeps' study storage (`sweep --storage`)")
-        print(f"# (kept in {Path(info.state_dir) / CREDENTIALS_FILE}, readable by you only)")
-        print(f"# its UI asks for that login (user {MLFLOW_ADMIN}, MLFLOW_TRACKING_PASSWORD): {views.link(info.tracking_uri)}")
-    else:
-        print(f"MLflow server {info.tracking_uri} (user {MLFLOW_ADMIN}), PostgreSQL {info.connect_host}:{info.pg_port}; "
-              f"credentials in {Path(info.state_dir) / CREDENTIALS_FILE}")
 

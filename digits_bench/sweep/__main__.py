@@ -58,8 +58,8 @@ def main(argv: list[str]) -> None:
         from digits_bench.sweep.check import check_sweep
 
         check_sweep(spec)
-    from digits_bench.sweep.runner import PARENT_ATTR, run_sweep, succeeded, work
     from digits_bench.signals import interrupts
+    from digits_bench.sweep.runner import PARENT_ATTR, run_sweep, succeeded, work
 
     passthrough = [args.sweep, *args.overrides] + (["--n-trials", str(args.n_trials)] if args.n_trials else []) + (
         ["--name", args.name] if args.name else [])
@@ -86,11 +86,11 @@ def main(argv: list[str]) -> None:
 def where_to_look(spec: "SweepSpec", parent_run_id: str, storage: str | None) -> str:
     """The sweep's parent run, the link to its trials' chart, and how to open the study (a --storage URL is not
     echoed: it may hold a password)."""
-    from digits_bench.tracking.watch import ui_command
     from digits_bench.config import compose_config
     from digits_bench.sweep.runner import default_storage
-    from digits_bench.tracking.views import children_link
     from digits_bench.tracking.store import make_client
+    from digits_bench.tracking.views import children_link
+    from digits_bench.tracking.watch import ui_command
 
     cfg = compose_config([])
     ui = ui_command(cfg)

@@ -8,9 +8,7 @@ harness, unless MLFLOW_DISABLE_TELEMETRY=false), Python's warnings off. Its own 
 """
 from __future__ import annotations
 
-import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +16,6 @@ import urllib.request
 from pathlib import Path
 from typing import Sequence
 
-from digits_bench.cli.entry import command
 from digits_bench.errors import BadInput
 
 
@@ -72,39 +69,3 @@ def runs_link(backend_uri: str, base: str, experiment: str) -> str:
 
     found = MlflowClient(tracking_uri=backend_uri).get_experiment_by_name(experiment)
     return link(base, found.experiment_id, view=RUNS_VIEW) if found else link(base)
-
-
-@command
-def main(argv: list[str]) -> None:
-    from digits_bench.config import compose_config
-    from digits_bench.signals import interrupts
-
-    cfg = compose_config([])
-    parser = argparse.ArgumentParser(prog="python -m digits_bench.ui", description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default=str(cfg.tracking.store_dir),
-                        help="the store's folder (default: $DIGITS_BENCH_STORE, else mlruns)")
-    parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    args = parser.parse_args(argv)
-    store = Path(args.store).expanduser().resolve()
-    db = store / "mlflow.db"
-    if not db.is_file():
-        raise ServerError(f"no MLflow store at {db}; train a run first (make train), or point --store (make ui STORE=) "
-                          "at the folder that holds mlflow.db")
-    backend = f"sqlite:///{db}"
-    log = store / "ui.log"
-    process = start_server(backend, args.host, args.port, log)
-    try:
-        with interrupts():  # SIGTERM as Ctrl-C: either way the server (a session of its own) is stopped below
-            base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
-            wait_ready(f"{base}/health", 120, process, log)
-            print(f"MLflow UI on {store}: {runs_link(backend, base, str(cfg.tracking.experiment))}", flush=True)
-            print(f"  (its log: {log}; Ctrl-C stops it)", flush=True)
-            process.wait()
-        raise ServerError(f"the MLflow server exited with status {process.returncode}; its log: {log}")
-    except KeyboardInterrupt:  # Ctrl-C is how a UI is meant to stop: nothing to report
-        return
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait()
