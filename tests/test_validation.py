@@ -151,12 +151,45 @@ def test_trainer_combination_lightning_refuses_is_one_line_before_a_run(isolated
     assert all_runs(isolated_store) == []
 
 
+# the CLI's path for rule families (each rule's message is checked in-process above, in seconds)
+CLI_BAD = [
+    (["optimizer.lr=0"], "optimizer.lr must be > 0"),
+    (["optimizer.lr=fast"], "optimizer.lr must be a number"),
+    (["schedule=steps", "schedule.factors=[-0.1,1.0,0.1,0.01]"], "schedule.factors"),
+    (["trainer.accelerator=tpu"], "trainer.accelerator"),
+]
+
+
 @pytest.mark.fit
-@pytest.mark.parametrize("overrides", [["schedule=steps", "schedule.factors=[-0.1,1.0,0.1,0.01]"], ["trainer.accelerator=tpu"]])
-def test_cli_bad_value_is_one_line_exit_2_no_run(overrides: list[str], isolated_store: Path):
-    """The CLI's path for every rule above (each rule's message is checked in-process, in seconds)."""
+@pytest.mark.parametrize(("overrides", "message"), CLI_BAD, ids=[" ".join(o) for o, _ in CLI_BAD])
+def test_cli_bad_value_is_one_line_exit_2_no_run(overrides: list[str], message: str, isolated_store: Path):
     result = run_cli(overrides, timeout=120)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("digits_bench: error:"), result.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("digits_bench: error:") and message in lines[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert all_runs(isolated_store) == []
+
+
+@pytest.mark.fit
+def test_unknown_group_option_lists_choices(isolated_store: Path):
+    result = run_cli(["model=resnet9000"], timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    # Hydra's own message spans lines and ends "Set HYDRA_FULL_ERROR=1"; ours is the line, and every option on a second
+    line, options = result.stderr.splitlines()
+    assert line == "digits_bench: error: model=resnet9000: no such option; options:" and options.startswith("  cnn_best, cnn_bn")
+    assert options.endswith("vgg, vgg_bn, vgg_dropout") and len(options) <= 160
+    assert all_runs(isolated_store) == []
+
+
+@pytest.mark.fit
+def test_other_entry_points_report_a_bad_override_in_one_line(isolated_store: Path, capsys: pytest.CaptureFixture):
+    result = run_cli(["optimizer=lion9000"], timeout=120, module="digits_bench.compare")  # one as typed
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("digits_bench: error: optimizer=lion9000: no such option")
+    from digits_bench.bench.__main__ import main as bench
+
+    assert bench(["optimizer=lion9000", "--out", str(isolated_store / "bench")]) == 2  # the same wrapper, in this process
+    assert capsys.readouterr().err.startswith("digits_bench: error: optimizer=lion9000: no such option")
+    assert not (isolated_store / "bench").exists()
     assert all_runs(isolated_store) == []
