@@ -6,7 +6,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.config import CONF_DIR, compose_config, validate
 from digits_bench.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, ConfigError
 from digits_bench.tracking.multirun import job_failed_in_multirun
@@ -22,7 +22,7 @@ def main(cfg: DictConfig) -> None:
 
 @command
 def run(cfg: DictConfig) -> None:
-    """Train `cfg` and print its summary (an error ends as cli.entry says; the MLflow run, if any, is closed already)."""
+    """Train `cfg` and print its summary (an error ends as entry says; the MLflow run, if any, is closed already)."""
     validate(cfg)  # bad values fail in seconds, before the heavy imports below
     if cfg.get("resume"):
         from digits_bench.tracking.runs import check_resumable

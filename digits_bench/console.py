@@ -1,4 +1,4 @@
-"""The one console set-up, called by every command as it starts (`digits_bench.cli.entry`), never on import.
+"""The one console set-up, called by every command as it starts (`digits_bench.entry`), never on import.
 
 Our own messages at INFO and everyone else's at WARNING, as bare text; Lightning's through one path,
 without its tips and repeats; the warnings that are by design silenced; a verb's own quiet loggers.

@@ -1,6 +1,6 @@
 """The harness's errors and the one policy that says how each ends a run and a command.
 
-Every CLI verb goes through `digits_bench.cli.entry`, which prints an error as one line on stderr and
+Every CLI verb goes through `digits_bench.entry`, which prints an error as one line on stderr and
 exits with `outcome(error).exit_code`; every MLflow run is closed by `digits_bench.tracking.runs`
 with `outcome(error).status`. Kept import-light on purpose: the CLI fails on bad input in a second.
 

@@ -18,7 +18,7 @@ from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
 
 from digits_bench.cli import VERBS
 from digits_bench.console import setup_console
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.signals import Stopped
 from digits_bench.errors import ConfigError, RunFailed, TrackingError, TrainingDiverged
 

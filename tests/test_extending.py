@@ -19,7 +19,7 @@ from torch import nn
 from digits_bench import names
 from digits_bench.cli import VERBS
 from digits_bench.cli import main as cli_main
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.data.idx import idx_bytes
 from digits_bench.errors import ConfigError
 from digits_bench.models import register_model, registry

@@ -128,7 +128,7 @@ def test_pickle_is_what_the_bomb_uses(tmp_path: Path):
 
 
 def test_a_password_in_a_uri_is_never_stored_or_printed(isolated_store: Path, capsys: pytest.CaptureFixture):
-    from digits_bench.cli.entry import error_line
+    from digits_bench.entry import error_line
     from digits_bench.redaction import redacted
     from digits_bench.tracking import make_client, runs
 

@@ -20,7 +20,7 @@ import torch
 
 from digits_bench.bench.measurement import TUTORIAL_GPU_IMAGES
 from digits_bench.bench.startup import startup
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.config import compose_config, validate
 from digits_bench.errors import RunFailed
 from digits_bench.tracking import device_name, git_commit

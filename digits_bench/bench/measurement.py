@@ -11,7 +11,7 @@ import torch
 
 from digits_bench.bench.pipelines import PIPELINES, bench_config
 from digits_bench.config.validation import split_sizes
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 
 # On a GPU the tutorial pipeline is ~10x slower than the rest: it times this many images, 2 epochs, and
 # its epoch time is scaled to the full epoch, so the whole bench ends in minutes.

@@ -2,7 +2,7 @@
 
 Bare overrides (or `train OVERRIDES`) train through Hydra, with Hydra's help and tab completion
 (`eval "$(digits-bench -sc install=bash)"`); every other verb runs its module's main, exactly
-as `python -m digits_bench.<module>` does. Each main goes through `cli.entry.command`: one console
+as `python -m digits_bench.<module>` does. Each main goes through `entry.command`: one console
 set-up, and every error one line with its exit code.
 """
 from __future__ import annotations

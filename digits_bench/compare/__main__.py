@@ -5,7 +5,7 @@ import argparse
 import sys
 
 import digits_bench.compare as package
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.compare import Recipe, run_compare, study_recipe
 from digits_bench.errors import ConfigError
 from digits_bench.sweep import add_storage_argument

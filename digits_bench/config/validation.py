@@ -359,18 +359,17 @@ def check_added_keys(cfg: DictConfig, added: list[str]) -> None:
                               fitted(f"{override}: {what} takes no {name}; it takes ", sorted(accepted)))
 
 
-def _parameters(target: str, model_name: Any) -> list[str] | None:
-    """The keyword arguments `target` takes (a registered model's factory's for create_model); None: any."""
+def _parameters(target: str, name: Any) -> list[str] | None:
+    """The keyword arguments `target` takes; None: any. A target that builds what its `name` says (the model
+    registry's `create_model`) gives the signature of that thing through its `signature_for(name)`."""
     import importlib
     import inspect
 
     module, _, attr = target.rpartition(".")
     built = getattr(importlib.import_module(module), attr)
-    if target == "digits_bench.models.create_model":
-        from digits_bench.models.registry import model_entry
-
-        built = model_entry(str(model_name)).factory
-    parameters = inspect.signature(built).parameters.values()
+    signature_for = getattr(built, "signature_for", None)
+    signature = signature_for(str(name)) if signature_for is not None else inspect.signature(built)
+    parameters = signature.parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         return None
     return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("self", "params")]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.config import compose_config
 from digits_bench.data.sources import DatasetSpec, ensure_files
 

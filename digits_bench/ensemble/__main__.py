@@ -5,7 +5,7 @@ import argparse
 import sys
 
 import digits_bench.ensemble as package
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.ensemble import run_ensemble
 
 

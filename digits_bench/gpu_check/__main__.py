@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 import digits_bench.gpu_check as package
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.console import print_table
 from digits_bench.gpu_check import STEPS, Results, environment, require_cuda, verdicts
 

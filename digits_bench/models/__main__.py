@@ -6,7 +6,7 @@ import sys
 
 from rich.table import Table
 
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.console import print_table
 from digits_bench.models import count_parameters, create_model, list_models, model_entry
 

@@ -5,6 +5,7 @@ benchmark and `python -m digits_bench.models` all resolve models one way.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -48,6 +49,15 @@ def model_entry(name: str) -> ModelEntry:
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model; keyword arguments override the factory's defaults."""
     return model_entry(name).factory(**kwargs)
+
+
+def _signature_for(name: str) -> inspect.Signature:
+    """The keyword arguments `create_model(name, ...)` takes: the named factory's. Config validation asks a target
+    for this when its arguments depend on what it builds, without knowing about the registry."""
+    return inspect.signature(model_entry(name).factory)
+
+
+create_model.signature_for = _signature_for  # type: ignore[attr-defined]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.errors import ConfigError, RunFailed
 import digits_bench.offline_kit as package
 from digits_bench.offline_kit import INSTALL_SH, copy_mnist, download_wheels, parse_have

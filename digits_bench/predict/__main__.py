@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from digits_bench.cli.entry import command, error_line
+from digits_bench.entry import command, error_line
 from digits_bench.console import print_table
 from digits_bench.errors import ConfigError, ImageError
 from digits_bench.predict import add_model_source, check_model_source

@@ -21,7 +21,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from digits_bench.console import print_table
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.errors import ConfigError, ImageError
 from digits_bench.predict import add_model_source, check_model_source
 from digits_bench.predict.evalset import SKLEARN_8X8

@@ -6,7 +6,7 @@ import logging
 import sys
 from typing import Sequence
 
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.predict import add_model_source, check_model_source
 from digits_bench.register import register
 

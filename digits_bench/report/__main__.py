@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from digits_bench import tracking
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.config import compose_config
 from digits_bench.console import print_table
 from digits_bench.errors import ConfigError

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.config import compose_config, group_choices
 from digits_bench.errors import ConfigError
 from digits_bench.config.fingerprint import fingerprint, training_keys

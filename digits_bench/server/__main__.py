@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import digits_bench.server as package
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.server import CREDENTIALS_FILE, MLFLOW_ADMIN, load, start, stop
 from digits_bench.sweep import STORAGE_ENV
 from digits_bench.tracking import views

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.errors import ConfigError, RunFailed
 from digits_bench.sweep import STORAGE_ENV, add_storage_argument
 

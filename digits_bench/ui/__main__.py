@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import digits_bench.ui as package
-from digits_bench.cli.entry import command
+from digits_bench.entry import command
 from digits_bench.ui import ServerError, runs_link, start_server, wait_ready
 
 
