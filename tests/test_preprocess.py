@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
-from digits_bench.predict.preprocess import MAX_STROKE, Steps, read_page, stroke_width
+from digits_bench.predict.preprocess import MAX_STROKE, Switches, read_page, stroke_width
 
 
 def drawn(tmp_path: Path, ink: np.ndarray) -> Path:
@@ -26,7 +26,7 @@ def ring(width: float, radius: float = 100, size: int = 400) -> np.ndarray:
 
 
 def crop(tmp_path: Path, ink: np.ndarray, **steps: bool) -> np.ndarray:
-    (digit,) = read_page(drawn(tmp_path, ink), Steps(**steps)).digits
+    (digit,) = read_page(drawn(tmp_path, ink), Switches(**steps)).digits
     return digit.crop > 128
 
 

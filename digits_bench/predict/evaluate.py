@@ -25,7 +25,7 @@ from digits_bench.entry import command
 from digits_bench.errors import ConfigError, ImageError
 from digits_bench.predict import add_model_source, check_model_source
 from digits_bench.predict.evalset import SKLEARN_8X8
-from digits_bench.predict.preprocess import DEFAULT_STEPS, Steps
+from digits_bench.predict.preprocess import DEFAULT_SWITCHES, Switches
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -92,7 +92,7 @@ def independent_set() -> tuple[Path, list]:
     return folder, evalset.load(folder)
 
 
-def score(module, folder: Path, items: list, tta: bool = False, steps: Steps = DEFAULT_STEPS) -> pd.DataFrame:
+def score(module, folder: Path, items: list, tta: bool = False, steps: Switches = DEFAULT_SWITCHES) -> pd.DataFrame:
     """One row per image: what was read, and whether it was right (whole) and segmented right (digit count)."""
     from digits_bench.predict.reader import read_image
 
@@ -125,9 +125,9 @@ def summary(scored: pd.DataFrame) -> dict[str, list[float]]:
 def ablation(module, sets: dict[str, tuple[Path, list]], tta: bool) -> pd.DataFrame:
     """Every preprocessing step switched in turn (off if it is on by default, on if off), on the set and the
     held-out digits: a step is on by default when the set reads worse without it."""
-    variants = {"default steps": DEFAULT_STEPS} | {
-        f"{'without' if on else 'with'} {step}": replace(DEFAULT_STEPS, **{step: not on})
-        for step, on in asdict(DEFAULT_STEPS).items()}
+    variants = {"default steps": DEFAULT_SWITCHES} | {
+        f"{'without' if on else 'with'} {step}": replace(DEFAULT_SWITCHES, **{step: not on})
+        for step, on in asdict(DEFAULT_SWITCHES).items()}
     table = {}
     for name, steps in variants.items():
         scored = {key: score(module, folder, items, tta, steps) for key, (folder, items) in sets.items()}

@@ -33,8 +33,8 @@ MERGE_GAP = 0.3        # ... when no farther apart vertically than this much of 
 
 
 @dataclass(frozen=True)
-class Steps:
-    """The preprocessing steps that can be switched: `make predict-eval RUN=<id> ARGS=--ablate` reads the set with
+class Switches:
+    """The preprocessing steps that can be switched on or off: `make predict-eval RUN=<id> ARGS=--ablate` reads the set with
     each one flipped (results/predict-eval-<run>-steps.md). On by default only where it helps, for a 2-epoch
     LeNet and for the reader run alike (seed 0's set v2, 200 singles and 50 rows per condition)."""
     thicken: bool = False     # a thin pen's strokes grown to MIN_STROKE: off, the set reads better without it
@@ -45,7 +45,7 @@ class Steps:
                               # (+9.1 pt single digits for LeNet, +3.9 pt for the reader run)
 
 
-DEFAULT_STEPS = Steps()
+DEFAULT_SWITCHES = Switches()
 
 
 @dataclass
@@ -217,7 +217,7 @@ def to_mnist(ink: np.ndarray, keep_aspect: bool = True) -> np.ndarray:
     return np.round(field * 255).astype(np.uint8)
 
 
-def _digit_ink(flat: np.ndarray, member: np.ndarray, floor: float, edge: int, steps: Steps = DEFAULT_STEPS) -> np.ndarray:
+def _digit_ink(flat: np.ndarray, member: np.ndarray, floor: float, edge: int, steps: Switches = DEFAULT_SWITCHES) -> np.ndarray:
     """One digit's ink in 0-1: its own soft grey levels near its strokes, or, for a pen far from MNIST's,
     its strokes redrawn at the nearest width MNIST has."""
     rows, cols = np.nonzero(member)
@@ -265,7 +265,7 @@ def _digit_groups(labels: np.ndarray, n: int) -> list[_Group]:
     return sorted(digits, key=lambda g: g.box[0] + g.box[2])
 
 
-def segment(gray: np.ndarray, steps: Steps = DEFAULT_STEPS) -> tuple[bool, list[tuple[tuple[int, int, int, int], np.ndarray]]]:
+def segment(gray: np.ndarray, steps: Switches = DEFAULT_SWITCHES) -> tuple[bool, list[tuple[tuple[int, int, int, int], np.ndarray]]]:
     """(ink was dark, [(box in analysed pixels, 28×28 crop)] left to right); ImageError when there is no ink.
 
     Finding the ink works on a smoothed copy (sensor and JPEG noise would break strokes and
@@ -294,7 +294,7 @@ def segment(gray: np.ndarray, steps: Steps = DEFAULT_STEPS) -> tuple[bool, list[
     return dark, crops
 
 
-def read_page(path: Path, steps: Steps = DEFAULT_STEPS) -> Page:
+def read_page(path: Path, steps: Switches = DEFAULT_SWITCHES) -> Page:
     """One image file -> its digits, left to right, each as the model must see it."""
     img = open_image(path)
     original_size = img.size

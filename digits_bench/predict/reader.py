@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from digits_bench.models.digits_net import DigitsNet
-from digits_bench.predict.preprocess import DEFAULT_STEPS, Page, Steps, read_page
+from digits_bench.predict.preprocess import DEFAULT_SWITCHES, Page, Switches, read_page
 
 
 @dataclass
@@ -41,7 +41,7 @@ def classify(module: DigitsNet, crops: np.ndarray, tta: bool = False) -> tuple[n
     return digit.numpy(), top.numpy()
 
 
-def read_image(module: DigitsNet, path: Path, tta: bool = False, steps: Steps = DEFAULT_STEPS) -> Reading:
+def read_image(module: DigitsNet, path: Path, tta: bool = False, steps: Switches = DEFAULT_SWITCHES) -> Reading:
     """The digits of one image file as a string, left to right; raises ImageError when it cannot be read."""
     page = read_page(path, steps)
     digits, probs = classify(module, np.stack([d.crop for d in page.digits]), tta)
