@@ -158,14 +158,18 @@ def otsu(values: np.ndarray) -> float:
     return float(centres[int(np.argmax(between[:-1]))])
 
 
-def _groups(boxes: np.ndarray) -> list[list[int]]:
+def _groups(boxes: np.ndarray, pixels: list[np.ndarray]) -> list[list[int]]:
     """Indices of components that form one digit: a broken stroke leaves pieces one above the other.
 
     Pieces merge when their x-extents overlap by MERGE_OVERLAP of the narrower one and the
-    vertical gap between them is at most MERGE_GAP of the taller one.
+    vertical gap between them is at most MERGE_GAP of the taller one, unless they stand side by
+    side with blank columns between them (`_apart`): two digits of a slanted row overlap in x by
+    their boxes, not by their ink.
     """
     groups = [[i] for i in range(len(boxes))]
     x0, y0, x1, y1 = (boxes[:, k].astype(float) for k in range(4))
+    points = list(pixels)
+    apart: set[tuple[int, int]] = set()  # pairs of groups (by their first component) known to stand apart
     while len(groups) > 1:
         overlap = np.minimum.outer(x1, x1) - np.maximum.outer(x0, x0)
         narrower = np.minimum.outer(x1 - x0, x1 - x0)
@@ -173,13 +177,45 @@ def _groups(boxes: np.ndarray) -> list[list[int]]:
         taller = np.maximum.outer(y1 - y0, y1 - y0)
         close = (overlap >= MERGE_OVERLAP * narrower) & (gap <= MERGE_GAP * taller)
         np.fill_diagonal(close, False)
-        if not close.any():
+        pair = None
+        for i, j in np.argwhere(np.triu(close)):
+            key = (groups[i][0], groups[j][0])
+            if key in apart:
+                continue
+            if _apart(points[i], points[j]):
+                apart.add(key)
+                continue
+            pair = (int(i), int(j))
             break
-        i, j = sorted(np.argwhere(close)[0])
+        if pair is None:
+            break
+        i, j = pair
         groups[i] += groups.pop(j)
+        points[i] = np.vstack([points[i], points.pop(j)])
         x0[i], y0[i], x1[i], y1[i] = min(x0[i], x0[j]), min(y0[i], y0[j]), max(x1[i], x1[j]), max(y1[i], y1[j])
         x0, y0, x1, y1 = (np.delete(v, j) for v in (x0, y0, x1, y1))
     return groups
+
+
+SHEARS = np.linspace(-0.6, 0.6, 25)  # the slants of writing a row may have, as x per y
+SIDE_BY_SIDE = 0.5    # pieces whose heights overlap by this much of the shorter one stand side by side ...
+BLANK_COLUMNS = 0.06  # ... and are two digits when, at some slant, this much of the taller one's height is blank between them
+
+
+def _apart(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether pieces `a` and `b` ((row, col) pixels) are two digits: side by side, and, looked at along some slant
+    of writing, separated by blank columns. A broken stroke's pieces stand one above the other; a crossbar or a
+    flag lies across its digit's ink at every slant."""
+    top, bottom = max(a[:, 0].min(), b[:, 0].min()), min(a[:, 0].max(), b[:, 0].max())
+    heights = np.ptp(a[:, 0]) + 1, np.ptp(b[:, 0]) + 1
+    if bottom - top + 1 < SIDE_BY_SIDE * min(heights):
+        return False
+    blank = BLANK_COLUMNS * max(heights)
+    for shear in SHEARS:
+        xa, xb = a[:, 1] - shear * a[:, 0], b[:, 1] - shear * b[:, 0]
+        if xa.min() - xb.max() > blank or xb.min() - xa.max() > blank:
+            return True
+    return False
 
 
 def stroke_width(mask: np.ndarray) -> float:
@@ -254,8 +290,10 @@ def _digit_groups(labels: np.ndarray, n: int) -> list[_Group]:
     if not kept:
         return []
     boxes = np.array([[slices[i][1].start, slices[i][0].start, slices[i][1].stop, slices[i][0].stop] for i in kept])
+    pixels = [np.argwhere(labels[slices[i]] == i + 1)[:: max(1, int(areas[i]) // 600)] + (slices[i][0].start, slices[i][1].start)
+              for i in kept]  # at most ~600 points a piece: enough to see a blank gap
     groups = []
-    for members in _groups(boxes):
+    for members in _groups(boxes, pixels):
         b = boxes[members]
         box = (int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max()))
         groups.append(_Group([kept[k] + 1 for k in members], box, int(areas[[kept[k] for k in members]].sum())))
