@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digits_bench.predict import evalset
+from digits_bench.predict import evalset, strokes
 
 pytestmark = pytest.mark.skipif(not evalset.handwriting_fonts(), reason="handwriting fonts not installed (make system-deps)")
 
@@ -20,14 +20,18 @@ def fake_mnist() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_the_same_seed_draws_the_same_set_byte_for_byte(tmp_path: Path):
-    first = evalset.build(tmp_path / "a", seed=3, per_condition=2, mnist_test=fake_mnist())
-    again = evalset.build(tmp_path / "b", seed=3, per_condition=2, mnist_test=fake_mnist())
-    other = evalset.build(tmp_path / "c", seed=4, per_condition=2, mnist_test=fake_mnist())
+    first = evalset.build(tmp_path / "a", seed=3, per_condition=4, mnist_test=fake_mnist())
+    again = evalset.build(tmp_path / "b", seed=3, per_condition=4, mnist_test=fake_mnist())
+    other = evalset.build(tmp_path / "c", seed=4, per_condition=4, mnist_test=fake_mnist())
     assert first == again and first != other and evalset.load(tmp_path / "a") == first
     assert all((tmp_path / "a" / i.file).read_bytes() == (tmp_path / "b" / i.file).read_bytes() for i in first)
     assert {i.condition for i in first} == set(evalset.CONDITIONS)
     assert {i.kind for i in first} == {"single", "row"} and all(3 <= len(i.text) <= 8 for i in first if i.kind == "row")
-    assert {i.source for i in first} >= {evalset.MNIST_SOURCE} and any(i.source.endswith((".ttf", ".otf")) for i in first)
+    assert {i.source for i in first} >= {evalset.MNIST_SOURCE, evalset.STROKES_SOURCE} and any(i.source.endswith((".ttf", ".otf")) for i in first)
+    drawn = [i for i in first if i.source == evalset.STROKES_SOURCE]
+    assert all(i.style in strokes.STYLES and strokes.STYLES[i.style][0] == i.text for i in drawn if i.kind == "single")
+    assert {i.style for i in drawn if i.kind == "single"} == set(list(strokes.STYLES)[:10])  # each style in turn
+    assert all(i.style in strokes.HABITS for i in drawn if i.kind == "row") and all(not i.style for i in first if i not in drawn)
 
 
 def test_a_font_row_is_its_digits_left_to_right_with_gaps(tmp_path: Path):
@@ -65,3 +69,16 @@ def test_a_thin_pen_thins_every_font_without_erasing_it():
         before, after = np.asarray(page) < 128, np.asarray(evalset.CONDITIONS["thin pen"](page, rng)) < 128
         assert stroke_width(after) <= max(3.5, stroke_width(before)), font.name  # thin, or as thin as it was
         assert ndi.label(after, structure=np.ones((3, 3)))[1] <= ndi.label(before, structure=np.ones((3, 3)))[1] + 1, font.name
+
+
+@pytest.mark.parametrize("habit", sorted(strokes.HABITS))
+def test_a_stroke_row_is_its_digits_left_to_right_and_writers_keep_their_skeletons(habit: str):
+    """A row drawn in one writer's habit falls into as many columns of ink as it has digits; a writer's skeleton is
+    drawn from (style, writer) alone, and training's writers are not the evaluation's."""
+    rng = np.random.default_rng(1)
+    styles = [strokes.HABITS[habit][d][0] for d in "3170"]
+    page = np.asarray(evalset.draw_digits(styles, strokes.EVALUATION_WRITERS[0], rng)) < 128
+    columns = page.any(axis=0)
+    assert len(np.flatnonzero(columns[1:] & ~columns[:-1])) + int(columns[0]) == 4
+    assert strokes.skeleton(styles[0], 7) == strokes.skeleton(styles[0], 7) != strokes.skeleton(styles[0], 8)
+    assert not set(strokes.TRAINING_WRITERS) & set(strokes.EVALUATION_WRITERS)

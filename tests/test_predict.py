@@ -371,7 +371,7 @@ def test_predict_eval_scores_a_run_per_condition_through_predicts_path(trained: 
     """`make predict-eval RUN=<id>`: every image of the set read as predict reads it, scored per condition."""
     import pandas as pd
 
-    from digits_bench.predict.evalset import CONDITIONS, SKLEARN_8X8, VERSION
+    from digits_bench.predict.evalset import CONDITIONS, MNIST_SOURCE, SKLEARN_8X8, STROKES_SOURCE, VERSION
     from digits_bench.predict.evaluate import main as evaluate
 
     out = tmp_path / "results"
@@ -387,16 +387,20 @@ def test_predict_eval_scores_a_run_per_condition_through_predicts_path(trained: 
                        DATA_DIR / f"evalset-v{VERSION}-0-2" / scored["file"][0]).text  # predict's own reading of one image
     assert again == scored["read"][0]
     text = (out / f"predict-eval-{trained.run_id}.md").read_text()
-    assert "| overall" in text and all(f"| {condition}" in text for condition in [*CONDITIONS, SKLEARN_8X8])
+    assert all(f"| {name}" in text for name in ["fonts", "strokes", "overall (not MNIST)", *CONDITIONS, SKLEARN_8X8])
+    assert all(f"| {style}" in text for style in scored.loc[scored["source"] == STROKES_SOURCE, "style"])  # by style
     lines = capsys.readouterr().out.splitlines()
-    (overall,) = [line for line in lines if line.startswith("overall")]
-    set_only = scored[(scored["kind"] == "single") & (scored["condition"] != SKLEARN_8X8)]["right"].mean()
-    assert float(overall.split()[1]) == pytest.approx(100 * set_only, abs=0.051)  # percent, one decimal; the held-out digits are not in "overall"
+    (overall,) = [line for line in lines if line.startswith("overall (not MNIST)")]
+    singles = scored[(scored["kind"] == "single") & (scored["condition"] != SKLEARN_8X8)]
+    set_only = singles[singles["source"] != MNIST_SOURCE]["right"].mean()  # MNIST's writers and the held-out digits apart
+    assert float(overall.split()[3]) == pytest.approx(100 * set_only, abs=0.051)  # percent, one decimal
+    assert any(line.startswith("weakest styles (strokes, single digits): ") for line in lines)
 
     assert evaluate([*args, "--ablate"]) == 0  # what each preprocessing step is worth: one row per step switched off
     steps = pd.read_csv(out / f"predict-eval-{trained.run_id}-steps.csv", index_col="preprocessing")
     assert list(steps.index) == ["default steps", "with thicken", "with thin", "without keep_aspect"]
-    assert steps.loc["default steps", "single_acc"] == pytest.approx(set_only)
-    assert steps.loc["default steps", "sklearn_8x8_acc"] == pytest.approx(held_out["right"].mean())
+    assert steps.loc["default steps", "overall (not MNIST) single"] == pytest.approx(set_only)  # each source on its own
+    assert steps.loc["default steps", f"{SKLEARN_8X8} single"] == pytest.approx(held_out["right"].mean())
+    assert {"fonts single", "strokes single", "rows cut right"} <= set(steps.columns)
     crops = np.stack([trained.digit(d, 0) for d in range(10)])  # --tta: the same reading of digits read with certainty
     assert (classify(trained.module, crops, tta=True)[0] == classify(trained.module, crops)[0]).all()

@@ -1,8 +1,10 @@
 """Handwriting that is not MNIST's, made offline and reproducibly: how well a run reads other writers and pens.
 
-Two sources. Digits written in the handwriting-style fonts Debian ships (fonts-dkg-handwriting, fonts-bwht,
+Three sources. Digits written in the handwriting-style fonts Debian ships (fonts-dkg-handwriting, fonts-bwht,
 fonts-breip, fonts-femkeklaver, fonts-humor-sans, fonts-kaushanscript, fonts-comic-neue; `make test` installs
-them), and MNIST *test* digits re-rendered as photographs of paper. Each image is drawn under one condition
+them); digits drawn stroke by stroke in the styles people write (`strokes.py`: a 1 with a flag, a crossed 7, an
+open 4, ...), by writers that training never sees; and MNIST *test* digits re-rendered as photographs of paper,
+reported apart (MNIST's own writers). Each image is drawn under one condition
 (pen width, blur, low resolution scaled up, slant, size in the frame, lighting and noise, ink colour, JPEG),
 as a single digit or a row of 3-8 digits with varied gaps. Everything is drawn from one seed: the same seed
 is the same set, byte for byte. scikit-learn's 8x8 digits are kept out of it (and out of training and tuning):
@@ -19,10 +21,13 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from digits_bench.predict import strokes
+
 FONT_DIRS = ("fifthhorseman", "bwht", "breip", "femkeklaver", "humor-sans", "kaushanscript", "comic-neue")
 FONT_ROOT = Path("/usr/share/fonts")
-VERSION = 2  # bumped whenever a condition draws differently: a set cached by an older version is not reused
+VERSION = 3  # bumped whenever the set draws differently: a set cached by an older version is not reused
 MNIST_SOURCE = "mnist photo"
+STROKES_SOURCE = "strokes"
 SKLEARN_8X8 = "scikit-learn 8x8 (held out)"  # the independent check's condition: reported apart, never in "overall"
 Condition = Callable[[Image.Image, np.random.Generator], Image.Image]
 
@@ -32,8 +37,9 @@ class Item:
     file: str
     text: str
     condition: str
-    source: str  # a font's file name, or "mnist photo"
+    source: str  # a font's file name, "strokes" or "mnist photo"
     kind: str  # single or row
+    style: str = ""  # strokes: a single digit's style ("7 crossbar"), a row's writing habit ("european")
 
 
 def handwriting_fonts(root: Path = FONT_ROOT) -> list[Path]:
@@ -95,7 +101,7 @@ def _jpeg(page: Image.Image, quality: int) -> Image.Image:
 
 
 def write_digits(text: str, font: Path, rng: np.random.Generator) -> Image.Image:
-    """Dark digits on white paper, one glyph at a time with varied gaps and baselines, a margin around them."""
+    """Dark digits on white paper in a font, one glyph at a time with varied gaps and baselines, a margin around them."""
     size = int(rng.integers(60, 90))
     face = ImageFont.truetype(str(font), size)
     glyphs = []
@@ -104,6 +110,18 @@ def write_digits(text: str, font: Path, rng: np.random.Generator) -> Image.Image
         glyph = Image.new("L", (right - left + 4, bottom - top + 4), 255)
         ImageDraw.Draw(glyph).text((2 - left, 2 - top), char, font=face, fill=0)
         glyphs.append(glyph)
+    return _lay_out(glyphs, size, rng)
+
+
+def draw_digits(styles: list[str], writer: int, rng: np.random.Generator) -> Image.Image:
+    """Digits in these styles, as writer `writer` draws them with one pen, laid out as `write_digits` lays a font's."""
+    size = int(rng.integers(60, 90))
+    pen = strokes.random_pen(rng)
+    return _lay_out([strokes.draw(strokes.skeleton(style, writer), size, pen, rng) for style in styles], size, rng)
+
+
+def _lay_out(glyphs: list[Image.Image], size: int, rng: np.random.Generator) -> Image.Image:
+    """Glyphs side by side on white paper, with varied gaps and baselines and a margin around them."""
     gaps = [int(rng.integers(size // 6, size // 2)) for _ in glyphs[1:]]
     margin = size // 2
     height = max(g.height for g in glyphs) + 2 * margin + size // 6
@@ -132,7 +150,8 @@ def photograph_mnist(digits: list[np.ndarray], rng: np.random.Generator) -> Imag
 def build(out: Path, seed: int = 0, per_condition: int = 40, mnist_test: tuple[np.ndarray, np.ndarray] | None = None,
           fonts: list[Path] | None = None) -> list[Item]:
     """Write the set into `out` (images and labels.csv) and return its items. Per condition: `per_condition` single
-    digits and a quarter as many rows (at least one), half from fonts, half from MNIST test digits (when given)."""
+    digits and a quarter as many rows (at least one): a quarter from fonts, half drawn in strokes (each style in
+    turn, by the evaluation's writers), a quarter from MNIST test digits (when given; else fonts)."""
     fonts = handwriting_fonts() if fonts is None else fonts
     if not fonts:
         raise FileNotFoundError(f"no handwriting fonts in {FONT_ROOT} (apt-get install fonts-dkg-handwriting fonts-bwht ...; "
@@ -140,12 +159,26 @@ def build(out: Path, seed: int = 0, per_condition: int = 40, mnist_test: tuple[n
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     items = []
+    styles = list(strokes.STYLES)
+    drawn = 0  # stroke singles so far: each style in turn
     for condition, draw in CONDITIONS.items():
         for n in range(per_condition + max(1, per_condition // 4)):
             kind = "single" if n < per_condition else "row"
             length = 1 if kind == "single" else int(rng.integers(3, 9))
-            from_mnist = mnist_test is not None and n % 2 == 1
-            if from_mnist:
+            from_mnist = mnist_test is not None and n % 4 == 3
+            style = ""
+            if n % 2 == 1 and not from_mnist:
+                writer = int(rng.choice(strokes.EVALUATION_WRITERS))
+                if kind == "single":
+                    style, drawn = styles[drawn % len(styles)], drawn + 1
+                    chosen = [style]
+                else:
+                    style = str(rng.choice(sorted(strokes.HABITS)))
+                    habit = {d: str(rng.choice(options)) for d, options in strokes.HABITS[style].items()}
+                    chosen = [habit[str(d)] for d in rng.integers(0, 10, length)]
+                text, source = "".join(strokes.STYLES[c][0] for c in chosen), STROKES_SOURCE
+                page = draw_digits(chosen, writer, rng)
+            elif from_mnist:
                 images, labels = mnist_test  # type: ignore[misc]
                 picks = rng.integers(0, len(labels), length)
                 text, source = "".join(str(int(labels[i])) for i in picks), MNIST_SOURCE
@@ -156,7 +189,7 @@ def build(out: Path, seed: int = 0, per_condition: int = 40, mnist_test: tuple[n
                 source, page = font.name, write_digits(text, font, rng)
             name = f"{condition.replace(' ', '-')}-{kind}-{n:03d}.{'jpg' if condition == 'jpeg' else 'png'}"
             draw(page, rng).save(out / name, **({"quality": 95} if condition == "jpeg" else {}))
-            items.append(Item(name, text, condition, source, kind))
+            items.append(Item(name, text, condition, source, kind, style))
     _write_labels(out, items)
     return items
 

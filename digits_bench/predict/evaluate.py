@@ -2,8 +2,10 @@
 handwriting that is not MNIST's, per condition, through the same code as `predict`.
 
 The set (digits_bench/predict/evalset.py) is built once per seed and size into <data dir>/evalset-v<version>-<seed>-<per condition>/ and reused.
-Per condition: single digits read right; rows read right whole; rows segmented into the right number of
-digits; and, apart, scikit-learn's 8x8 digits (held out of training, tuning and this choice of steps).
+By source (fonts, digits drawn in strokes, MNIST's test digits re-rendered), with the headline over the sources
+that are not MNIST's; by condition; by style (the shapes people write, and their writing habits): single digits
+read right, rows read right whole, rows segmented into the right number of digits; and, apart, scikit-learn's
+8x8 digits (held out of training, tuning and this choice of steps).
 Writes results/predict-eval-<label>.{md,csv}; with --ablate, each preprocessing step flipped in turn
 (predict-eval-<label>-steps.{md,csv}). Exit status: 0 measured; 2 no model, no fonts or bad
 arguments.
@@ -24,7 +26,8 @@ from digits_bench.console import print_table
 from digits_bench.entry import command
 from digits_bench.errors import ConfigError, ImageError
 from digits_bench.predict import add_model_source, check_model_source
-from digits_bench.predict.evalset import SKLEARN_8X8
+from digits_bench.predict.evalset import MNIST_SOURCE, SKLEARN_8X8, STROKES_SOURCE
+from digits_bench.predict import strokes
 from digits_bench.predict.preprocess import DEFAULT_SWITCHES, Switches
 
 if TYPE_CHECKING:
@@ -106,42 +109,67 @@ def score(module, folder: Path, items: list, tta: bool = False, steps: Switches 
     return pd.DataFrame(rows)
 
 
-def per_condition(scored: pd.DataFrame, independent: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy per condition: single digits, whole rows, rows cut into the right number of digits; then the
-    set overall, then the held-out 8x8 digits on their own row (never part of "overall")."""
-    singles = scored[scored["kind"] == "single"].groupby("condition", sort=False)["right"].mean().rename("single_acc")
-    rows = scored[scored["kind"] == "row"].groupby("condition", sort=False)
-    table = pd.concat([singles, rows["right"].mean().rename("row_acc"), rows["segmented"].mean().rename("row_segmented")], axis=1)
-    overall = pd.DataFrame(summary(scored), index=["overall"])
-    held_out = pd.DataFrame({"single_acc": [independent["right"].mean()]}, index=[SKLEARN_8X8])
-    return pd.concat([table, overall, held_out]).rename_axis("condition")
+NOT_MNIST = "overall (not MNIST)"  # the headline: writers and pens MNIST never had
+MNIST_AGAIN = "MNIST re-rendered"
 
 
-def summary(scored: pd.DataFrame) -> dict[str, list[float]]:
+def source_of(source: str) -> str:
+    """An item's source as the report groups it: fonts (any of them), strokes, or MNIST's test digits as photos."""
+    return MNIST_AGAIN if source == MNIST_SOURCE else "strokes" if source == STROKES_SOURCE else "fonts"
+
+
+def measures(scored: pd.DataFrame) -> dict[str, float]:
+    """Single digits read right, rows read right whole, rows cut into the right number of digits, and how many
+    single digits that is."""
     singles, rows = scored[scored["kind"] == "single"], scored[scored["kind"] == "row"]
-    return {"single_acc": [singles["right"].mean()], "row_acc": [rows["right"].mean()], "row_segmented": [rows["segmented"].mean()]}
+    return {"single_acc": singles["right"].mean(), "row_acc": rows["right"].mean(), "row_segmented": rows["segmented"].mean(),
+            "n_single": float(len(singles))}
+
+
+def by_source(scored: pd.DataFrame, independent: pd.DataFrame) -> pd.DataFrame:
+    """Each source on its own, then the headline over the sources that are not MNIST's, then the held-out 8x8
+    digits (never part of the headline)."""
+    sources = scored["source"].map(source_of)
+    table = {name: measures(scored[sources == name]) for name in ("fonts", "strokes", MNIST_AGAIN)}
+    table[NOT_MNIST] = measures(scored[sources != MNIST_AGAIN])
+    table[SKLEARN_8X8] = measures(independent)
+    return pd.DataFrame.from_dict(table, orient="index").rename_axis("source")
+
+
+def by_condition(scored: pd.DataFrame) -> pd.DataFrame:
+    """Each condition (pen, blur, lighting, ...) over the sources that are not MNIST's."""
+    own = scored[scored["source"].map(source_of) != MNIST_AGAIN]
+    return pd.DataFrame.from_dict({c: measures(g) for c, g in own.groupby("condition", sort=False)}, orient="index").rename_axis("condition")
+
+
+def by_style(scored: pd.DataFrame) -> pd.DataFrame:
+    """The stroke-drawn digits by the shape they were written in (single digits) and by the writer's habit (rows)."""
+    drawn = scored[scored["source"] == STROKES_SOURCE]
+    return pd.DataFrame.from_dict({style: measures(g) for style, g in sorted(drawn.groupby("style"))}, orient="index").rename_axis("style")
 
 
 def ablation(module, sets: dict[str, tuple[Path, list]], tta: bool) -> pd.DataFrame:
-    """Every preprocessing step switched in turn (off if it is on by default, on if off), on the set and the
-    held-out digits: a step is on by default when the set reads worse without it."""
+    """Every preprocessing step switched in turn (off if it is on by default, on if off), each source read on its
+    own: a step is on by default only where it helps across sources."""
     variants = {"default steps": DEFAULT_SWITCHES} | {
         f"{'without' if on else 'with'} {step}": replace(DEFAULT_SWITCHES, **{step: not on})
         for step, on in asdict(DEFAULT_SWITCHES).items()}
     table = {}
     for name, steps in variants.items():
         scored = {key: score(module, folder, items, tta, steps) for key, (folder, items) in sets.items()}
-        table[name] = {k: v[0] for k, v in summary(scored["set"]).items()} | {"sklearn_8x8_acc": scored["held out"]["right"].mean()}
+        sources = by_source(scored["set"], scored["held out"])
+        table[name] = {f"{source} single": sources.loc[source, "single_acc"] for source in sources.index} | {
+            "rows cut right": sources.loc[NOT_MNIST, "row_segmented"]}
     return pd.DataFrame.from_dict(table, orient="index").rename_axis("preprocessing")
 
 
 COLUMN_NAMES = {"single_acc": "single digits %", "row_acc": "rows read %", "row_segmented": "rows cut right %",
-                "sklearn_8x8_acc": "8x8 held out %"}
+                "n_single": "singles"}
 
 
 def console_table(table: pd.DataFrame) -> Table:
-    """The per-condition (or per-step) table as a person reads it: percentages to one decimal, `—` where a
-    measure does not apply (the 8x8 digits are single digits: no rows)."""
+    """A table of the report as a person reads it: percentages to one decimal, counts whole, `—` where a measure
+    does not apply (the 8x8 digits are single digits: no rows)."""
     from rich import box
     from rich.markup import escape
     from rich.table import Table
@@ -151,7 +179,8 @@ def console_table(table: pd.DataFrame) -> Table:
     for column in table.columns:
         view.add_column(COLUMN_NAMES.get(column, column), justify="right")
     for name, row in table.iterrows():
-        view.add_row(escape(str(name)), *("—" if pd.isna(v) else f"{100 * v:.1f}" for v in row))
+        view.add_row(escape(str(name)), *("—" if pd.isna(v) else f"{v:.0f}" if column == "n_single" else f"{100 * v:.1f}"
+                                          for column, v in row.items()))
     return view
 
 
@@ -163,8 +192,10 @@ def header(model, folder: Path, items: list, args: argparse.Namespace) -> str:
             f"- the run: model={cfg.model.name}, recipe={OmegaConf.select(cfg, 'recipe.name')}, "
             f"{OmegaConf.select(cfg, 'trainer.max_epochs')} epochs, seed {OmegaConf.select(cfg, 'seed')}\n"
             f"- read on the CPU at commit {git_commit()}\n"
-            f"- set: {folder.name} ({len(items)} images, seed {args.seed}; fonts and MNIST test digits as photos); "
-            f"held out: {args.held_out} of scikit-learn's 1797 8x8 digits as scans\n"
+            f"- set: {folder.name} ({len(items)} images, seed {args.seed}): handwriting fonts; digits drawn in strokes, each "
+            f"style by writers {strokes.EVALUATION_WRITERS.start}-{strokes.EVALUATION_WRITERS.stop - 1} (training draws "
+            f"writers {strokes.TRAINING_WRITERS.start}-{strokes.TRAINING_WRITERS.stop - 1}); MNIST test digits as photos, "
+            f"reported apart and left out of the headline; held out: {args.held_out} of scikit-learn's 1797 8x8 digits as scans\n"
             f"- read through `predict`'s path: segmentation, MNIST-like crops, one forward pass"
             f"{' per one-pixel shift, probabilities averaged (--tta)' if args.tta else ''}\n\n")
 
@@ -184,13 +215,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.ablate:
         table = ablation(model.module, sets, args.tta)
         table.to_csv(out / f"predict-eval-{label}.csv")
+        (out / f"predict-eval-{label}.md").write_text(header(model, folder, items, args) + table.round(4).to_markdown() + "\n")
+        print_table(console_table(table))
     else:
         scored = {key: score(model.module, f, i, args.tta) for key, (f, i) in sets.items()}
-        table = per_condition(scored["set"], scored["held out"])
         pd.concat(scored.values()).to_csv(out / f"predict-eval-{label}.csv", index=False)
-    (out / f"predict-eval-{label}.md").write_text(header(model, folder, items, args) + table.round(4).to_markdown() + "\n")
-    print_table(console_table(table))
-    print(f"wrote {out / f'predict-eval-{label}.md'} and .csv")
+        tables = {"By source": by_source(scored["set"], scored["held out"]), "By condition (not MNIST)": by_condition(scored["set"]),
+                  "By style (strokes: single digits by shape, rows by writing habit)": by_style(scored["set"])}
+        (out / f"predict-eval-{label}.md").write_text(header(model, folder, items, args) + "\n".join(
+            f"## {title}\n\n{table.round(4).to_markdown()}\n" for title, table in tables.items()))
+        print_table(console_table(tables["By source"]))
+        styles = tables[next(t for t in tables if t.startswith("By style"))]
+        singles = styles.dropna(subset=["single_acc"]).sort_values("single_acc")
+        if not singles.empty:
+            weakest = ", ".join(f"{style} {100 * row.single_acc:.1f}% (n={row.n_single:.0f})" for style, row in singles.head(3).iterrows())
+            print(f"weakest styles (strokes, single digits): {weakest}")
+    print(f"wrote {out / f'predict-eval-{label}.md'} (by source, condition and style) and .csv")
     return 0
 
 

@@ -68,7 +68,9 @@ HABITS: dict[str, dict[str, tuple[str, ...]]] = {  # habit -> digit -> the style
     "american": {"0": ("0",), "1": ("1",), "2": ("2",), "3": ("3",), "4": ("4 closed", "4 open"), "5": ("5",), "6": ("6",),
                  "7": ("7",), "8": ("8",), "9": ("9 straight tail",)},
 }
-SKELETONS = 10  # skeletons per style; a set names which of them it draws (training and evaluation never share one)
+SKELETONS = 10  # writers (skeletons per style); training and evaluation never share one:
+TRAINING_WRITERS = range(0, 6)
+EVALUATION_WRITERS = range(6, 10)
 
 
 @dataclass(frozen=True)
