@@ -184,3 +184,22 @@ def test_normalise_is_the_training_statistics_standardisation():
     assert torch.allclose(x[:, 0].double(), expected, rtol=1e-6, atol=0)
     floats = pixels.float().unsqueeze(1)
     assert torch.equal(normalise(floats, 0.1307, 0.3081), x) and floats.max() == 255  # the caller's tensor is left alone
+
+
+def test_stroke_digits_join_training_only_drawn_once_by_the_training_writers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """data.strokes: a fraction of the training split again, as digits drawn in the shapes people write by the
+    training writers; validation and test are MNIST's as before; drawn once, then read back from the cache."""
+    from digits_bench.data import datamodule, strokes
+
+    cfg = compose("data.subset=200", "data.val_size=100", "data.test_subset=50", "data.strokes=0.5", f"data.strokes_cache={tmp_path}")
+    dm = instantiate(cfg.data)
+    dm.setup()
+    plain = instantiate(compose("data.subset=200", "data.val_size=100", "data.test_subset=50").data)
+    plain.setup()
+    (train_x, train_y), (plain_x, _) = dm.tensors["train"], plain.tensors["train"]
+    assert len(train_x) == 300 and torch.equal(train_x[:200], plain_x)  # MNIST's 200, then 100 drawn
+    assert torch.equal(dm.tensors["val"][0], plain.tensors["val"][0]) and torch.equal(dm.tensors["test"][0], plain.tensors["test"][0])
+    assert set(train_y[200:].tolist()) == set(range(10)) and train_x[200:].float().mean() > 10  # digits, with ink
+    (cached,) = tmp_path.glob(f"strokes-v{strokes.VERSION}-0-100.npz")
+    monkeypatch.setattr(strokes, "training_digits", lambda *args: pytest.fail("drawn again"))
+    assert torch.equal(datamodule.stroke_digits(100, 0, str(tmp_path))[0], train_x[200:])  # read back, not redrawn

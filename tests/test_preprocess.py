@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
-from digits_bench.predict import strokes
+from digits_bench.data import strokes
 from digits_bench.predict.preprocess import MAX_STROKE, Switches, read_page, stroke_width
 
 

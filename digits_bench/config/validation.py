@@ -134,6 +134,7 @@ RULES: dict[str, Rule] = {
     "data.val_size": _int(),  # the split sizes' bounds are the dataset's: _check_splits
     "data.subset": _int(nullable=True),
     "data.test_subset": _int(nullable=True),
+    "data.strokes": FRACTION,
     "data.dataset.train_size": _int(2),
     "data.dataset.test_size": _int(1),
     "data.num_classes": _int(2),
@@ -249,7 +250,8 @@ def split_sizes(data: Any) -> dict[str, int]:
     """Images in each split of a run: the training files less the validation hold-out (or `subset` of them), the
     hold-out, and the test files (or `test_subset` of them); from `data.dataset`'s sizes, before a file is read."""
     pool = data["dataset"]["train_size"]
-    return {"train": data.get("subset") or pool - data["val_size"], "val": data["val_size"],
+    train = data.get("subset") or pool - data["val_size"]
+    return {"train": train, "strokes": round((data.get("strokes") or 0.0) * train), "val": data["val_size"],
             "test": data.get("test_subset") or data["dataset"]["test_size"]}
 
 

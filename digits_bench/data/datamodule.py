@@ -1,6 +1,8 @@
 """One LightningDataModule for every MNIST-format dataset: tensors on the device, batches by index."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,24 @@ def holdout_split(n: int, val_size: int, split_seed: int) -> tuple[torch.Tensor,
     return order[val_size:].sort().values, order[:val_size].sort().values
 
 
+def stroke_digits(count: int, seed: int, cache: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` stroke-drawn digits of the training writers (`data/strokes.py`), drawn from `seed` once and kept in
+    `cache` (`<cache>/strokes-v<version>-<seed>-<count>.npz`, written whole or not at all)."""
+    from digits_bench.data import strokes
+
+    path = Path(cache) / f"strokes-v{strokes.VERSION}-{seed}-{count}.npz" if cache else None
+    if path is not None and path.is_file():
+        with np.load(path) as saved:
+            return torch.from_numpy(saved["images"]), torch.from_numpy(saved["labels"])
+    images, labels = strokes.training_digits(count, seed)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.npz")
+        np.savez(partial, images=images, labels=labels)
+        partial.replace(path)
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
 class DigitsDataModule(pl.LightningDataModule):
     """Train / validation (a seeded hold-out of the training files) / test, each one uint8 tensor on the device.
 
@@ -57,6 +77,8 @@ class DigitsDataModule(pl.LightningDataModule):
         seed: int = 0,
         subset: int | None = None,
         test_subset: int | None = None,
+        strokes: float = 0.0,
+        strokes_cache: str | None = None,
         mean: float = 0.1307,
         std: float = 0.3081,
     ) -> None:
@@ -66,6 +88,7 @@ class DigitsDataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size, self.chunk_batches = batch_size, eval_batch_size, chunk_batches
         self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
         self.subset, self.test_subset = subset, test_subset
+        self.strokes, self.strokes_cache = strokes, strokes_cache
         self.mean, self.std = mean, std
         self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._prepared = False
@@ -87,7 +110,11 @@ class DigitsDataModule(pl.LightningDataModule):
         test_x, test_y = load_split(self.spec, "test", verified=self._prepared)
         if self.test_subset is not None:
             test_x, test_y = test_x[: self.test_subset], test_y[: self.test_subset]
-        splits = {"train": (images[train_idx], labels[train_idx]), "val": (images[val_idx], labels[val_idx]), "test": (test_x, test_y)}
+        train_x, train_y = images[train_idx], labels[train_idx]
+        if self.strokes > 0:  # stroke-drawn digits of the shapes people write, into training only
+            drawn_x, drawn_y = stroke_digits(round(self.strokes * len(train_idx)), self.split_seed, self.strokes_cache)
+            train_x, train_y = torch.cat([train_x, drawn_x]), torch.cat([train_y, drawn_y])
+        splits = {"train": (train_x, train_y), "val": (images[val_idx], labels[val_idx]), "test": (test_x, test_y)}
         self.tensors = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
 
     def _batches(self, split: str, train: bool = False) -> DeviceBatches:

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from digits_bench.predict import strokes
+from digits_bench.data import strokes
 
 FONT_DIRS = ("fifthhorseman", "bwht", "breip", "femkeklaver", "humor-sans", "kaushanscript", "comic-neue")
 FONT_ROOT = Path("/usr/share/fonts")

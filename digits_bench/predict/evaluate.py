@@ -27,7 +27,7 @@ from digits_bench.entry import command
 from digits_bench.errors import ConfigError, ImageError
 from digits_bench.predict import add_model_source, check_model_source
 from digits_bench.predict.evalset import MNIST_SOURCE, SKLEARN_8X8, STROKES_SOURCE
-from digits_bench.predict import strokes
+from digits_bench.data import strokes
 from digits_bench.predict.preprocess import DEFAULT_SWITCHES, Switches
 
 if TYPE_CHECKING:

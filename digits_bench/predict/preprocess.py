@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage as ndi
 
+from digits_bench.data.mnist_frame import BOX, to_mnist
 from digits_bench.errors import ImageError
 
 MAX_SIDE = 1200        # larger photos are analysed downscaled: digits stay far larger than 20 px
-BOX, FIELD = 20, 28    # MNIST: ink scaled into 20×20, centred by mass in 28×28
 # MNIST's pen, measured at the 20-px scale (stroke_width of its training digits above grey 128): 5th percentile
 # 2.1 px, median 2.8, 95th 4.2. A pen outside that range is brought to the edge of it.
 MIN_STROKE = 1.8       # px at the 20-px scale; thinner pen strokes are thickened
@@ -230,27 +230,6 @@ def thinned(mask: np.ndarray, shrink: float) -> np.ndarray:
     depth = ndi.distance_transform_edt(mask)
     ridge = mask & (depth >= ndi.maximum_filter(depth, size=3) - 0.5)  # the strokes' middle lines
     return (depth > shrink) | ridge
-
-
-def to_mnist(ink: np.ndarray, keep_aspect: bool = True) -> np.ndarray:
-    """Ink in 0-1, light on black, tight or not -> (28, 28) uint8 as MNIST: 20 px box, mass-centred."""
-    rows, cols = np.nonzero(ink > 0.02)
-    if rows.size == 0:  # cannot happen for a kept component (its core is above the threshold); no crash if it does
-        return np.zeros((FIELD, FIELD), dtype=np.uint8)
-    ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    h, w = ink.shape
-    scale = BOX / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale))) if keep_aspect else (BOX, BOX)
-    method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR  # BOX: area-averaging antialias
-    small = np.asarray(Image.fromarray(ink.astype(np.float32)).resize(size, method))
-    core = small[small > 0.1]
-    small = np.clip(small / max(float(np.percentile(core, 98)) if core.size else 1.0, 0.25), 0.0, 1.0)
-    field = np.zeros((FIELD, FIELD), dtype=np.float32)
-    top, left = (FIELD - size[1]) // 2, (FIELD - size[0]) // 2
-    field[top : top + size[1], left : left + size[0]] = small
-    cy, cx = ndi.center_of_mass(field)
-    field = ndi.shift(field, (round(FIELD / 2 - cy), round(FIELD / 2 - cx)), order=0, mode="constant")
-    return np.round(field * 255).astype(np.uint8)
 
 
 def _digit_ink(flat: np.ndarray, member: np.ndarray, floor: float, edge: int, steps: Switches = DEFAULT_SWITCHES) -> np.ndarray:

@@ -239,6 +239,8 @@ def log_dataset(client: MlflowClient, run_id: str, cfg: DictConfig, context: Lit
     sizes = split_sizes(cfg.data)
     if context == "training":
         profile: dict[str, Any] = {"split_sizes": {"train": sizes["train"], "val": sizes["val"]}, "val_split_seed": cfg.data.split_seed}
+        if sizes["strokes"]:  # stroke-drawn digits added to training (data.strokes)
+            profile["split_sizes"]["train_strokes"] = sizes["strokes"]
     else:
         profile = {"split_sizes": {"test": sizes["test"]}}
     text = json.dumps(profile, sort_keys=True)

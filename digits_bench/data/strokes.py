@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 Point = tuple[float, float]
+VERSION = 1  # bumped whenever a style, skeleton or pen draws differently: cached training digits are redrawn
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,10 @@ HABITS: dict[str, dict[str, tuple[str, ...]]] = {  # habit -> digit -> the style
     "american": {"0": ("0",), "1": ("1",), "2": ("2",), "3": ("3",), "4": ("4 closed", "4 open"), "5": ("5",), "6": ("6",),
                  "7": ("7",), "8": ("8",), "9": ("9 straight tail",)},
 }
-SKELETONS = 10  # writers (skeletons per style); training and evaluation never share one:
-TRAINING_WRITERS = range(0, 6)
-EVALUATION_WRITERS = range(6, 10)
+SKELETONS = 10  # writers (skeletons per style); training, validation and evaluation never share one:
+TRAINING_WRITERS = range(0, 4)    # drawn into a run's training split (data.strokes)
+VALIDATION_WRITERS = range(4, 6)  # how much of them to draw in is chosen on these (predict-eval --writers validation)
+EVALUATION_WRITERS = range(6, 10)  # predict-eval's set
 
 
 @dataclass(frozen=True)
@@ -159,3 +161,18 @@ def draw(sk: Skeleton, height: int, pen: Pen, rng: np.random.Generator) -> Image
 
 def styles_of(digit: str) -> list[str]:
     return [name for name, (d, _) in STYLES.items() if d == digit]
+
+
+def training_digits(count: int, seed: int, writers: range = TRAINING_WRITERS) -> tuple[np.ndarray, np.ndarray]:
+    """`count` stroke-drawn digits framed as MNIST's (uint8 (N, 28, 28), light on black) and their labels: each a
+    digit drawn uniformly, one of its styles uniformly, one of `writers`, a pen of its own; from `seed` alone."""
+    from digits_bench.data.mnist_frame import to_mnist
+
+    rng = np.random.default_rng([seed, 17])  # a stream of its own: never the evaluation set's (seeded by its seed alone)
+    images = np.zeros((count, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, count)
+    for i, label in enumerate(labels):
+        style = str(rng.choice(styles_of(str(label))))
+        page = draw(skeleton(style, int(rng.choice(writers))), int(rng.integers(40, 90)), random_pen(rng), rng)
+        images[i] = to_mnist(1.0 - np.asarray(page, dtype=np.float32) / 255)
+    return images, labels.astype(np.int64)
