@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digits_bench.predict import evalset, strokes
+from digits_bench.data import strokes
+from digits_bench.predict import evalset
 
 pytestmark = pytest.mark.skipif(not evalset.handwriting_fonts(), reason="handwriting fonts not installed (make system-deps)")
 
@@ -82,3 +83,16 @@ def test_a_stroke_row_is_its_digits_left_to_right_and_writers_keep_their_skeleto
     assert len(np.flatnonzero(columns[1:] & ~columns[:-1])) + int(columns[0]) == 4
     assert strokes.skeleton(styles[0], 7) == strokes.skeleton(styles[0], 7) != strokes.skeleton(styles[0], 8)
     assert not set(strokes.TRAINING_WRITERS) & set(strokes.EVALUATION_WRITERS)
+
+
+def test_the_validation_writers_set_is_another_set_by_other_writers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`predict-eval --writers validation`: what data.strokes and preprocessing are chosen on is drawn by writers
+    neither training nor the report's set draws, from a stream of its own."""
+    used: list[int] = []
+    real = strokes.skeleton
+    monkeypatch.setattr(strokes, "skeleton", lambda style, writer: used.append(writer) or real(style, writer))
+    report = evalset.build(tmp_path / "e", seed=0, per_condition=2)
+    seen, used[:] = set(used), []
+    chosen = evalset.build(tmp_path / "v", seed=0, per_condition=2, writers="validation")
+    assert seen <= set(strokes.EVALUATION_WRITERS) and set(used) <= set(strokes.VALIDATION_WRITERS) and used
+    assert (tmp_path / "e" / report[1].file).read_bytes() != (tmp_path / "v" / chosen[1].file).read_bytes()

@@ -73,6 +73,7 @@ SKELETONS = 10  # writers (skeletons per style); training, validation and evalua
 TRAINING_WRITERS = range(0, 4)    # drawn into a run's training split (data.strokes)
 VALIDATION_WRITERS = range(4, 6)  # how much of them to draw in is chosen on these (predict-eval --writers validation)
 EVALUATION_WRITERS = range(6, 10)  # predict-eval's set
+WRITERS = {"evaluation": EVALUATION_WRITERS, "validation": VALIDATION_WRITERS}  # predict-eval --writers
 
 
 @dataclass(frozen=True)

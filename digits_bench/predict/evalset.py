@@ -148,15 +148,16 @@ def photograph_mnist(digits: list[np.ndarray], rng: np.random.Generator) -> Imag
 
 
 def build(out: Path, seed: int = 0, per_condition: int = 40, mnist_test: tuple[np.ndarray, np.ndarray] | None = None,
-          fonts: list[Path] | None = None) -> list[Item]:
+          fonts: list[Path] | None = None, writers: str = "evaluation") -> list[Item]:
     """Write the set into `out` (images and labels.csv) and return its items. Per condition: `per_condition` single
     digits and a quarter as many rows (at least one): a quarter from fonts, half drawn in strokes (each style in
-    turn, by the evaluation's writers), a quarter from MNIST test digits (when given; else fonts)."""
+    turn, by `writers`: the evaluation's, or the validation's that choices such as data.strokes are made on, drawn
+    from a stream of the seed's own), a quarter from MNIST test digits (when given; else fonts)."""
     fonts = handwriting_fonts() if fonts is None else fonts
     if not fonts:
         raise FileNotFoundError(f"no handwriting fonts in {FONT_ROOT} (apt-get install fonts-dkg-handwriting fonts-bwht ...; "
                                 "make test installs them)")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed if writers == "evaluation" else [seed, 4])
     out.mkdir(parents=True, exist_ok=True)
     items = []
     styles = list(strokes.STYLES)
@@ -168,7 +169,7 @@ def build(out: Path, seed: int = 0, per_condition: int = 40, mnist_test: tuple[n
             from_mnist = mnist_test is not None and n % 4 == 3
             style = ""
             if n % 2 == 1 and not from_mnist:
-                writer = int(rng.choice(strokes.EVALUATION_WRITERS))
+                writer = int(rng.choice(strokes.WRITERS[writers]))
                 if kind == "single":
                     style, drawn = styles[drawn % len(styles)], drawn + 1
                     chosen = [style]

@@ -39,6 +39,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add_model_source(parser)
     parser.add_argument("--seed", type=int, default=0, help="the evaluation set's seed (default 0): the same seed, the same set")
     parser.add_argument("--per-condition", type=int, default=40, help="single digits per condition (rows: a quarter as many)")
+    parser.add_argument("--writers", choices=sorted(strokes.WRITERS), default="evaluation",
+                        help="whose strokes: the evaluation's (the report), or the validation's (to choose data.strokes "
+                             "and preprocessing on, never the report's)")
     parser.add_argument("--out", default="results", help="where predict-eval-<label>.{md,csv} go")
     parser.add_argument("--tta", action="store_true", help="average each crop over its one-pixel shifts (as predict --tta)")
     parser.add_argument("--held-out", type=int, default=1797, metavar="N",
@@ -70,7 +73,7 @@ def _built(folder: Path, build: Callable[[Path], object]) -> Path:
     return folder
 
 
-def evaluation_set(seed: int, per_condition: int) -> tuple[Path, list]:
+def evaluation_set(seed: int, per_condition: int, writers: str = "evaluation") -> tuple[Path, list]:
     """The set for `seed`, built on first use next to the datasets (MNIST's test digits among its sources)."""
     from digits_bench.config import compose_config
     from digits_bench.data import DatasetSpec, load_split
@@ -80,9 +83,10 @@ def evaluation_set(seed: int, per_condition: int) -> tuple[Path, list]:
 
     def build(out: Path) -> None:
         images, labels = load_split(DatasetSpec.from_config(dict(cfg.data.dataset)), "test")
-        evalset.build(out, seed, per_condition, (images.numpy(), labels.numpy()))
+        evalset.build(out, seed, per_condition, (images.numpy(), labels.numpy()), writers=writers)
 
-    folder = _built(Path(cfg.paths.data_dir) / f"evalset-v{evalset.VERSION}-{seed}-{per_condition}", build)
+    suffix = "" if writers == "evaluation" else f"-{writers}"
+    folder = _built(Path(cfg.paths.data_dir) / f"evalset-v{evalset.VERSION}-{seed}-{per_condition}{suffix}", build)
     return folder, evalset.load(folder)
 
 
@@ -193,7 +197,7 @@ def header(model, folder: Path, items: list, args: argparse.Namespace) -> str:
             f"{OmegaConf.select(cfg, 'trainer.max_epochs')} epochs, seed {OmegaConf.select(cfg, 'seed')}\n"
             f"- read on the CPU at commit {git_commit()}\n"
             f"- set: {folder.name} ({len(items)} images, seed {args.seed}): handwriting fonts; digits drawn in strokes, each "
-            f"style by writers {strokes.EVALUATION_WRITERS.start}-{strokes.EVALUATION_WRITERS.stop - 1} (training draws "
+            f"style by the {args.writers} writers {strokes.WRITERS[args.writers].start}-{strokes.WRITERS[args.writers].stop - 1} (training draws "
             f"writers {strokes.TRAINING_WRITERS.start}-{strokes.TRAINING_WRITERS.stop - 1}); MNIST test digits as photos, "
             f"reported apart and left out of the headline; held out: {args.held_out} of scikit-learn's 1797 8x8 digits as scans\n"
             f"- read through `predict`'s path: segmentation, MNIST-like crops, one forward pass"
@@ -207,9 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     model = load_model(args)
     held_out_folder, held_out = independent_set()
-    sets = {"set": evaluation_set(args.seed, args.per_condition), "held out": (held_out_folder, held_out[: args.held_out])}
+    sets = {"set": evaluation_set(args.seed, args.per_condition, args.writers), "held out": (held_out_folder, held_out[: args.held_out])}
     (folder, items) = sets["set"]
-    label = (model.run_id or Path(model.source).stem) + ("-tta" if args.tta else "") + ("-steps" if args.ablate else "")
+    label = (model.run_id or Path(model.source).stem) + ("-tta" if args.tta else "") + ("-steps" if args.ablate else "") + (
+        "" if args.writers == "evaluation" else f"-{args.writers}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.ablate:
