@@ -111,3 +111,16 @@ def test_the_pieces_of_a_broken_digit_still_make_one(tmp_path: Path):
     five |= (np.abs(np.hypot((y - 190) / 1.0, (x - 150) / 1.1) - 60) <= 6) & ~((x < 150) & (y < 190))
     assert len(read_page(drawn(tmp_path, seven)).digits) == 1
     assert len(read_page(drawn(tmp_path, five)).digits) == 1
+
+
+def test_a_hairline_that_fades_keeps_its_digit_whole(tmp_path: Path):
+    """A 0 whose top and bottom fade to a faint grey (a thin pen running dry): the faint ink joins the strokes it
+    touches, so it is one digit, not a left and a right half."""
+    ring_ink = ring(width=6)
+    pixels = np.where(ring_ink, 20, 235).astype(np.uint8)
+    rows = np.arange(400)[:, None]
+    pixels[ring_ink & ((rows < 130) | (rows > 270))] = 175  # faint: above the paper, far below Otsu's cut
+    path = tmp_path / "fading.png"
+    Image.fromarray(pixels).save(path)
+    (digit,) = read_page(path).digits
+    assert digit.box[2] - digit.box[0] > 150  # the whole ring, both halves

@@ -30,6 +30,7 @@ DIGIT_AREA = 0.08      # merged groups smaller than this fraction of the largest
 DIGIT_HEIGHT = 0.4     # ... nor groups shorter than this fraction of its height (dots, dashes)
 MERGE_OVERLAP = 0.5    # pieces whose x-extents overlap by this much of the narrower one are one digit,
 MERGE_GAP = 0.3        # ... when no farther apart vertically than this much of the taller one
+HYSTERESIS = 0.5       # ink fainter than the threshold, down to this fraction of it, joins the ink it touches
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,18 @@ def otsu(values: np.ndarray) -> float:
     mean1 = (m0[-1] - m0) / np.maximum(w1, 1)
     between = w0 * w1 * (mean0 - mean1) ** 2
     return float(centres[int(np.argmax(between[:-1]))])
+
+
+def ink_components(flat: np.ndarray, strong: float, noise: float) -> tuple[np.ndarray, int]:
+    """Which ink belongs together, by hysteresis: pixels above `strong` (Otsu's threshold), joined through the fainter
+    ink they touch down to HYSTERESIS of it (never into the noise): a hairline pen's thin stretches keep a digit's
+    pieces one digit instead of pieces too small to count. A digit's strokes are still its pixels above `strong`."""
+    faint = flat > max(HYSTERESIS * strong, 4 * noise)
+    labels, n = ndi.label(faint, structure=np.ones((3, 3)))
+    has_core = np.zeros(n + 1, dtype=bool)
+    has_core[np.unique(labels[flat > strong])] = True
+    has_core[0] = False
+    return ndi.label(has_core[labels], structure=np.ones((3, 3)))
 
 
 def _groups(boxes: np.ndarray, pixels: list[np.ndarray]) -> list[list[int]]:
@@ -296,7 +309,8 @@ def segment(gray: np.ndarray, steps: Switches = DEFAULT_SWITCHES) -> tuple[bool,
     noise = 1.4826 * float(np.median(below)) if below.size else 0.0
     if float(flat.max()) < max(MIN_CONTRAST, 6 * noise):
         raise ImageError("no ink found (blank or nearly uniform image)")
-    labels, n = ndi.label(flat > max(otsu(flat), 5 * noise), structure=np.ones((3, 3)))
+    strong = max(otsu(flat), 5 * noise)
+    labels, n = ink_components(flat, strong, noise)
     groups = _digit_groups(labels, n)
     if not groups:
         raise ImageError("no ink found (only specks)")
@@ -306,7 +320,7 @@ def segment(gray: np.ndarray, steps: Switches = DEFAULT_SWITCHES) -> tuple[bool,
     for g in groups:
         x0, y0, x1, y1 = g.box
         window = (slice(max(0, y0 - edge), y1 + edge), slice(max(0, x0 - edge), x1 + edge))
-        member = np.isin(labels[window], g.labels)
+        member = np.isin(labels[window], g.labels) & (flat[window] > strong)  # its strokes; faint ink joins as grey
         crops.append((g.box, to_mnist(_digit_ink(sharp[window], member, floor, edge, steps), steps.keep_aspect)))
     return dark, crops
 
