@@ -399,8 +399,8 @@ def test_predict_eval_scores_a_run_per_condition_through_predicts_path(trained: 
     assert evaluate([*args, "--ablate"]) == 0  # what each preprocessing step is worth: one row per step switched off
     steps = pd.read_csv(out / f"predict-eval-{trained.run_id}-steps.csv", index_col="preprocessing")
     assert list(steps.index) == ["default steps", "with thicken", "with thin", "without keep_aspect"]
-    assert steps.loc["default steps", "overall (not MNIST) single"] == pytest.approx(set_only)  # each source on its own
-    assert steps.loc["default steps", f"{SKLEARN_8X8} single"] == pytest.approx(held_out["right"].mean())
-    assert {"fonts single", "strokes single", "rows cut right"} <= set(steps.columns)
+    assert steps.loc["default steps", "not MNIST"] == pytest.approx(set_only)  # each source on its own, single digits
+    assert steps.loc["default steps", "8x8 held out"] == pytest.approx(held_out["right"].mean())
+    assert {"fonts", "strokes", "MNIST again", "rows cut right"} <= set(steps.columns)
     crops = np.stack([trained.digit(d, 0) for d in range(10)])  # --tta: the same reading of digits read with certainty
     assert (classify(trained.module, crops, tta=True)[0] == classify(trained.module, crops)[0]).all()

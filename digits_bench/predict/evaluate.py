@@ -162,11 +162,12 @@ def ablation(module, sets: dict[str, tuple[Path, list]], tta: bool) -> pd.DataFr
     for name, steps in variants.items():
         scored = {key: score(module, folder, items, tta, steps) for key, (folder, items) in sets.items()}
         sources = by_source(scored["set"], scored["held out"])
-        table[name] = {f"{source} single": sources.loc[source, "single_acc"] for source in sources.index} | {
+        table[name] = {SHORT.get(source, source): sources.loc[source, "single_acc"] for source in sources.index} | {
             "rows cut right": sources.loc[NOT_MNIST, "row_segmented"]}
     return pd.DataFrame.from_dict(table, orient="index").rename_axis("preprocessing")
 
 
+SHORT = {MNIST_AGAIN: "MNIST again", NOT_MNIST: "not MNIST", SKLEARN_8X8: "8x8 held out"}  # the ablation's columns: single digits
 COLUMN_NAMES = {"single_acc": "single digits %", "row_acc": "rows read %", "row_segmented": "rows cut right %",
                 "n_single": "singles"}
 
@@ -194,7 +195,8 @@ def header(model, folder: Path, items: list, args: argparse.Namespace) -> str:
     cfg = model.cfg
     return (f"# Reading handwriting that is not MNIST's: {cfg.model.name} ({model.source})\n\n"
             f"- the run: model={cfg.model.name}, recipe={OmegaConf.select(cfg, 'recipe.name')}, "
-            f"{OmegaConf.select(cfg, 'trainer.max_epochs')} epochs, seed {OmegaConf.select(cfg, 'seed')}\n"
+            f"{OmegaConf.select(cfg, 'trainer.max_epochs')} epochs, seed {OmegaConf.select(cfg, 'seed')}, "
+            f"stroke-drawn digits in training: data.strokes={OmegaConf.select(cfg, 'data.strokes', default=0.0)}\n"
             f"- read on the CPU at commit {git_commit()}\n"
             f"- set: {folder.name} ({len(items)} images, seed {args.seed}): handwriting fonts; digits drawn in strokes, each "
             f"style by the {args.writers} writers {strokes.WRITERS[args.writers].start}-{strokes.WRITERS[args.writers].stop - 1} (training draws "
