@@ -105,7 +105,7 @@ bench: data  ## tutorial pipeline vs plain device loop vs harness vs fastest pla
 	$(BIN)/python -m digits_bench.bench --out results $(ARGS)
 
 .PHONY: predict-eval
-predict-eval: data  ## how well a run reads other writers' digits, per condition: make predict-eval RUN=<run id> (results/predict-eval-*)
+predict-eval: data  ## how well a run reads other writers' digits, by source, condition and style: make predict-eval RUN=<run id>
 	@test -n "$(RUN)" || { echo "make predict-eval: set RUN=<run id> (or python -m digits_bench.predict.evaluate --experiment EXP --best)" >&2; exit 2; }
 	$(BIN)/python -m digits_bench.predict.evaluate --run $(RUN) $(ARGS)
 

@@ -38,6 +38,7 @@ RUN_BY = {
         "tests/test_predict.py::test_cli_reads_good_files_and_reports_each_bad_one",
     "python -m digits_bench.sweep my_sweep.yaml": "tests/test_sweep.py::test_bad_space_key_or_override_is_rejected_before_any_run",
     "make offline-kit HAVE=node-freeze.txt": "tests/test_offline_kit.py::test_kit_refuses_in_one_line_and_leaves_the_old_kit",
+    "make predict-eval RUN=<run id>": "tests/test_predict.py::test_predict_eval_scores_a_run_per_condition_through_predicts_path",
 }
 MINUTES = "trains for minutes on a CPU; the journey trains the same path with tiny overrides"
 NOT_RUN = {
@@ -45,6 +46,7 @@ NOT_RUN = {
     "python -m digits_bench": MINUTES,
     "python -m digits_bench model=vgg_bn aug=on": MINUTES,
     "python -m digits_bench experiment=seed004_vgg_bn": MINUTES,
+    "python -m digits_bench experiment=reader_short": MINUTES + " (tests/test_predict.py trains the path on a tiny run)",
     "python -m digits_bench model=lenet optimizer=adamw optimizer.lr=3e-3 schedule=onecycle trainer.max_epochs=5": MINUTES,
     "make sweep": MINUTES,
     "make sweep SWEEP=lenet ARGS=\"data.subset=3000 trainer.max_epochs=1 --n-trials 4\"": MINUTES + " (tests/test_sweep.py)",
