@@ -86,7 +86,7 @@ UNKNOWN = [
     (["model=mlp128"], "model=mlp128: no such option; did you mean model=mlp_128_64? options:"),
     (["model=Linear"], "model=Linear: no such option; did you mean model=linear? options:\n  cnn_best"),
     (["aug=yes"], "aug=yes: no such option; options: off, on"),
-    (["experiment=seed999"], "experiment=seed999: no such option; options:\n  best, reader, seed000_lenet"),
+    (["experiment=seed999"], "experiment=seed999: no such option; options:\n  best, reader, reader_short, seed000_lenet"),
     (["optimizer=foo"], "optimizer=foo: no such option; options: adam, adamw, momentum, sgd"),
     (["modle=linear"], "modle=linear: the config has no key modle; did you mean model? keys:\n  aug,"),
     (["foo=1"], "foo=1: the config has no key foo; keys:\n  aug,"),
