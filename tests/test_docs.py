@@ -39,6 +39,10 @@ RUN_BY = {
     "python -m digits_bench.sweep my_sweep.yaml": "tests/test_sweep.py::test_bad_space_key_or_override_is_rejected_before_any_run",
     "make offline-kit HAVE=node-freeze.txt": "tests/test_offline_kit.py::test_kit_refuses_in_one_line_and_leaves_the_old_kit",
     "make predict-eval RUN=<run id>": "tests/test_predict.py::test_predict_eval_scores_a_run_per_condition_through_predicts_path",
+    "torchrun --nnodes 2 --nproc-per-node 4 --node-rank 0 --master-addr HOST0 --master-port 29500 -m digits_bench trainer=ddp trainer.num_nodes=2":
+        "tests/test_scale_out.py::test_torchrun_on_two_nodes_trains_one_run",
+    "torchrun --nnodes 2 --nproc-per-node 4 --node-rank 1 --master-addr HOST0 --master-port 29500 -m digits_bench trainer=ddp trainer.num_nodes=2":
+        "tests/test_scale_out.py::test_torchrun_on_two_nodes_trains_one_run",
 }
 MINUTES = "trains for minutes on a CPU; the journey trains the same path with tiny overrides"
 NOT_RUN = {

@@ -51,3 +51,48 @@ def passing_down(**values: str) -> Iterator[None]:
     finally:
         for role in values:
             pass_down(role, None)  # type: ignore[arg-type]
+
+
+# torchrun starts every process of a job itself, on every node: none of them is started by rank 0, so the run id
+# cannot travel in the environment. They can all reach torchrun's own key-value store (its agent store, which
+# torch.distributed's env:// rendezvous connects to as well): rank 0 publishes the run there, the others wait for it.
+JOIN_SECONDS = 120  # how long a rank waits for rank 0's run before it gives up
+
+
+def torchrun_rank() -> int | None:
+    """This process's global rank in a torchrun job with more than one process, else None."""
+    if os.environ.get("TORCHELASTIC_RUN_ID") is None or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return None
+    return int(os.environ.get("RANK", "0"))
+
+
+def _agent_store():  # -> torch.distributed.TCPStore
+    from datetime import timedelta
+
+    from torch.distributed import TCPStore
+
+    return TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                    timeout=timedelta(seconds=JOIN_SECONDS))
+
+
+def _key() -> str:
+    return f"digits_bench/run/{os.environ.get('TORCHELASTIC_RUN_ID')}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+
+
+def publish_to_ranks(run_id: str) -> None:
+    """Rank 0 of a torchrun job: the run every other rank joins ("" when it could not open one)."""
+    _agent_store().set(_key(), run_id)
+
+
+def run_of_rank_zero() -> str:
+    """Another rank of a torchrun job: the run rank 0 opened, waited for; RunFailed when rank 0 has none."""
+    from digits_bench.errors import RunFailed
+
+    try:
+        run_id = _agent_store().get(_key()).decode()
+    except Exception as err:  # noqa: BLE001 - the store's timeout or a lost connection: rank 0 is gone
+        raise RunFailed(f"rank {torchrun_rank()}: rank 0 opened no MLflow run within {JOIN_SECONDS} s "
+                        f"({type(err).__name__}); its own error says why") from None
+    if not run_id:
+        raise RunFailed(f"rank {torchrun_rank()}: rank 0 could not open the MLflow run; its error says why")
+    return run_id
