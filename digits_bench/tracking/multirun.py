@@ -75,7 +75,11 @@ class GroupMultirun(Callback):
         self.client = make_client(config)
         tags = {Tag.MULTIRUN_ROLE: "parent", "multirun.overrides": " ".join(typed)[:5000]}
         group = self._group.enter_context(runs.parent(self.client, config, run_name("multirun:", typed), tags, hand_down=True))
-        group.closing.append(lambda: runs.summarise_children(self.client, group.run_id, SUMMARISED) and {})
+
+        def summarise() -> None:  # the jobs' summary goes on the parent as metrics and params, not tags
+            runs.summarise_children(self.client, group.run_id, SUMMARISED)
+
+        group.closing.append(summarise)
         self.parent, self.group = group.run_id, group
         atexit.register(self._close_if_open)  # a failed job ends Hydra's multirun before on_multirun_end
         signals.install()  # for the whole multirun: a stop between jobs ends it KILLED too
