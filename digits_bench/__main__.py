@@ -70,6 +70,13 @@ def cli() -> None:
     code = check_command_line(sys.argv[1:])
     if code:
         sys.exit(code)
+    sys.exit(launch())
+
+
+@command
+def launch() -> None:
+    """Hydra's app. A job's end is its own (`run`); a stop that lands outside every job, as in a multirun that waits
+    for the jobs a launcher plugin runs elsewhere, ends the command as any stop does: one line, 130 or 143."""
     main()
 
 

@@ -9,7 +9,9 @@ Kept import-light: Hydra instantiates the callback on every run, single runs inc
 from __future__ import annotations
 
 import atexit
+import re
 import sys
+from pathlib import Path
 from contextlib import ExitStack
 from typing import Any
 
@@ -57,17 +59,42 @@ def job_tags() -> dict[str, str]:
     return tags
 
 
+FAILED_JOB = "multirun.failed."  # + the job's number: a tag on the parent, set by the job wherever it ran, saying why
+
+
+def failed_jobs(tags: dict[str, str]) -> dict[str, str]:
+    """The parent's failed jobs ("#1") and why each failed, in job order, from its tags."""
+    jobs = {key.removeprefix(FAILED_JOB): why for key, why in tags.items() if key.startswith(FAILED_JOB)}
+    return {f"#{num}": jobs[num] for num in sorted(jobs, key=lambda num: int(num) if num.isdigit() else -1)}
+
+
+def exit_status(whys: list[str]) -> int:
+    """The multirun's exit status: the highest of its failed jobs' (1 where a job ended by an exception)."""
+    return max((int(found.group(1)) for why in whys if (found := re.search(r"exit status (\d+)", why))), default=1)
+
+
 class GroupMultirun(Callback):
-    """Open a parent run at multirun start; close it FINISHED when every job completed, FAILED or KILLED otherwise."""
+    """Open a parent run at multirun start; close it FINISHED when every job completed, FAILED or KILLED otherwise.
+
+    A launcher plugin may run the jobs in other processes or on other machines (submitit: conf/hydra/launcher/),
+    pickling this callback into each: a job reports its failure on the parent run, where the multirun's end finds it."""
 
     def __init__(self) -> None:
         self.client: Any = None
         self.parent: str | None = None
-        self.failed: list[str] = []
+        self.elsewhere: str | None = None  # the submitit folder of jobs a launcher plugin runs in other processes
         self._group = ExitStack()  # holds the `runs.parent` block from the multirun's start to its end
+
+    def __getstate__(self) -> dict[str, Any]:  # what a job launched elsewhere needs: the parent's id
+        return {"parent": self.parent}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+        self.parent = state["parent"]
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from digits_bench import signals
+        from digits_bench.launcher import stop_local_jobs
         from digits_bench.tracking import runs, views
         from digits_bench.tracking.store import make_client
 
@@ -82,35 +109,55 @@ class GroupMultirun(Callback):
         group.closing.append(summarise)
         self.parent, self.group = group.run_id, group
         atexit.register(self._close_if_open)  # a failed job ends Hydra's multirun before on_multirun_end
-        signals.install()  # for the whole multirun: a stop between jobs ends it KILLED too
+        signals.install(stop_local_jobs)  # for the whole multirun: a stop between jobs, or of jobs launched here, too
         link = views.show_children(self.client, self.parent, SUMMARISED, swept_keys(typed))
         print(f"multirun: MLflow parent run {self.parent} groups its jobs: {link}", flush=True)
+        self.elsewhere = config.hydra.launcher.get("submitit_folder")  # None: Hydra's basic launcher, the jobs run here
+        if self.elsewhere:
+            print(f"multirun: its jobs run through submitit; their output: {Path(self.elsewhere).parent}/<job id>/", flush=True)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from digits_bench import launcher, signals
+
         self._codes_before = len(_failed_codes)
+        if launcher.submitted_job():
+            signals.install()  # SIGTERM (scancel, or the multirun stopped) stops this job, its run KILLED
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        """Report a failed job of a multirun; a single run (Hydra calls this for it too, without a job number) has none."""
+        """Report a failed job of a multirun, here and on the parent run; a single run (Hydra calls this for it too,
+        without a job number) has none."""
         if self.parent is None:
             return
-        job = f"#{OmegaConf.select(config, 'hydra.job.num', default='?')}"
+        from digits_bench.launcher import job_log
+        from digits_bench.tracking.store import make_client
+
+        num = OmegaConf.select(config, "hydra.job.num", default="?")
         if job_return.status == JobStatus.FAILED:
             error = job_return._return_value  # the job's exception (its .return_value would raise it)
             why = f"{type(error).__name__}: {str(error)[:300]}"
         elif len(_failed_codes) > getattr(self, "_codes_before", 0):
-            why = f"exit status {_failed_codes[-1]}, error above"
+            log = job_log()
+            why = f"exit status {_failed_codes[-1]}, " + (f"its log: {log}" if log else "error above")
         else:
             return
-        self.failed.append(job)
-        print(f"multirun: job {job} failed ({why}); the other jobs go on", file=sys.stderr, flush=True)
+        print(f"multirun: job #{num} failed ({why}); the other jobs go on", file=sys.stderr, flush=True)
+        make_client(config).set_tag(self.parent, f"{FAILED_JOB}{num}", why)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from digits_bench.errors import RunFailed
 
-        self._close(RunFailed(f"{len(self.failed)} job(s) failed: {', '.join(self.failed)}") if self.failed else None)
-        if self.failed:
-            print(f"multirun: {len(self.failed)} job(s) failed: {', '.join(self.failed)}", file=sys.stderr, flush=True)
-            sys.exit(max(_failed_codes, default=1))
+        failed = failed_jobs(self.client.get_run(self.parent).data.tags) if self.parent else {}
+        if self.parent and self.elsewhere:  # their summaries went to their logs: one line each here
+            from digits_bench.tracking import runs
+
+            for job in sorted(runs.children(self.client, self.parent), key=lambda r: int(r.data.tags.get(Tag.MULTIRUN_JOB, -1))):
+                scores = "  ".join(f"{key} {job.data.metrics[key]:.4f}" for key in SUMMARISED if key in job.data.metrics)
+                print(f"multirun: job #{job.data.tags.get(Tag.MULTIRUN_JOB)} {job.info.status}  {scores}  run {job.info.run_id}", flush=True)
+        self._close(RunFailed(f"{len(failed)} job(s) failed: {', '.join(failed)}") if failed else None, len(failed))
+        if failed:
+            listed = "; ".join(f"{job} ({why})" for job, why in failed.items())
+            print(f"multirun: {len(failed)} job(s) failed: {listed}", file=sys.stderr, flush=True)
+            sys.exit(exit_status(list(failed.values())))
 
     def _close_if_open(self) -> None:
         """At exit, when the multirun ended early: KILLED when it was stopped (a signal, or a job of it was), else FAILED."""
@@ -123,13 +170,13 @@ class GroupMultirun(Callback):
         stopped = signals.received() or any(r.info.status == KILLED for r in runs.children(self.client, self.parent))
         self._close(KeyboardInterrupt() if stopped else RunFailed("the multirun ended before its last job"))
 
-    def _close(self, error: BaseException | None) -> None:
+    def _close(self, error: BaseException | None, failed: int = 0) -> None:
         """End the parent's block: its finished jobs summed up on it (what they share, mean ± std and best), then
         closed by `error` (None: every job completed)."""
         if self.parent is None:
             return
         self.parent = None
-        if self.failed:
-            self.group.end_tags["multirun.failed_jobs"] = str(len(self.failed))
+        if failed:
+            self.group.end_tags["multirun.failed_jobs"] = str(failed)
         self.group.failure = error
         self._group.close()
