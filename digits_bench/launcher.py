@@ -9,7 +9,7 @@ that submitted local jobs is passed on to them (`stop_local_jobs`).
 from __future__ import annotations
 
 import signal
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -24,15 +24,13 @@ def executor(name: str, job_name: str, overrides: list[str] | None = None) -> An
     import submitit
 
     from digits_bench.config import compose_config
-    from hydra.core.hydra_config import HydraConfig
 
-    compose_config([f"hydra/launcher={name}", *(overrides or [])])
-    params: dict[str, Any] = OmegaConf.to_container(HydraConfig.get().launcher, resolve=True)  # type: ignore[assignment]
+    composed = compose_config([f"hydra/launcher={name}", f"hydra.job.name={job_name}", *(overrides or [])], keep_hydra=True)
+    params: dict[str, Any] = OmegaConf.to_container(composed.hydra.launcher, resolve=True)  # type: ignore[assignment]
     cluster = "local" if str(params.pop("_target_")).endswith(".LocalLauncher") else "slurm"
     made = submitit.AutoExecutor(folder=params.pop("submitit_folder"), cluster=cluster,
                                  **({"slurm_max_num_timeout": params.pop("max_num_timeout")} if "max_num_timeout" in params else {}))
     shared = {"timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "stderr_to_stdout"}
-    params["name"] = job_name
     made.update_parameters(**{key if key in shared | {"name"} else f"{cluster}_{key}": value for key, value in params.items()})
     return made
 

@@ -216,17 +216,23 @@ def test_killed_sweep_resumes_and_loses_no_trial(how: signal.Signals, tmp_path: 
 
 @pytest.mark.slow
 @pytest.mark.fit
-def test_two_workers_on_sqlite_lose_nothing(sweep_main, tmp_path: Path, isolated_store: Path):
+def test_two_workers_submitted_through_submitit_share_the_budget_and_lose_nothing(sweep_main, tmp_path: Path,
+                                                                                  isolated_store: Path):
+    """`--launcher local --workers 2`: the workers are jobs of their own (as SLURM's would be), on one study; each
+    trial runs once. Popen workers against PostgreSQL: tests/test_server.py."""
     path = sweep_file(tmp_path, "pair", n_trials=3, pruner={"type": "none"})
     url = storage_url(tmp_path)
-    code, out, err = sweep_main(str(path), "--storage", url, "--workers", "2")  # the launcher here, its workers as processes
+    code, out, err = sweep_main(str(path), "--storage", url, "--workers", "2", "--launcher", "local")
     assert code == 0, err[-3000:]
+    assert out.startswith("sweep: 2 worker(s) submitted through submitit (local): jobs ")
     study = optuna.load_study(study_name="pair", storage=url)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     runs = children(isolated_store, "pair")
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
     assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {r.info.run_id for r in runs}
     assert parent(isolated_store, "pair").info.status == "FINISHED"
+    logs = "".join(log.read_text() for log in isolated_store.glob("submitit/*/*_log.out"))
+    assert sorted(line.split()[2] for line in logs.splitlines() if line.startswith("trial ")) == ["(#0)", "(#1)", "(#2)"]
 
 
 # --- the sweep command line: overrides, --n-trials, progress, bad sweep files (issues 14 and 15) ---
@@ -341,6 +347,17 @@ def test_bad_space_key_or_override_is_rejected_before_any_run(space: dict, overr
     lines = err.strip().splitlines()  # one line, and the options on a second where they do not fit on it
     assert message in lines[0] and fits_a_refusal(err.strip().removeprefix("digits_bench: error: ")), lines
     assert all_runs(isolated_store) == [] and not (tmp_path / "optuna.db").exists()  # no trial, no study, no MLflow run
+
+
+def test_a_sweep_on_slurm_needs_a_database_server_for_its_study(sweep_main, tmp_path: Path, isolated_store: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    code, out, err = sweep_main(str(sweep_file(tmp_path, "far")), "--launcher", "slurm", "--workers", "4")
+    assert code == 2 and err.startswith("digits_bench: error: --launcher slurm: workers on other nodes share the study "
+                                        "through a database server; set $OPTUNA_STORAGE=postgresql://") and out == ""
+    code, out, err = sweep_main(str(sweep_file(tmp_path, "far")), "hydra.launcher.partition=gpu")
+    assert code == 2 and "hydra.launcher keys set the jobs of --launcher local|slurm" in err
+    assert all_runs(isolated_store) == []
 
 
 @pytest.mark.fit

@@ -28,11 +28,12 @@ def private_temp_dir(purpose: str) -> str:
 OmegaConf.register_new_resolver("private_tmp", private_temp_dir, replace=True)  # conf/config.yaml's hydra.sweep.dir
 
 
-def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
+def compose_config(overrides: Sequence[str] = (), config_name: str = "config", keep_hydra: bool = False) -> DictConfig:
     """Compose exactly as `python -m digits_bench <overrides>` would, without running anything.
 
     Hydra's runtime info (the chosen option of each group) is kept in HydraConfig,
-    as under the CLI, and removed from the returned config.
+    as under the CLI, and removed from the returned config unless `keep_hydra` (the launcher's settings, resolved
+    against the rest: digits_bench.launcher).
     """
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="digits_bench"):
@@ -41,8 +42,9 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -
         except HydraException as err:
             raise ConfigError(explain(str(err), list(overrides))) from None
     HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
+    if not keep_hydra:
+        with open_dict(cfg):
+            del cfg["hydra"]
     return cfg
 
 

@@ -1,4 +1,4 @@
-"""`python -m digits_bench.sweep [SWEEP] [key=value ...] [--n-trials N] [--workers N] [--storage URL]`."""
+"""`python -m digits_bench.sweep [SWEEP] [key=value ...] [--n-trials N] [--workers N] [--launcher local|slurm] [--storage URL]`."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from digits_bench.entry import command
 from digits_bench.errors import ConfigError, RunFailed
+from digits_bench.launcher import PRESETS
 from digits_bench.sweep import STORAGE_ENV, add_storage_argument
 
 if TYPE_CHECKING:
@@ -28,6 +29,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="Hydra overrides applied to every trial (after the sweep's base, before the sampled values)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the study")
+    parser.add_argument("--launcher", choices=PRESETS, default=None,
+                        help="submit the workers through submitit (conf/hydra/launcher/<name>.yaml; hydra.launcher.KEY=VALUE "
+                             "sets one of its keys): local processes, or SLURM jobs that share the study on PostgreSQL")
     add_storage_argument(parser, "the study's Optuna RDB URL")
     parser.add_argument("--n-trials", type=int, default=None, help="override the sweep's trial budget")
     parser.add_argument("--name", default=None, help="override the study name")
@@ -37,6 +41,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if "=" in args.sweep:  # `python -m digits_bench.sweep data.subset=3000`: the default sweep, with an override
         args.overrides.insert(0, args.sweep)
         args.sweep = "mlp"
+    args.launcher_overrides = [o for o in args.overrides if o.startswith("hydra.launcher.")]  # the jobs', not the trials'
+    args.overrides = [o for o in args.overrides if o not in args.launcher_overrides]
     return args
 
 
@@ -48,6 +54,11 @@ def main(argv: list[str]) -> None:
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1 (got {args.workers})")
+    if args.launcher == "slurm" and not (args.storage or "").startswith(("postgresql", "mysql")):
+        raise ConfigError("--launcher slurm: workers on other nodes share the study through a database server; set "
+                          f"${STORAGE_ENV}=postgresql://... and MLFLOW_TRACKING_URI to the team server (docs/team-server.md)")
+    if args.launcher_overrides and args.launcher is None:
+        raise ConfigError(f"{args.launcher_overrides[0]}: hydra.launcher keys set the jobs of --launcher local|slurm; add one")
     if args.n_trials is not None and args.n_trials < 1:
         raise ConfigError(f"--n-trials must be >= 1 (got {args.n_trials})")
     spec = load_sweep(args.sweep, overrides=args.overrides, n_trials=args.n_trials, name=args.name)
@@ -68,7 +79,7 @@ def main(argv: list[str]) -> None:
             if parent is not None:
                 work(spec, inherited("storage") or args.storage, parent, args.worker_index)
                 return
-            study = run_sweep(spec, args.storage, args.workers, passthrough)
+            study = run_sweep(spec, args.storage, args.workers, passthrough, args.launcher, args.launcher_overrides)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"rerun the same command to resume sweep {spec.name!r}") from None
     from digits_bench.console import print_table

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import subprocess
 import sys
 import textwrap
@@ -248,13 +249,54 @@ def _ended(code: int) -> str:
     return f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
 
 
-def run_workers(spec: SweepSpec, study: optuna.Study, parent: str, storage_url: str, worker_args: list[str], workers: int) -> None:
-    """Run `workers` processes of `python -m digits_bench.sweep <worker_args>` on the study and wait for them; a stop
-    is passed on, so no worker outlives the sweep. A worker lost before the budget was spent fails the sweep."""
-    command = [sys.executable, "-m", "digits_bench.sweep", *worker_args]
+class SubmittedWorker:
+    """A worker submitted through submitit (`--launcher NAME`), waited for and stopped as a process is."""
+
+    def __init__(self, job: Any, local: bool) -> None:
+        self.job, self.local = job, local
+
+    def wait(self) -> int:
+        try:
+            return int(self.job.result() or 0)  # the worker's exit code
+        except Exception:  # noqa: BLE001 - submitit's: the job died (killed, out of memory, its node lost)
+            return -signal.SIGKILL if self.job.state in ("CANCELLED", "INTERRUPTED", "NODE_FAIL", "OUT_OF_MEMORY") else 1
+
+    def terminate(self) -> None:
+        from digits_bench.launcher import stop_local_jobs
+
+        stop_local_jobs() if self.local else self.job.cancel(check=False)  # SIGTERM: its trial's run ends KILLED
+
+
+def worker(argv: list[str]) -> int:
+    """A submitted job's work: `python -m digits_bench.sweep ARGV` in the job's own process (its exit code)."""
+    from digits_bench.sweep.__main__ import main
+
+    return main(argv)
+
+
+def start_workers(worker_args: list[str], workers: int, launcher: str | None, launcher_overrides: list[str]) -> list[Any]:
+    """`workers` workers on the study: processes of this machine, or jobs through `launcher`'s preset."""
+    if launcher is None:
+        command = [sys.executable, "-m", "digits_bench.sweep", *worker_args]
+        return [subprocess.Popen([*command, "--worker-index", str(i)]) for i in range(workers)]
+    from digits_bench.launcher import executor
+
+    submitter = executor(launcher, "digits_bench-sweep", launcher_overrides)
+    jobs = [submitter.submit(worker, [*worker_args, "--worker-index", str(i)]) for i in range(workers)]
+    folder = Path(str(submitter.folder)).parent
+    print(f"sweep: {workers} worker(s) submitted through submitit ({launcher}): jobs {', '.join(j.job_id for j in jobs)}; "
+          f"their output: {folder}/<job id>/", flush=True)
+    return [SubmittedWorker(job, local=launcher == "local") for job in jobs]
+
+
+def run_workers(spec: SweepSpec, study: optuna.Study, parent: str, storage_url: str, worker_args: list[str], workers: int,
+                launcher: str | None = None, launcher_overrides: list[str] | None = None) -> None:
+    """Run `workers` workers (`python -m digits_bench.sweep <worker_args>`) on the study, as processes here or as jobs
+    through `launcher`, and wait for them; a stop is passed on, so no worker outlives the sweep. A worker lost before
+    the budget was spent fails the sweep."""
     # their trials nest under this sweep's parent, in this study (not on their command lines: it may hold a password)
     with passing_down(parent=parent, storage=storage_url):
-        processes = [subprocess.Popen([*command, "--worker-index", str(i)]) for i in range(workers)]
+        processes = start_workers(worker_args, workers, launcher, launcher_overrides or [])
     try:
         codes = [p.wait() for p in processes]
     except KeyboardInterrupt:
@@ -271,11 +313,14 @@ def run_workers(spec: SweepSpec, study: optuna.Study, parent: str, storage_url: 
         log.warning("sweep %s: %s; the other workers ran its trials, the budget is complete", spec.name, ", ".join(lost))
 
 
-def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1, worker_args: list[str] | None = None) -> optuna.Study:
-    """Create or resume the study, run `workers` processes on it, and close the parent run.
+def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1, worker_args: list[str] | None = None,
+              launcher: str | None = None, launcher_overrides: list[str] | None = None) -> optuna.Study:
+    """Create or resume the study, run `workers` workers on it (here, or submitted through `launcher`), and close the
+    parent run.
 
-    Workers are processes: `worker_args` is the command line that loads this same sweep in them."""
-    if workers > 1 and worker_args is None:
+    More than one worker, or any through a launcher, are processes of their own: `worker_args` is the command line that
+    loads this same sweep in them."""
+    if (workers > 1 or launcher) and worker_args is None:
         raise ValueError("run_sweep: workers > 1 need worker_args, the sweep command line their processes load")
     cfg = compose_config([])
     storage_url = storage_url or default_storage(cfg)
@@ -291,10 +336,10 @@ def run_sweep(spec: SweepSpec, storage_url: str | None = None, workers: int = 1,
             client.log_text(parent, spec.path.read_text() if spec.path else "", "sweep.yaml")
             study.set_user_attr(PARENT_ATTR, parent)
         show_trials(client, spec, parent)
-        if workers <= 1:
+        if workers <= 1 and launcher is None:
             work(spec, storage_url, parent)
         else:
-            run_workers(spec, study, parent, storage_url, worker_args or [], workers)
+            run_workers(spec, study, parent, storage_url, worker_args or [], workers, launcher, launcher_overrides)
         fail_stale_trials(study)
         close_killed_trial_runs(study, Objective(spec, parent, client))
         if not succeeded(study):
