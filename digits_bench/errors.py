@@ -134,7 +134,7 @@ def disk_message(err: OSError) -> str:
     return f"cannot write {where} ({err.strerror or err})"
 
 
-def _peer_stopped(error: BaseException) -> bool:
+def peer_stopped(error: BaseException) -> bool:
     """Another process of a multi-process run was stopped: the collective this one waited in lost its peer (gloo's
     and NCCL's words, raised here or reported by torch from a spawned rank: ProcessRaisedException), or a spawned
     rank ended by a signal (ProcessExitedException). torch's classes are named, not imported: this stays light."""
@@ -157,7 +157,7 @@ def outcome(error: BaseException | None) -> Outcome:
     if isinstance(error, KeyboardInterrupt):  # Ctrl-C, and SIGTERM (digits_bench.signals turns both into one)
         terminated = getattr(error, "signum", None) == signals.signal.SIGTERM
         return Outcome(KILLED, EXIT_TERMINATED if terminated else EXIT_INTERRUPTED, "stopped (SIGTERM)" if terminated else "interrupted")
-    if _peer_stopped(error):  # a scheduler's SIGTERM, unless this process saw the Ctrl-C itself
+    if peer_stopped(error):  # a scheduler's SIGTERM, unless this process saw the Ctrl-C itself
         interrupted = signals.received() and signals.last() == signals.signal.SIGINT
         return Outcome(KILLED, EXIT_INTERRUPTED if interrupted else EXIT_TERMINATED, "another process of this "
                        "multi-process run was stopped, so the run stopped too; continue it with resume=<its run id>")

@@ -40,9 +40,14 @@ RUN_BY = {
     "make offline-kit HAVE=node-freeze.txt": "tests/test_offline_kit.py::test_kit_refuses_in_one_line_and_leaves_the_old_kit",
     "make predict-eval RUN=<run id>": "tests/test_predict.py::test_predict_eval_scores_a_run_per_condition_through_predicts_path",
     "torchrun --nnodes 2 --nproc-per-node 4 --node-rank 0 --master-addr HOST0 --master-port 29500 -m digits_bench trainer=ddp trainer.num_nodes=2":
-        "tests/test_scale_out.py::test_torchrun_on_two_nodes_trains_one_run",
+        "tests/test_scale_out.py::test_torchrun_on_two_nodes_is_one_run_that_a_stop_on_either_kills_and_resume_continues",
     "torchrun --nnodes 2 --nproc-per-node 4 --node-rank 1 --master-addr HOST0 --master-port 29500 -m digits_bench trainer=ddp trainer.num_nodes=2":
-        "tests/test_scale_out.py::test_torchrun_on_two_nodes_trains_one_run",
+        "tests/test_scale_out.py::test_torchrun_on_two_nodes_is_one_run_that_a_stop_on_either_kills_and_resume_continues",
+    "sbatch examples/slurm/train.sbatch model=vgg_bn aug=on": "tests/test_scale_out.py::test_the_sbatch_example_under_srun_trains_one_run_on_two_nodes",
+    "python -m digits_bench -m hydra/launcher=local model=lenet,mlp_128_64 trainer.max_epochs=2 data.subset=5000":
+        "tests/test_multirun.py::test_a_failed_job_launched_elsewhere_is_reported_and_the_others_go_on",
+    "python -m digits_bench.sweep lenet data.subset=3000 trainer.max_epochs=1 --n-trials 4 --workers 2 --launcher local":
+        "tests/test_sweep.py::test_two_workers_submitted_through_submitit_share_the_budget_and_lose_nothing",
 }
 MINUTES = "trains for minutes on a CPU; the journey trains the same path with tiny overrides"
 NOT_RUN = {
@@ -65,6 +70,10 @@ NOT_RUN = {
     "make best": "trains for hours on a CPU (minutes on a GPU)",
     "python -m digits_bench.ensemble best": "needs `make best`'s runs; tests/test_ensemble.py ensembles tiny runs",
     ". .whl/install.sh && python3 -m digits_bench experiment=best trainer=gpu": "needs a GPU machine and a kit",
+    "python -m digits_bench -m hydra/launcher=slurm hydra.launcher.partition=gpu model=lenet,vgg_bn trainer=gpu":
+        "needs a SLURM cluster; tests/test_multirun.py runs the same launcher with the local preset",
+    "OPTUNA_STORAGE=postgresql://… python -m digits_bench.sweep architectures --workers 8 --launcher slurm hydra.launcher.partition=gpu":
+        "needs a SLURM cluster; tests/test_sweep.py submits workers with the local preset, and refuses slurm without a server",
     "make server": "installs Debian's PostgreSQL as root; tests/test_server.py starts the server through the same module",
     "make server-stop": "stops what `make server` started; tests/test_server.py stops it through the same module",
 }

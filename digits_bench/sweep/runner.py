@@ -282,7 +282,7 @@ def start_workers(worker_args: list[str], workers: int, launcher: str | None, la
     from digits_bench.launcher import executor
 
     submitter = executor(launcher, "digits_bench-sweep", launcher_overrides)
-    jobs = [submitter.submit(worker, [*worker_args, "--worker-index", str(i)]) for i in range(workers)]
+    jobs = submitter.map_array(worker, [[*worker_args, "--worker-index", str(i)] for i in range(workers)])  # one job array
     folder = Path(str(submitter.folder)).parent
     print(f"sweep: {workers} worker(s) submitted through submitit ({launcher}): jobs {', '.join(j.job_id for j in jobs)}; "
           f"their output: {folder}/<job id>/", flush=True)

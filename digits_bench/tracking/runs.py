@@ -30,7 +30,7 @@ from digits_bench.config.validation import split_sizes
 from digits_bench.errors import FINISHED, ConfigError, outcome
 from digits_bench.names import Tag
 from digits_bench import signals
-from digits_bench.tracking.handoff import inherited, passing_down, publish_to_ranks, run_of_rank_zero, torchrun_rank
+from digits_bench.tracking.handoff import inherited, passing_down, publish_to_ranks, run_of_rank_zero, job_rank
 from digits_bench.tracking.store import (STORE_ERRORS, artifact_root, environment_tags, experiment_id, make_client, store_exists,
                                          store_error, tracking_uri)
 
@@ -73,11 +73,11 @@ def close(client: MlflowClient, run_id: str, error: BaseException | None, tags: 
 def run(cfg: DictConfig, tags: Mapping[str, str], experiment: str | None = None,
         end_tags: EndTags | None = None) -> Iterator[tuple[MlflowClient, str]]:
     """One run that is not a group: a training run or an ensemble's. Created, or `cfg.resume`'s reopened; in a DDP
-    rank > 0, the run its launcher handed down (or, under torchrun, rank 0 published), joined and left to rank 0
+    rank > 0, the run its launcher handed down (or, under torchrun or srun, rank 0 published), joined and left to rank 0
     to close. Meanwhile SIGINT and
     SIGTERM raise KeyboardInterrupt; on the way out the run is tagged with `end_tags(error)` (a sweep trial's
     state) and closed by how the block ended."""
-    rank = torchrun_rank()
+    rank = job_rank()
     attached = inherited("run") or (run_of_rank_zero() if rank else None)
     if attached:
         yield make_client(cfg), attached
@@ -86,7 +86,7 @@ def run(cfg: DictConfig, tags: Mapping[str, str], experiment: str | None = None,
     try:
         client, run_id = _open(cfg, tags, experiment)
     finally:
-        if rank == 0:  # the other ranks of a torchrun job wait for it, on every node ("": none, they stop)
+        if rank == 0:  # the other ranks of a torchrun or srun job wait for it, on every node ("": none, they stop)
             publish_to_ranks(run_id)
     error: BaseException | None = None
     try:
