@@ -235,6 +235,26 @@ def test_two_workers_submitted_through_submitit_share_the_budget_and_lose_nothin
     assert sorted(line.split()[2] for line in logs.splitlines() if line.startswith("trial ")) == ["(#0)", "(#1)", "(#2)"]
 
 
+def test_workers_that_take_the_last_slot_at_once_run_one_trial(tmp_path: Path, isolated_store: Path):
+    """Two workers each saw one slot left and created a trial at the same moment (here: both created before either
+    runs): the one the storage numbered later gives way before it samples or trains, and is neither counted, retried
+    nor shown; the study's budget holds."""
+    from digits_bench.sweep import ran
+    from digits_bench.sweep.runner import Objective, Surplus, make_storage, open_study, requeue_interrupted
+
+    spec = load_sweep(str(sweep_file(tmp_path, "last", n_trials=1)))
+    study = open_study(spec, make_storage(storage_url(tmp_path), spec), create=True)
+    first, second = study.ask(), study.ask()  # two workers, released together
+    objective = Objective(spec, "0" * 32, client=None)  # type: ignore[arg-type]
+    with pytest.raises(Surplus):
+        objective(second)
+    study.tell(second, state=TrialState.FAIL)  # as study.optimize ends it
+    assert not objective.surplus(first) and second.params == {}
+    requeue_interrupted(study)  # a trial cut short is retried; a surplus one is not
+    assert [t.number for t in ran(study.trials)] == [0] and counted(study.trials) == 0
+    assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.FAIL]
+
+
 # --- the sweep command line: overrides, --n-trials, progress, bad sweep files (issues 14 and 15) ---
 
 @pytest.fixture

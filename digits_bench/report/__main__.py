@@ -25,7 +25,7 @@ from digits_bench.report.plots import (
 )
 from digits_bench.report.runs import RUN_COLUMNS, load_runs, with_archive
 from digits_bench.report.table import leaderboard, markdown, recipe_notes, summary
-from digits_bench.sweep import add_storage_argument
+from digits_bench.sweep import add_storage_argument, ran
 
 SUMMARY_WIDTH = 100  # the console's table reads on a laptop's half screen; leaderboard.md has every column
 
@@ -55,6 +55,7 @@ def study_section(storage: str, out: Path, archive: pd.DataFrame | None) -> tupl
     for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
         frame = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
+        frame = frame[frame["number"].isin({t.number for t in ran(study.trials)})]  # not the surplus ones: never ran
         # a study with a named objective (every sweep's: `val/acc`) calls the column `value_val/acc`
         frame = frame.rename(columns={f"value_{metric}": "value" for metric in study.metric_names or []})
         frame.insert(0, "study", name)

@@ -70,6 +70,7 @@ def main(argv: list[str]) -> None:
 
         check_sweep(spec)
     from digits_bench.signals import interrupts
+    from digits_bench.sweep import ran
     from digits_bench.sweep.runner import PARENT_ATTR, run_sweep, succeeded, work
 
     passthrough = [args.sweep, *args.overrides] + (["--n-trials", str(args.n_trials)] if args.n_trials else []) + (
@@ -85,11 +86,11 @@ def main(argv: list[str]) -> None:
     from digits_bench.console import print_table
     from digits_bench.sweep.progress import best_line, trials_table
 
-    print_table(trials_table(spec, study.trials))
+    print_table(trials_table(spec, ran(study.trials)))
     if not succeeded(study):
         errors = [t.user_attrs["error"] for t in study.trials if "error" in t.user_attrs]
         first = f"; first error: {errors[0].splitlines()[0][:300]}" if errors else ""
-        raise RunFailed(f"sweep {spec.name!r}: no trial completed ({len(study.trials)} ran){first}")
+        raise RunFailed(f"sweep {spec.name!r}: no trial completed ({len(ran(study.trials))} ran){first}")
     print(best_line(spec, study.best_trial))
     print(where_to_look(spec, study.user_attrs[PARENT_ATTR], args.storage))
 

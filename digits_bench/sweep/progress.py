@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from digits_bench.sweep import SURPLUS_ATTR
 from digits_bench.sweep.spec import SweepSpec
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ def progress_callback(spec: SweepSpec, counted: Callable[[list[FrozenTrial]], in
     """An Optuna callback printing `trial_line` after each trial this process ran."""
 
     def report(study: optuna.Study, trial: FrozenTrial) -> None:
+        if SURPLUS_ATTR in trial.user_attrs:  # it never ran: another worker's trial took its slot
+            return
         trials = study.get_trials(deepcopy=False)
         print(trial_line(spec, trial, counted(trials), best_complete(trials, spec.direction)), flush=True)
 

@@ -32,6 +32,7 @@ from digits_bench.tracking import runs, views
 from digits_bench.tracking.handoff import passing_down
 from digits_bench.tracking.store import enable_wal, make_client, store_lock
 from digits_bench.training.run import train
+from digits_bench.sweep import SURPLUS_ATTR, ran
 from digits_bench.sweep.progress import progress_callback
 from digits_bench.sweep.spec import SweepSpec, make_pruner, make_sampler
 
@@ -76,6 +77,10 @@ def counted(trials: list[optuna.trial.FrozenTrial]) -> int:
     )
 
 
+class Surplus(Exception):
+    """Ends a surplus trial (FAIL, with SURPLUS_ATTR) before it samples or trains anything."""
+
+
 def changed_overrides(name: str, started: list[str], now: list[str]) -> str:
     """Why a study cannot go on under other overrides, in two short lines: only the overrides that differ (its
     whole base would be a paragraph), then what to type instead."""
@@ -118,7 +123,7 @@ def requeue_interrupted(study: optuna.Study) -> None:
     Stale trials of SIGKILLed processes are re-queued by RetryHeartbeatStaleTrialCallback; this covers the rest,
     so a balanced sweep keeps every model's share after an interruption.
     """
-    trials = study.get_trials(deepcopy=False)
+    trials = ran(study.get_trials(deepcopy=False))
     retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials} | {t.user_attrs.get("retry_of") for t in trials}
     for trial in trials:
         if trial.state == TrialState.FAIL and "error" not in trial.user_attrs and trial.number not in retried:
@@ -140,7 +145,17 @@ class Objective:
         )
         return runs[0].info.run_id if runs else None
 
+    def surplus(self, trial: optuna.Trial) -> bool:
+        """Whether the trials created before this one spend the budget (finished ones, and those still running): workers
+        that each saw a slot left at the same moment created one trial too many; the later one gives way. Trial numbers
+        are handed out by the storage, one at a time, so exactly one of them goes on."""
+        earlier = [t for t in trial.study.get_trials(deepcopy=False) if t.number < trial.number]
+        return counted(earlier) + sum(t.state == TrialState.RUNNING for t in earlier) >= self.spec.n_trials
+
     def __call__(self, trial: optuna.Trial) -> float:
+        if self.surplus(trial):
+            trial.set_user_attr(SURPLUS_ATTR, "the budget was spent by trials other workers had started")
+            raise Surplus()
         params = {p.key: p.suggest(trial) for p in self.spec.space}
         searched = self.spec.overrides(params)[len(self.spec.base):]
         tags = runs.child_tags(self.parent_run_id) | {
@@ -188,7 +203,7 @@ def close_killed_trial_runs(study: optuna.Study, objective: "Objective") -> None
     """A SIGKILLed trial leaves its MLflow run RUNNING; once its heartbeat went stale and the trial is failed,
     mark the run KILLED. Called whenever stale trials may have been failed: in every worker's loop, and when
     the sweep ends."""
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+    for trial in ran(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))):
         if "error" in trial.user_attrs or trial.number in objective.settled:
             continue
         run_id = objective._trial_run(trial.number)
@@ -226,7 +241,7 @@ def show_trials(client: MlflowClient, spec: SweepSpec, parent_run_id: str) -> st
 def closing_tags(client: MlflowClient, parent_run_id: str, study: optuna.Study) -> dict[str, str]:
     """How many trials ended how and the best one, for the parent's tags as it closes; the best trial is marked
     and its numbers copied to the parent, so sweeps compare side by side in MLflow's runs table."""
-    trials = study.get_trials(deepcopy=False)
+    trials = ran(study.get_trials(deepcopy=False))
     tags = {f"trials.{state.name.lower()}": str(sum(t.state == state for t in trials)) for state in TrialState}
     if any(t.state == TrialState.COMPLETE for t in trials):
         best = study.best_trial
