@@ -222,7 +222,7 @@ def test_two_workers_submitted_through_submitit_share_the_budget_and_lose_nothin
     trial runs once. Popen workers against PostgreSQL: tests/test_server.py."""
     path = sweep_file(tmp_path, "pair", n_trials=3, pruner={"type": "none"})
     url = storage_url(tmp_path)
-    code, out, err = sweep_main(str(path), "--storage", url, "--workers", "2", "--launcher", "local")
+    code, out, err = sweep_main(str(path), "trainer.max_epochs=1", "--storage", url, "--workers", "2", "--launcher", "local")
     assert code == 0, err[-3000:]
     assert out.startswith("sweep: 2 worker(s) submitted through submitit (local): jobs ")
     study = optuna.load_study(study_name="pair", storage=url)
