@@ -77,7 +77,12 @@ def cli() -> None:
 def launch() -> None:
     """Hydra's app. A job's end is its own (`run`); a stop that lands outside every job, as in a multirun that waits
     for the jobs a launcher plugin runs elsewhere, ends the command as any stop does: one line, 130 or 143."""
-    main()
+    from digits_bench.tracking.multirun import close_open
+
+    try:
+        main()
+    finally:
+        close_open()  # a multirun that ended early: its parent closed, before the command's last line
 
 
 if __name__ == "__main__":

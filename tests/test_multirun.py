@@ -1,6 +1,6 @@
 """Hydra multirun (`python -m digits_bench -m ...`) with its jobs launched through submitit (`hydra/launcher=local`,
-each job a process of its own, as on a cluster): a failing job, and a stopped multirun. The happy multirun with Hydra's
-basic launcher is a step of tests/test_journey.py."""
+each job a process of its own, as on a cluster): a job that fails while the others train, then the multirun stopped.
+The happy multirun with Hydra's basic launcher is a step of tests/test_journey.py."""
 from __future__ import annotations
 
 import os
@@ -12,20 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, TINY, all_runs
+from digits_bench.tracking.multirun import exit_status, failed_jobs
 
-pytestmark = pytest.mark.fit
-
-
-def multirun(tmp_path: Path, *overrides: str, **popen: object) -> subprocess.Popen:
-    """`python -m digits_bench -m OVERRIDES`, from an empty folder, so anything Hydra writes to the working directory
-    shows up there."""
-    work = tmp_path / "cwd"
-    work.mkdir()
-    env = os.environ | {"PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path / "tmp"), "OMP_NUM_THREADS": "1"}
-    (tmp_path / "tmp").mkdir()
-    return subprocess.Popen([sys.executable, "-m", "digits_bench", "-m", *overrides], cwd=work, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)  # type: ignore[call-overload]
+from .conftest import ROOT, all_runs
 
 
 def job_logs(store: Path) -> str:
@@ -33,40 +22,40 @@ def job_logs(store: Path) -> str:
 
 
 @pytest.mark.slow
-def test_a_failed_job_launched_elsewhere_is_reported_and_the_others_go_on(tmp_path: Path, isolated_store: Path):
-    process = multirun(tmp_path, "hydra/launcher=local", "optimizer.lr=1e6,0.1", *TINY)  # job 0 diverges
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 1, err[-3000:]  # a training failure, not bad input
-    (line,) = [line for line in err.splitlines() if line.startswith("multirun: ")]
-    assert line.startswith("multirun: 1 job(s) failed: #0 (exit status 1, its log: ") and "Traceback" not in err
-    log = Path(line.split("its log: ")[1].rstrip(")"))
-    assert log.parent.parent == isolated_store / "submitit"
-    assert "digits_bench: error: training diverged" in log.read_text()  # the job's own one line, in its log
+@pytest.mark.fit
+def test_a_job_fails_the_others_go_on_and_a_stop_ends_every_job_killed(tmp_path: Path, isolated_store: Path):
+    """Job #0 is refused at once (a bad value only it has): it is reported (on the parent run, and by the command) while job #1 trains on. Then
+    `kill PID` of the command: job #1's run ends KILLED, no job outlives the command, which ends in one line, 143."""
+    work = tmp_path / "cwd"  # an empty folder: anything Hydra writes to the working directory shows up there
+    work.mkdir()
+    env = os.environ | {"PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digits_bench", "-m", "hydra/launcher=local", "optimizer.lr=-1,0.1", "model=linear",
+         "data.subset=20000", "data.val_size=500", "data.test_subset=100", "trainer.max_epochs=200",
+         "tracking.system_metrics=false"], cwd=work, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ("optimizer.lr must be > 0" in job_logs(isolated_store) and "epoch 2 (3 of 200)" in job_logs(isolated_store)):
+        time.sleep(0.3)
+    assert "multirun: job #0 failed (exit status 2, its log: " in job_logs(isolated_store)  # job #0's own line
+    process.send_signal(signal.SIGTERM)  # job #1 still training
+    out, err = process.communicate(timeout=90)
+    assert process.returncode == 143 and "Traceback" not in err, err[-3000:]
+    failed, stopped = err.strip().splitlines()[-2:]
+    assert failed.startswith("multirun: 1 job(s) failed: #0 (exit status 2, its log: ")
+    log = Path(failed.split("its log: ")[1].rstrip(")"))
+    assert log.parent.parent == isolated_store / "submitit" and "digits_bench: error: optimizer.lr must be > 0" in log.read_text()
+    assert stopped == "digits_bench: error: stopped (SIGTERM)"
     runs = all_runs(isolated_store)
     (parent,) = [r for r in runs if r.data.tags.get("multirun.role") == "parent"]
-    statuses = {r.data.tags["multirun.job"]: r.info.status for r in runs if r is not parent}
-    assert statuses == {"0": "FAILED", "1": "FINISHED"} and parent.info.status == "FAILED"
-    assert parent.data.tags["multirun.failed_jobs"] == "1" and "test/acc_mean" in parent.data.metrics
-    job = next(r for r in runs if r.data.tags.get("multirun.job") == "1")
-    assert f"multirun: job #1 FINISHED  val/acc_best {job.data.metrics['val/acc_best']:.4f}" in out
-    assert list((tmp_path / "cwd").iterdir()) == []
-
-
-@pytest.mark.slow
-def test_stopping_a_multirun_stops_the_jobs_it_launched_killed(tmp_path: Path, isolated_store: Path):
-    """`kill PID` of the command while its two jobs train in processes of their own: each job's run ends KILLED, no
-    job outlives the command, which ends in one line with 143."""
-    process = multirun(tmp_path, "hydra/launcher=local", "optimizer.lr=0.1,0.05", "model=linear", "data.subset=20000",
-                       "data.val_size=500", "data.test_subset=100", "trainer.max_epochs=200", "tracking.system_metrics=false")
-    deadline = time.time() + 120
-    while time.time() < deadline and job_logs(isolated_store).count("epoch 1 (2 of 200)") < 2:
-        time.sleep(0.3)  # both jobs training
-    assert job_logs(isolated_store).count("epoch 1 (2 of 200)") == 2, job_logs(isolated_store)[-3000:]
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=90)
-    assert process.returncode == 143 and err.splitlines()[-1] == "digits_bench: error: stopped (SIGTERM)", err[-3000:]
-    assert "Traceback" not in err
-    runs = all_runs(isolated_store)
-    assert sorted((r.data.tags["multirun.role"], r.info.status) for r in runs) == [
-        ("job", "KILLED"), ("job", "KILLED"), ("parent", "KILLED")]
+    # job #0 was refused before it opened a run; job #1's was stopped
+    assert {r.data.tags["multirun.job"]: r.info.status for r in runs if r is not parent} == {"1": "KILLED"}
+    assert parent.info.status == "KILLED" and parent.data.tags["multirun.failed_jobs"] == "1"
     assert subprocess.run(["pgrep", "-f", str(isolated_store / "submitit")], capture_output=True).stdout == b""
+    assert list(work.iterdir()) == []
+
+
+def test_the_end_of_a_multirun_names_its_failed_jobs_in_order_and_exits_with_the_worst_status():
+    tags = {"multirun.failed.10": "exit status 2, its log: b", "multirun.failed.2": "exit status 1, error above",
+            "multirun.overrides": "model=a,b"}
+    assert failed_jobs(tags) == {"#2": "exit status 1, error above", "#10": "exit status 2, its log: b"}
+    assert exit_status(list(failed_jobs(tags).values())) == 2 and exit_status(["RunFailed: no test metric"]) == 1

@@ -8,7 +8,6 @@ Kept import-light: Hydra instantiates the callback on every run, single runs inc
 """
 from __future__ import annotations
 
-import atexit
 import re
 import sys
 from pathlib import Path
@@ -24,6 +23,14 @@ from digits_bench.names import Metric, Tag, run_name
 
 SUMMARISED = (Metric.VAL_ACC_BEST, Metric.TEST_ACC)  # what a multirun's parent sums up of its jobs
 _failed_codes: list[int] = []  # exit statuses of this process's jobs that failed with a one-line error
+_open: list["GroupMultirun"] = []  # the multirun this process launches, while its parent run is open
+
+
+def close_open() -> None:
+    """Close the parent of a multirun that ended before its end callback (a job that raised, a stop), so its failed
+    jobs are named before the command's own last line; the entry point calls it as Hydra's app returns or raises."""
+    while _open:
+        _open.pop().close_early()
 
 
 def job_failed_in_multirun(code: int) -> bool:
@@ -108,7 +115,7 @@ class GroupMultirun(Callback):
 
         group.closing.append(summarise)
         self.parent, self.group = group.run_id, group
-        atexit.register(self._close_if_open)  # a failed job ends Hydra's multirun before on_multirun_end
+        _open.append(self)  # a failed job, or a stop, ends Hydra's multirun before on_multirun_end: `close_open` then
         signals.install(stop_local_jobs)  # for the whole multirun: a stop between jobs, or of jobs launched here, too
         link = views.show_children(self.client, self.parent, SUMMARISED, swept_keys(typed))
         print(f"multirun: MLflow parent run {self.parent} groups its jobs: {link}", flush=True)
@@ -146,7 +153,7 @@ class GroupMultirun(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from digits_bench.errors import RunFailed
 
-        failed = failed_jobs(self.client.get_run(self.parent).data.tags) if self.parent else {}
+        failed = self._failed_jobs()
         if self.parent and self.elsewhere:  # their summaries went to their logs: one line each here
             from digits_bench.tracking import runs
 
@@ -154,13 +161,22 @@ class GroupMultirun(Callback):
                 scores = "  ".join(f"{key} {job.data.metrics[key]:.4f}" for key in SUMMARISED if key in job.data.metrics)
                 print(f"multirun: job #{job.data.tags.get(Tag.MULTIRUN_JOB)} {job.info.status}  {scores}  run {job.info.run_id}", flush=True)
         self._close(RunFailed(f"{len(failed)} job(s) failed: {', '.join(failed)}") if failed else None, len(failed))
+        _open.clear()
+        if failed:
+            sys.exit(exit_status(list(failed.values())))
+
+    def _failed_jobs(self) -> dict[str, str]:
+        """The jobs that reported a failure on the parent, each printed with why (the multirun's end, or its stop)."""
+        if self.parent is None:
+            return {}
+        failed = failed_jobs(self.client.get_run(self.parent).data.tags)
         if failed:
             listed = "; ".join(f"{job} ({why})" for job, why in failed.items())
             print(f"multirun: {len(failed)} job(s) failed: {listed}", file=sys.stderr, flush=True)
-            sys.exit(exit_status(list(failed.values())))
+        return failed
 
-    def _close_if_open(self) -> None:
-        """At exit, when the multirun ended early: KILLED when it was stopped (a signal, or a job of it was), else FAILED."""
+    def close_early(self) -> None:
+        """When the multirun ended early: KILLED when it was stopped (a signal, or a job of it was), else FAILED."""
         if self.parent is None:
             return
         from digits_bench.errors import KILLED, RunFailed
@@ -168,7 +184,8 @@ class GroupMultirun(Callback):
         from digits_bench.tracking import runs
 
         stopped = signals.received() or any(r.info.status == KILLED for r in runs.children(self.client, self.parent))
-        self._close(KeyboardInterrupt() if stopped else RunFailed("the multirun ended before its last job"))
+        failed = self._failed_jobs()
+        self._close(KeyboardInterrupt() if stopped else RunFailed("the multirun ended before its last job"), len(failed))
 
     def _close(self, error: BaseException | None, failed: int = 0) -> None:
         """End the parent's block: its finished jobs summed up on it (what they share, mean ± std and best), then
