@@ -45,7 +45,7 @@ RUN_BY = {
         "tests/test_scale_out.py::test_torchrun_on_two_nodes_is_one_run_that_a_stop_on_either_kills_and_resume_continues",
     "sbatch examples/slurm/train.sbatch model=vgg_bn aug=on": "tests/test_scale_out.py::test_the_sbatch_example_under_srun_trains_one_run_on_two_nodes",
     "python -m digits_bench -m hydra/launcher=local model=lenet,mlp_128_64 trainer.max_epochs=2 data.subset=5000":
-        "tests/test_multirun.py::test_a_failed_job_launched_elsewhere_is_reported_and_the_others_go_on",
+        "tests/test_multirun.py::test_a_job_fails_the_others_go_on_and_a_stop_ends_every_job_killed",
     "python -m digits_bench.sweep lenet data.subset=3000 trainer.max_epochs=1 --n-trials 4 --workers 2 --launcher local":
         "tests/test_sweep.py::test_two_workers_submitted_through_submitit_share_the_budget_and_lose_nothing",
 }

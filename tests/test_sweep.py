@@ -262,7 +262,8 @@ def sweep_main(capfd: pytest.CaptureFixture[str]):
     """`python -m digits_bench.sweep ARGS` in-process: (exit code, stdout, stderr); logger levels restored after."""
     import logging
 
-    from digits_bench.sweep.__main__ import QUIET_LOGGERS, main
+    from digits_bench.sweep import QUIET_LOGGERS
+    from digits_bench.sweep.__main__ import main
 
     levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
 

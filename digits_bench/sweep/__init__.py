@@ -5,9 +5,14 @@ Import-light: the verbs that take a study's storage (sweep, compare --study, rep
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from typing import Any
 
+# Per-trial chatter (Lightning's devices, tips, "fit stopped"; Optuna's per-trial lines and failed-trial
+# tracebacks; a run's own start/end lines) would bury the one progress line per trial.
+QUIET_LOGGERS = {"lightning": logging.ERROR, "lightning.pytorch": logging.ERROR, "lightning.fabric": logging.ERROR,
+                 "optuna": logging.ERROR, "digits_bench.training.run": logging.WARNING}
 # Optuna's own CLI reads its storage URL from here too: a URL with a password stays off the command line (`ps` shows it)
 STORAGE_ENV = "OPTUNA_STORAGE"
 

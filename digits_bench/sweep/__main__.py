@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -10,16 +9,10 @@ from typing import TYPE_CHECKING
 from digits_bench.entry import command
 from digits_bench.errors import ConfigError, RunFailed
 from digits_bench.launcher import PRESETS
-from digits_bench.sweep import STORAGE_ENV, add_storage_argument
+from digits_bench.sweep import QUIET_LOGGERS, STORAGE_ENV, add_storage_argument
 
 if TYPE_CHECKING:
     from digits_bench.sweep.spec import SweepSpec
-
-# Per-trial chatter (Lightning's devices, tips, "fit stopped"; Optuna's per-trial lines and failed-trial
-# tracebacks; a run's own start/end lines) would bury the one progress line per trial.
-QUIET_LOGGERS = {"lightning": logging.ERROR, "lightning.pytorch": logging.ERROR, "lightning.fabric": logging.ERROR,
-                 "optuna": logging.ERROR, "digits_bench.training.run": logging.WARNING}
-
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(

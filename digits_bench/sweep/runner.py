@@ -29,7 +29,7 @@ from digits_bench.config import compose_config
 from digits_bench.errors import ConfigError, RunFailed
 from digits_bench.names import TRIAL_RUN_ATTR, Tag, run_name
 from digits_bench.tracking import runs, views
-from digits_bench.tracking.handoff import passing_down
+from digits_bench.tracking.handoff import inherited, passing_down
 from digits_bench.tracking.store import enable_wal, make_client, store_lock
 from digits_bench.training.run import train
 from digits_bench.sweep import SURPLUS_ATTR, ran
@@ -282,14 +282,24 @@ class SubmittedWorker:
         stop_local_jobs() if self.local else self.job.cancel(check=False)  # SIGTERM: its trial's run ends KILLED
 
 
-def worker(argv: list[str]) -> int:
-    """A submitted job's work: `python -m digits_bench.sweep ARGV` in the job's own process (its exit code)."""
-    from digits_bench.sweep.__main__ import main
+def submitted_worker(spec: SweepSpec, index: int) -> int:
+    """A worker submitted through a launcher, in the job's own process: `work` on the study and under the parent handed
+    down (the environment, not the pickled call, carries the storage URL: it may hold a password). A SIGTERM stops it
+    as it stops any command, its trial's run KILLED. Returns its exit code."""
+    from digits_bench.entry import command
+    from digits_bench.signals import interrupts
+    from digits_bench.sweep import QUIET_LOGGERS
 
-    return main(argv)
+    @command(quiet=QUIET_LOGGERS)
+    def run() -> None:
+        with interrupts():
+            work(spec, inherited("storage") or "", inherited("parent") or "", index)
+
+    return run()
 
 
-def start_workers(worker_args: list[str], workers: int, launcher: str | None, launcher_overrides: list[str]) -> list[Any]:
+def start_workers(spec: SweepSpec, worker_args: list[str], workers: int, launcher: str | None,
+                  launcher_overrides: list[str]) -> list[Any]:
     """`workers` workers on the study: processes of this machine, or jobs through `launcher`'s preset."""
     if launcher is None:
         command = [sys.executable, "-m", "digits_bench.sweep", *worker_args]
@@ -297,7 +307,7 @@ def start_workers(worker_args: list[str], workers: int, launcher: str | None, la
     from digits_bench.launcher import executor
 
     submitter = executor(launcher, "digits_bench-sweep", launcher_overrides)
-    jobs = submitter.map_array(worker, [[*worker_args, "--worker-index", str(i)] for i in range(workers)])  # one job array
+    jobs = submitter.map_array(submitted_worker, [spec] * workers, list(range(workers)))  # one job array
     folder = Path(str(submitter.folder)).parent
     print(f"sweep: {workers} worker(s) submitted through submitit ({launcher}): jobs {', '.join(j.job_id for j in jobs)}; "
           f"their output: {folder}/<job id>/", flush=True)
@@ -311,7 +321,7 @@ def run_workers(spec: SweepSpec, study: optuna.Study, parent: str, storage_url: 
     the budget was spent fails the sweep."""
     # their trials nest under this sweep's parent, in this study (not on their command lines: it may hold a password)
     with passing_down(parent=parent, storage=storage_url):
-        processes = start_workers(worker_args, workers, launcher, launcher_overrides or [])
+        processes = start_workers(spec, worker_args, workers, launcher, launcher_overrides or [])
     try:
         codes = [p.wait() for p in processes]
     except KeyboardInterrupt:
