@@ -48,6 +48,15 @@ RUN_BY = {
         "tests/test_multirun.py::test_a_job_fails_the_others_go_on_and_a_stop_ends_every_job_killed",
     "python -m digits_bench.sweep lenet data.subset=3000 trainer.max_epochs=1 --n-trials 4 --workers 2 --launcher local":
         "tests/test_sweep.py::test_two_workers_submitted_through_submitit_share_the_budget_and_lose_nothing",
+    "python -m digits_bench.server start --state-dir .server": "tests/test_server.py::stack",
+    "python -m digits_bench.server status --state-dir .server":
+        "tests/test_server.py::test_stopped_and_started_it_keeps_everything_and_a_backup_brings_it_back_after_a_wipe",
+    "python -m digits_bench.server stop --state-dir .server":
+        "tests/test_server.py::test_stopped_and_started_it_keeps_everything_and_a_backup_brings_it_back_after_a_wipe",
+    "python -m digits_bench.server backup /backups/digits-1 --state-dir .server":
+        "tests/test_server.py::test_stopped_and_started_it_keeps_everything_and_a_backup_brings_it_back_after_a_wipe",
+    "python -m digits_bench.server restore /backups/digits-1 --state-dir .server":
+        "tests/test_server.py::test_stopped_and_started_it_keeps_everything_and_a_backup_brings_it_back_after_a_wipe",
 }
 MINUTES = "trains for minutes on a CPU; the journey trains the same path with tiny overrides"
 NOT_RUN = {

@@ -34,8 +34,8 @@ def start_server(backend_uri: str, host: str, port: int, log: Path, *, workers: 
     """Start `mlflow server` on `backend_uri` in a session of its own (stopped as a group), its output in `log`.
     The store's URI goes through the environment (MLflow's own variables), not the command line: a PostgreSQL URI
     holds its password, and any local user can read a command line (`ps -eo args`), never another's environment."""
-    mlflow = str(Path(sys.executable).with_name("mlflow"))
-    command_line = [mlflow, "server", "--host", host, "--port", str(port), "--workers", str(workers),
+    # this interpreter's MLflow (not a console script beside it: an interpreter run with PYTHONPATH has none)
+    command_line = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port), "--workers", str(workers),
                     "--uvicorn-opts", "--no-access-log", *options]
     env = {"MLFLOW_BACKEND_STORE_URI": backend_uri, "MLFLOW_REGISTRY_STORE_URI": backend_uri} | (env or {})
     log.parent.mkdir(parents=True, exist_ok=True)
