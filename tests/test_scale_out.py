@@ -82,6 +82,7 @@ def test_torchrun_on_two_nodes_is_one_run_that_a_stop_on_either_kills_and_resume
     assert f"run {run.info.run_id}" not in Path(f"{again}.1").read_text()  # results once, from rank 0
 
 
+@pytest.mark.slow
 @pytest.mark.fit
 def test_the_sbatch_example_under_srun_trains_one_run_on_two_nodes(tmp_path: Path, isolated_store: Path):
     """examples/slurm/train.sbatch run as SLURM runs a batch script (its variables set, srun on the PATH: here one

@@ -136,6 +136,7 @@ def test_no_password_is_on_any_command_line(stack: server.ServerInfo):
     assert [line for line in command_lines if any(secret in line for secret in secrets)] == []
 
 
+@pytest.mark.slow
 def test_stopped_and_started_it_keeps_everything_and_a_backup_brings_it_back_after_a_wipe(stack: server.ServerInfo,
                                                                                           tmp_path: Path):
     state = Path(stack.state_dir)
@@ -194,6 +195,7 @@ def test_stopped_and_started_it_keeps_everything_and_a_backup_brings_it_back_aft
         assert history(restored) == kept
 
 
+@pytest.mark.slow
 def test_a_user_without_root_runs_postgresql_as_itself(tmp_path: Path):
     """The same start by an account without root (made here), from its own 0700 home: PostgreSQL and the MLflow server
     run as that account; stop stops both."""
