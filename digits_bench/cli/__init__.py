@@ -28,6 +28,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "data": ("digits_bench.data.__main__", "rebuild and md5-verify the datasets"),
     "server": ("digits_bench.server.__main__", "PostgreSQL + MLflow tracking server for a team"),
     "ui": ("digits_bench.ui.__main__", "MLflow's UI on the local store, quiet, with the link to its runs (make ui)"),
+    "dashboard": ("digits_bench.dashboard.__main__", "optuna-dashboard on the sweeps' studies in the local store (make dashboard)"),
 }
 
 

@@ -13,9 +13,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from digits_bench import packaged
 from digits_bench.errors import ConfigError, fitted, nearest
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = packaged.folder("conf")
 
 
 @functools.lru_cache(maxsize=None)
@@ -26,6 +27,20 @@ def private_temp_dir(purpose: str) -> str:
 
 
 OmegaConf.register_new_resolver("private_tmp", private_temp_dir, replace=True)  # conf/config.yaml's hydra.sweep.dir
+
+
+def data_home() -> str:
+    """`${data_home:}`, where the datasets go unless DIGITS_BENCH_DATA says: `data/` where you run in a checkout (make
+    runs from its top); installed from a wheel, one folder per user ($XDG_DATA_HOME/digits_bench, else
+    ~/.local/share/digits_bench), whichever folder you run from."""
+    if packaged.in_checkout():
+        return "data"
+    import os
+
+    return str(Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "digits_bench")
+
+
+OmegaConf.register_new_resolver("data_home", data_home, replace=True)  # conf/paths/default.yaml's data_dir
 
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config", keep_hydra: bool = False) -> DictConfig:

@@ -8,10 +8,11 @@ from typing import Any, Sequence
 import optuna
 import yaml
 
+from digits_bench import packaged
 from digits_bench.errors import ConfigError
 from digits_bench.names import Metric
 
-SWEEPS_DIR = Path(__file__).resolve().parents[2] / "sweeps"
+SWEEPS_DIR = packaged.folder("sweeps")
 KINDS = ("float", "int", "categorical")
 
 
