@@ -6,7 +6,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-FOLDERS = ("conf", "sweeps")  # digits_bench.packaged.FOLDERS (not imported: the build must not import the package)
+FOLDERS = ("conf", "sweeps")  # what digits_bench.packaged.folder finds in digits_bench/_packaged/
 
 
 class BuildWithData(build_py):

@@ -9,8 +9,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 CHECKOUT = PACKAGE.parent
-COPIED = "_packaged"  # the build's copy, inside the package
-FOLDERS = ("conf", "sweeps")
+COPIED = "_packaged"  # the build's copy, inside the package (setup.py copies conf/ and sweeps/ there)
 
 
 def folder(name: str) -> Path:

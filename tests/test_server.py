@@ -43,7 +43,7 @@ def server_command(*args: str, user: str | None = None, env: dict[str, str] | No
 
 def exported(stdout: str) -> dict[str, str]:
     """The variables `start` (or `restore`) printed to export."""
-    lines = [line.removeprefix("export ").split("  #")[0] for line in stdout.splitlines() if line.startswith("export ")]  # noqa: E501
+    lines = [line.removeprefix("export ").split("  #")[0] for line in stdout.splitlines() if line.startswith("export ")]
     return {name: value.strip("'") for name, _, value in (line.partition("=") for line in lines)}
 
 
